@@ -1,0 +1,3 @@
+//! The hermetic lab each case runs in.
+
+pub mod firewall;
