@@ -1,9 +1,23 @@
 //! `cni-conformance`: a conformance and test suite for CNI plugins and the runtimes that call them.
 //!
-//! The crate is organised by job: [`net`] talks rtnetlink, [`lab`] builds hermetic namespaces,
-//! [`schema`] validates documents per spec version.
+//! Modules by job: [`ns`] namespace primitives, [`net`] rtnetlink, [`lab`] hermetic labs and host
+//! snapshots, [`runner`] plugin invocation, [`probe`] packets, [`schema`] per-version JSON Schemas,
+//! [`cni`] reading CNI documents, [`profile`] plugin configurations, [`case`] the case model,
+//! [`cases`] the catalogue, [`exec`] selection and parallel execution, [`report`] output.
 #![deny(missing_docs)]
 
+pub mod case;
+pub mod cases;
+pub mod cli;
+pub mod cni;
+pub mod exec;
 pub mod lab;
 pub mod net;
+pub mod ns;
+pub mod preflight;
+pub mod probe;
+pub mod profile;
+pub mod report;
+pub mod runner;
 pub mod schema;
+pub mod version;

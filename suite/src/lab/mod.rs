@@ -1,3 +1,194 @@
-//! The hermetic lab each case runs in.
+//! The hermetic lab each case runs in (DESIGN §1–2).
+//!
+//! A lab is a fresh network namespace (the plugin's "host"), a fresh mount namespace with private
+//! `/run`, `/var/lib/cni` and `/sys`, an "outside" namespace reached over an uplink veth, and any
+//! number of container namespaces bind-mounted under the lab's private `/run/netns`. The lab holds
+//! only file descriptors: when the suite exits, even by SIGKILL, the kernel frees every namespace
+//! and everything the plugin made in them. Nothing in the machine's own namespaces is touched.
+//!
+//! ```text
+//!  [outside ns] 198.18.0.2/24 (+198.19.0.1/32 on lo) <-- uplink --> 198.18.0.1/24 [lab host ns]
+//!                                                                     |-- [container ns ...]
+//! ```
 
 pub mod firewall;
+mod keep;
+mod mounts;
+pub mod snapshot;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::net::{IpNet, Rtnl};
+use crate::ns::{self, NsError};
+
+pub use keep::KeptLab;
+pub use snapshot::HostSnapshot;
+
+/// The lab host's address on the uplink.
+pub const UPLINK_HOST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// The outside namespace's address on the uplink (the lab host's default gateway).
+pub const UPLINK_OUTSIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+/// An address behind the outside host, reached only through the lab host's default route.
+pub const REMOTE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+/// Name of the uplink link in the lab host namespace.
+pub const UPLINK_IFNAME: &str = "uplink0";
+/// Directory (inside the lab) that holds namespace files.
+pub const NETNS_DIR: &str = "/run/netns";
+
+/// Errors while building or using a lab.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// A namespace operation failed.
+    #[error(transparent)]
+    Ns(#[from] NsError),
+    /// A netlink request failed.
+    #[error("lab network setup: {0}")]
+    Net(#[from] crate::net::NetError),
+    /// Reading packet-filter state failed.
+    #[error("lab firewall snapshot: {0}")]
+    Firewall(#[from] firewall::FirewallError),
+    /// A container name was used twice or is unknown.
+    #[error("container namespace {0:?}: {1}")]
+    Container(String, &'static str),
+    /// Something else (a file in the lab, a process).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A container network namespace inside the lab.
+#[derive(Debug)]
+pub struct ContainerNs {
+    /// Short name given by the case.
+    pub name: String,
+    /// Path of the namespace file inside the lab (the `CNI_NETNS` value).
+    pub path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl ContainerNs {
+    /// The open namespace handle.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// One hermetic lab.
+#[derive(Debug)]
+pub struct Lab {
+    host_net: OwnedFd,
+    mnt: OwnedFd,
+    outside: OwnedFd,
+    containers: Mutex<HashMap<String, Arc<ContainerNs>>>,
+}
+
+impl Lab {
+    /// Builds a new lab: namespaces, private mounts, outside host and uplink.
+    pub fn new() -> Result<Self, LabError> {
+        let (host_net, mnt) = mounts::new_host_namespaces()?;
+        let outside = ns::create_netns_file(mnt.as_fd(), &Path::new(NETNS_DIR).join("outside"))?;
+        let lab = Lab { host_net, mnt, outside, containers: Mutex::new(HashMap::new()) };
+        lab.wire_uplink()?;
+        Ok(lab)
+    }
+
+    fn wire_uplink(&self) -> Result<(), LabError> {
+        let host = self.host_rtnl()?;
+        host.create_veth(UPLINK_IFNAME, "eth0", Some(self.outside.as_fd()))?;
+        let up = host.link_by_name(UPLINK_IFNAME)?.ok_or_else(|| crate::net::NetError::NoSuchLink(UPLINK_IFNAME.into()))?;
+        host.add_address(up.index, net(IpAddr::V4(UPLINK_HOST), 24))?;
+        host.set_up(up.index, true)?;
+        host.add_route(None, Some(IpAddr::V4(UPLINK_OUTSIDE)), Some(up.index))?;
+
+        let out = self.outside_rtnl()?;
+        let eth0 = out.link_by_name("eth0")?.ok_or_else(|| crate::net::NetError::NoSuchLink("eth0".into()))?;
+        out.add_address(eth0.index, net(IpAddr::V4(UPLINK_OUTSIDE), 24))?;
+        out.set_up(eth0.index, true)?;
+        let lo = out.link_by_name("lo")?.ok_or_else(|| crate::net::NetError::NoSuchLink("lo".into()))?;
+        out.add_address(lo.index, net(IpAddr::V4(REMOTE), 32))?;
+        Ok(())
+    }
+
+    /// The lab host's network namespace (where the plugin runs).
+    pub fn host_net(&self) -> BorrowedFd<'_> {
+        self.host_net.as_fd()
+    }
+
+    /// The lab's mount namespace.
+    pub fn mnt(&self) -> BorrowedFd<'_> {
+        self.mnt.as_fd()
+    }
+
+    /// The outside namespace.
+    pub fn outside_net(&self) -> BorrowedFd<'_> {
+        self.outside.as_fd()
+    }
+
+    /// A netlink socket in the lab host namespace.
+    pub fn host_rtnl(&self) -> Result<Rtnl, LabError> {
+        Ok(Rtnl::in_netns(self.host_net())?)
+    }
+
+    /// A netlink socket in the outside namespace.
+    pub fn outside_rtnl(&self) -> Result<Rtnl, LabError> {
+        Ok(Rtnl::in_netns(self.outside_net())?)
+    }
+
+    /// Creates the container namespace `name` (file `/run/netns/<name>` in the lab).
+    pub fn add_container(&self, name: &str) -> Result<Arc<ContainerNs>, LabError> {
+        let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(LabError::Container(name.into(), "names are letters, digits, - and _"));
+        }
+        let mut map = self.containers.lock().map_err(|_| LabError::Other("container map poisoned".into()))?;
+        if map.contains_key(name) {
+            return Err(LabError::Container(name.into(), "already exists"));
+        }
+        let path = Path::new(NETNS_DIR).join(name);
+        let fd = ns::create_netns_file(self.mnt(), &path)?;
+        let c = Arc::new(ContainerNs { name: name.into(), path, fd });
+        map.insert(name.into(), Arc::clone(&c));
+        Ok(c)
+    }
+
+    /// Deletes a container namespace file, as a runtime does when a container dies. Handles that
+    /// are still open keep the namespace itself alive until they close.
+    pub fn remove_container(&self, name: &str) -> Result<(), LabError> {
+        let mut map = self.containers.lock().map_err(|_| LabError::Other("container map poisoned".into()))?;
+        let c = map.remove(name).ok_or_else(|| LabError::Container(name.into(), "unknown"))?;
+        ns::remove_netns_file(self.mnt(), &c.path)?;
+        Ok(())
+    }
+
+    /// A netlink socket inside a container namespace.
+    pub fn container_rtnl(&self, c: &ContainerNs) -> Result<Rtnl, LabError> {
+        Ok(Rtnl::in_netns(c.fd())?)
+    }
+
+    /// Snapshot of the lab host: links, addresses, routes, sysctls, packet filter, data dirs.
+    pub fn snapshot(&self) -> Result<HostSnapshot, LabError> {
+        snapshot::take(self)
+    }
+
+    /// Keeps the lab alive after the suite exits (for `--keep`) and says how to enter it.
+    pub fn keep(&self) -> Result<KeptLab, LabError> {
+        keep::keep(self)
+    }
+
+    /// Reads a file inside the lab's mount namespace (e.g. a plugin's data file).
+    pub fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, LabError> {
+        let path = path.to_path_buf();
+        Ok(ns::run_in(None, Some(self.mnt()), move || match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(NsError::Sys { op: format!("read {}", path.display()), source: e }),
+        })?)
+    }
+}
+
+fn net(addr: IpAddr, prefix: u8) -> IpNet {
+    IpNet { addr, prefix }
+}

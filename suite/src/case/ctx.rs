@@ -1,0 +1,326 @@
+//! What a case body works with: the target, a fresh lab, and helpers that run the plugin the way
+//! a runtime would and turn misbehaviour into findings.
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::{Finding, Verdict};
+use crate::lab::{ContainerNs, Lab, LabError};
+use crate::profile::{LabNeed, Profile};
+use crate::runner::{self, Invocation, Record};
+use crate::schema::{self, DocKind};
+
+/// The plugin under test and how the run judges it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Path of the plugin binary.
+    pub plugin: PathBuf,
+    /// Its file name.
+    pub plugin_name: String,
+    /// Directories for `CNI_PATH` (delegates and chain members are found there).
+    pub cni_path: Vec<PathBuf>,
+    /// Configuration and kind.
+    pub profile: Profile,
+    /// `supportedVersions` from its VERSION answer (empty when it gave none).
+    pub supported: Vec<String>,
+    /// The version the main cases run at: the highest released version every chain member supports.
+    pub version: Option<String>,
+    /// Limit for one invocation.
+    pub timeout: Duration,
+    /// `--strict`.
+    pub strict: bool,
+    /// The value of `PATH` plugins get.
+    pub path_env: String,
+}
+
+impl Target {
+    /// `CNI_PATH` joined with `:`.
+    pub fn cni_path_env(&self) -> String {
+        self.cni_path.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
+    }
+
+    /// Finds a chain member's binary by `type`, searching `CNI_PATH` like a runtime.
+    pub fn find_plugin(&self, plugin_type: &str) -> Option<PathBuf> {
+        if plugin_type.contains('/') {
+            return None;
+        }
+        self.cni_path.iter().map(|d| d.join(plugin_type)).find(|p| p.is_file())
+    }
+}
+
+/// One container attachment: a container namespace, a container id and an interface name.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    /// The container's namespace.
+    pub container: Arc<ContainerNs>,
+    /// `CNI_CONTAINERID`.
+    pub container_id: String,
+    /// `CNI_IFNAME`.
+    pub ifname: String,
+}
+
+impl Attachment {
+    /// `CNI_NETNS`.
+    pub fn netns(&self) -> String {
+        self.container.path.display().to_string()
+    }
+}
+
+/// A successful ADD of the whole chain.
+#[derive(Debug, Clone)]
+pub struct AddOutcome {
+    /// The final result (stdout of the last plugin, parsed).
+    pub result: Value,
+    /// Index of the plugin-under-test's ADD in [`Ctx::invocations`].
+    pub record: usize,
+}
+
+/// The working context of one case.
+pub struct Ctx<'a> {
+    /// The plugin under test.
+    pub target: &'a Target,
+    /// This case's private lab.
+    pub lab: Lab,
+    /// Every invocation the case made, in order.
+    pub invocations: Vec<Record>,
+    /// The invocation a failure is about (index into `invocations`); the last one when unset.
+    pub blame: Option<usize>,
+    containers: u32,
+}
+
+impl<'a> Ctx<'a> {
+    /// Builds a lab for one case, with what the profile needs.
+    pub fn new(target: &'a Target) -> Result<Self, LabError> {
+        let lab = Lab::new()?;
+        for need in &target.profile.needs {
+            match need {
+                LabNeed::MasterLink(name) => {
+                    let rtnl = lab.host_rtnl()?;
+                    let peer = format!("{}p", &name[..name.len().min(14)]);
+                    rtnl.create_veth(name, &peer, None)?;
+                    for n in [name.as_str(), peer.as_str()] {
+                        if let Some(l) = rtnl.link_by_name(n)? {
+                            rtnl.set_up(l.index, true)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Ctx { target, lab, invocations: Vec::new(), blame: None, containers: 0 })
+    }
+
+    /// The spec version the case runs at; a skip when the plugin supports none the suite knows.
+    pub fn version(&self) -> Result<String, Verdict> {
+        self.target
+            .version
+            .clone()
+            .ok_or_else(|| Verdict::Skip("the plugin supports no released spec version (see version/*)".into()))
+    }
+
+    /// A new container namespace and attachment (`eth0`, a fresh container id).
+    pub fn attachment(&mut self) -> Result<Attachment, Verdict> {
+        self.attachment_named("eth0")
+    }
+
+    /// A new container namespace and attachment with a given interface name.
+    pub fn attachment_named(&mut self, ifname: &str) -> Result<Attachment, Verdict> {
+        self.containers += 1;
+        let name = format!("ctr{}", self.containers);
+        let container = self.lab.add_container(&name)?;
+        Ok(Attachment { container, container_id: format!("cniconformance-{name}"), ifname: ifname.into() })
+    }
+
+    /// The standard environment for `command` (all six `CNI_*` variables for attachment verbs, as
+    /// libcni sets them; only `CNI_COMMAND` and `CNI_PATH` otherwise), plus `PATH`.
+    pub fn env(&self, command: &str, att: Option<&Attachment>) -> Vec<(String, String)> {
+        let mut env = vec![("CNI_COMMAND".to_string(), command.to_string())];
+        if let Some(a) = att {
+            env.push(("CNI_CONTAINERID".into(), a.container_id.clone()));
+            env.push(("CNI_NETNS".into(), a.netns()));
+            env.push(("CNI_IFNAME".into(), a.ifname.clone()));
+            env.push(("CNI_ARGS".into(), String::new()));
+        }
+        if command != "VERSION" {
+            env.push(("CNI_PATH".into(), self.target.cni_path_env()));
+        }
+        env.push(("PATH".into(), self.target.path_env.clone()));
+        env
+    }
+
+    /// The request configuration for chain member `index` (name and cniVersion injected, and
+    /// `prevResult` when given).
+    pub fn request(&self, index: usize, version: &str, prev: Option<&Value>) -> Value {
+        let mut obj: Map<String, Value> =
+            self.target.profile.plugins.get(index).and_then(Value::as_object).cloned().unwrap_or_default();
+        obj.insert("cniVersion".into(), Value::String(version.into()));
+        obj.insert("name".into(), Value::String(self.target.profile.network.clone()));
+        if let Some(p) = prev {
+            obj.insert("prevResult".into(), p.clone());
+        }
+        Value::Object(obj)
+    }
+
+    /// The request configuration of the plugin under test.
+    pub fn own_request(&self, version: &str, prev: Option<&Value>) -> Value {
+        self.request(self.target.profile.plugins.len().saturating_sub(1), version, prev)
+    }
+
+    /// Runs `program` in the lab with exactly `env` and `stdin`, and keeps the record.
+    pub fn invoke(&mut self, program: &Path, env: Vec<(String, String)>, stdin: Vec<u8>) -> usize {
+        let inv = Invocation {
+            program: program.to_path_buf(),
+            env,
+            stdin,
+            timeout: self.target.timeout,
+            output_cap: runner::DEFAULT_OUTPUT_CAP,
+            namespaces: Some((self.lab.mnt().as_raw_fd(), self.lab.host_net().as_raw_fd())),
+        };
+        self.invocations.push(runner::run(&inv));
+        self.invocations.len() - 1
+    }
+
+    /// Runs the plugin under test with the standard environment for `command`.
+    pub fn invoke_own(&mut self, command: &str, att: Option<&Attachment>, stdin: &Value) -> usize {
+        let env = self.env(command, att);
+        let program = self.target.plugin.clone();
+        self.invoke(&program, env, stdin.to_string().into_bytes())
+    }
+
+    /// A kept record.
+    pub fn record(&self, index: usize) -> &Record {
+        &self.invocations[index]
+    }
+
+    fn chain_program(&self, index: usize) -> Result<PathBuf, Verdict> {
+        let last = self.target.profile.plugins.len().saturating_sub(1);
+        if index == last {
+            return Ok(self.target.plugin.clone());
+        }
+        let ty = self.target.profile.plugins[index].get("type").and_then(Value::as_str).unwrap_or("");
+        self.target.find_plugin(ty).ok_or_else(|| {
+            Verdict::Skip(format!("chain member {ty:?} not found in CNI_PATH {}", self.target.cni_path_env()))
+        })
+    }
+
+    /// ADD through the whole chain at the run's version. A failing ADD of the plugin under test is
+    /// a violation (the case needed a working ADD); a failing earlier member is a suite problem.
+    pub fn add(&mut self, att: &Attachment) -> Result<AddOutcome, Verdict> {
+        let version = self.version()?;
+        self.add_at(att, &version)
+    }
+
+    /// ADD through the whole chain at `version`.
+    pub fn add_at(&mut self, att: &Attachment, version: &str) -> Result<AddOutcome, Verdict> {
+        let n = self.target.profile.plugins.len();
+        let mut prev: Option<Value> = None;
+        let mut own = 0;
+        for i in 0..n {
+            let program = self.chain_program(i)?;
+            let stdin = self.request(i, version, prev.as_ref()).to_string().into_bytes();
+            let env = self.env("ADD", Some(att));
+            let idx = self.invoke(&program, env, stdin);
+            let rec = &self.invocations[idx];
+            if !rec.exit.success() {
+                self.blame = Some(idx);
+                let msg = if i + 1 == n {
+                    format!("ADD failed ({})", rec.exit)
+                } else {
+                    format!("chain member {} failed ADD ({}); cannot judge the plugin", program.display(), rec.exit)
+                };
+                let seen = first_line(&rec.stdout, &rec.stderr);
+                return Err(if i + 1 == n {
+                    Verdict::Violation(Finding { message: msg, expected: Some("exit 0 and a result".into()), seen: Some(seen) })
+                } else {
+                    Verdict::Broken(format!("{msg}: {seen}"))
+                });
+            }
+            let Some(result) = rec.stdout_json() else {
+                self.blame = Some(idx);
+                return Err(Verdict::violation(
+                    "ADD succeeded but stdout is not a JSON result",
+                    "a JSON result on stdout",
+                    truncate(&rec.stdout, 200),
+                ));
+            };
+            prev = Some(result);
+            own = idx;
+        }
+        Ok(AddOutcome { result: prev.unwrap_or(Value::Null), record: own })
+    }
+
+    /// DEL through the chain in reverse order; returns the index of the plugin-under-test's record.
+    /// `prev` is the final ADD result (sent from 0.4.0 on, as libcni does).
+    pub fn del_raw(&mut self, att: &Attachment, prev: Option<&Value>, version: &str) -> Result<usize, Verdict> {
+        let n = self.target.profile.plugins.len();
+        let with_prev = version.parse::<crate::version::SpecVersion>().map(|v| v.has_check()).unwrap_or(false);
+        let mut own = 0;
+        for i in (0..n).rev() {
+            let program = self.chain_program(i)?;
+            let stdin = self.request(i, version, if with_prev { prev } else { None }).to_string().into_bytes();
+            let env = self.env("DEL", Some(att));
+            let idx = self.invoke(&program, env, stdin);
+            if i + 1 == n {
+                own = idx;
+            }
+        }
+        Ok(own)
+    }
+
+    /// DEL that must succeed.
+    pub fn del(&mut self, att: &Attachment, prev: Option<&Value>) -> Result<(), Verdict> {
+        let version = self.version()?;
+        let idx = self.del_raw(att, prev, &version)?;
+        self.expect_success(idx, "DEL")
+    }
+
+    /// A violation unless invocation `idx` exited 0.
+    pub fn expect_success(&mut self, idx: usize, what: &str) -> Result<(), Verdict> {
+        let rec = &self.invocations[idx];
+        if rec.exit.success() {
+            return Ok(());
+        }
+        self.blame = Some(idx);
+        Err(Verdict::violation(format!("{what} failed"), "exit 0", format!("{}: {}", rec.exit, first_line(&rec.stdout, &rec.stderr))))
+    }
+
+    /// Validates `doc` against the schema of `version`; violations become a finding.
+    pub fn schema_check(&self, version: &str, kind: DocKind, doc: &Value) -> Result<(), Verdict> {
+        match schema::validate(version, kind, doc) {
+            Ok(v) if v.is_empty() => Ok(()),
+            Ok(v) => Err(Verdict::violation(
+                format!("{kind:?} does not match the {version} schema"),
+                format!("a valid {version} document"),
+                v.iter().map(|x| format!("{}: {}", if x.path.is_empty() { "/" } else { &x.path }, x.message)).collect::<Vec<_>>().join("; "),
+            )),
+            Err(e) => Err(Verdict::Skip(format!("no schema to check against: {e}"))),
+        }
+    }
+}
+
+/// A one-line description of what a plugin printed: its error object when stdout holds one,
+/// otherwise the first non-empty line of stdout, else of stderr.
+pub(crate) fn first_line(stdout: &str, stderr: &str) -> String {
+    if let Some(e) = crate::cni::ErrorDoc::parse(stdout) {
+        if e.code.is_some() || e.msg.is_some() {
+            let code = e.code.map_or("no code".to_string(), |c| format!("code {c}"));
+            let details = e.details.map(|d| format!(" ({d})")).unwrap_or_default();
+            return truncate(&format!("error {code}: {}{details}", e.msg.unwrap_or_default()), 300);
+        }
+    }
+    let pick = |s: &str| s.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string);
+    let line = pick(stdout).or_else(|| pick(stderr)).unwrap_or_else(|| "(no output)".into());
+    truncate(&line, 300)
+}
+
+/// Shortens text for a one-line message.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}

@@ -1,0 +1,67 @@
+//! `add/*`: the ADD verb (SPEC §2 ADD, §5 Success).
+
+use serde_json::Value;
+
+use crate::case::{Applies, Case, Ctx, Level, Verdict, ANY_KIND, WITH_INTERFACES};
+use crate::schema::DocKind;
+use crate::version::SpecVersion;
+
+const ALWAYS: SpecVersion = SpecVersion(0, 1, 0);
+
+/// The cases of this area.
+pub const CASES: &[Case] = &[
+    Case {
+        id: "add/result-schema",
+        title: "the ADD result matches the result schema of the requested version",
+        level: Level::Must,
+        spec: "SPEC §5 Success (per version)",
+        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        body: result_schema,
+    },
+    Case {
+        id: "add/result-version",
+        title: "the ADD result's cniVersion equals the request's cniVersion",
+        level: Level::Must,
+        spec: "SPEC §2 ADD, §5 (output cniVersion = input cniVersion)",
+        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        body: result_version,
+    },
+    Case {
+        id: "add/result-matches-kernel",
+        title: "every interface, MAC, MTU, address, route and sandbox in the ADD result exists in the kernel",
+        level: Level::Must,
+        spec: "SPEC §5 Success (interfaces, ips, routes, sandbox); §2 ADD (create CNI_IFNAME in CNI_NETNS)",
+        applies: Applies { kinds: WITH_INTERFACES, since: ALWAYS },
+        body: result_matches_kernel,
+    },
+];
+
+fn result_schema(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let att = ctx.attachment()?;
+    let out = ctx.add(&att)?;
+    ctx.blame = Some(out.record);
+    let version = ctx.version()?;
+    ctx.schema_check(&version, DocKind::AddResult, &out.result)
+}
+
+fn result_version(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let att = ctx.attachment()?;
+    let out = ctx.add(&att)?;
+    ctx.blame = Some(out.record);
+    let version = ctx.version()?;
+    match out.result.get("cniVersion").and_then(Value::as_str) {
+        Some(v) if v == version => Ok(()),
+        other => Err(Verdict::violation(
+            "the result's cniVersion differs from the request",
+            format!("cniVersion {version:?}"),
+            other.map_or("no cniVersion".into(), |v| format!("cniVersion {v:?}")),
+        )),
+    }
+}
+
+fn result_matches_kernel(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let att = ctx.attachment()?;
+    let out = ctx.add(&att)?;
+    ctx.blame = Some(out.record);
+    super::kernel::verify_result(ctx, &att, &out.result)
+}

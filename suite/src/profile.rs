@@ -1,0 +1,227 @@
+//! Profiles: the network configuration a plugin is judged with, and what the lab must provide.
+//!
+//! A built-in profile is chosen from the binary's file name (DESIGN §3); `--config FILE` (a plugin
+//! object or a conflist whose last plugin is the one under test) replaces it for any other plugin.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+/// What kind of plugin is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// Creates `CNI_IFNAME` in the container (bridge, ptp, macvlan, ...).
+    Interface,
+    /// Returns addresses, creates nothing (host-local, static, dhcp).
+    Ipam,
+    /// Needs a `prevResult` and modifies an existing attachment (tuning, portmap, ...).
+    Chained,
+}
+
+/// Something the lab must build before the case runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabNeed {
+    /// A link of this name in the lab host to act as a parent (macvlan/ipvlan/vlan master).
+    MasterLink(String),
+}
+
+/// The configuration a plugin is judged with.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Where the profile came from ("built-in bridge", "--config path").
+    pub origin: String,
+    /// Kind of plugin under test.
+    pub kind: PluginKind,
+    /// Network name.
+    pub network: String,
+    /// Plugin objects in chain order, without `name`/`cniVersion`; the last one is under test.
+    pub plugins: Vec<Value>,
+    /// What the lab must build.
+    pub needs: Vec<LabNeed>,
+    /// Set when this plugin cannot be judged here, with the reason (e.g. a missing kernel module).
+    pub unavailable: Option<String>,
+}
+
+/// Errors loading a profile.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// No built-in profile and no `--config`.
+    #[error("no built-in profile for a plugin named {0:?}; pass --config FILE with a network configuration for it")]
+    Unknown(String),
+    /// The config file could not be read.
+    #[error("cannot read --config {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The config file is not JSON or not a usable configuration.
+    #[error("invalid --config {path}: {problem}")]
+    Invalid {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// The network name every built-in profile uses.
+pub const NETWORK: &str = "conformance";
+
+fn bridge_object() -> Value {
+    json!({
+        "type": "bridge",
+        "bridge": "cni-conf0",
+        "isGateway": true,
+        "isDefaultGateway": true,
+        "ipMasq": true,
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}
+    })
+}
+
+fn host_local_ipam() -> Value {
+    json!({"type": "host-local", "ranges": [[{"subnet": "10.89.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]})
+}
+
+/// Kernel link kinds the running kernel lacks, probed once: a missing kind makes its plugin's
+/// profile unavailable with a reason instead of failing.
+fn missing_kernel_feature(kind: &str) -> Option<String> {
+    let module = match kind {
+        "vlan" => "8021q",
+        "ipvlan" => "ipvlan",
+        _ => return None,
+    };
+    let loaded = std::fs::read_to_string("/proc/modules").map(|m| m.lines().any(|l| l.starts_with(&format!("{module} ")))).unwrap_or(false);
+    let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+    let builtin = std::fs::read_to_string(format!("/lib/modules/{release}/modules.builtin"))
+        .map(|b| b.contains(&format!("/{module}.ko")))
+        .unwrap_or(false);
+    let module_file = Path::new(&format!("/lib/modules/{release}/modules.dep")).exists()
+        && std::fs::read_to_string(format!("/lib/modules/{release}/modules.dep"))
+            .map(|d| d.contains(&format!("/{module}.ko")))
+            .unwrap_or(false);
+    let sys_present = Path::new(&format!("/sys/module/{module}")).exists();
+    (!(loaded || builtin || module_file || sys_present))
+        .then(|| format!("the running kernel ({release}) has no {module} support; run with --vm to judge {kind}"))
+}
+
+/// The built-in profile for a plugin binary, by file name.
+pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
+    let mk = |kind, plugins: Vec<Value>| Profile {
+        origin: format!("built-in profile for {plugin_name}"),
+        kind,
+        network: NETWORK.into(),
+        plugins,
+        needs: Vec::new(),
+        unavailable: None,
+    };
+    let chained = |obj: Value| mk(PluginKind::Chained, vec![bridge_object(), obj]);
+    let profile = match plugin_name {
+        "bridge" => mk(PluginKind::Interface, vec![bridge_object()]),
+        "ptp" => mk(
+            PluginKind::Interface,
+            vec![json!({"type": "ptp", "ipMasq": true, "ipam": host_local_ipam()})],
+        ),
+        "macvlan" | "ipvlan" => {
+            let mut p = mk(
+                PluginKind::Interface,
+                vec![json!({"type": plugin_name, "master": "lab-master0", "ipam": host_local_ipam()})],
+            );
+            p.needs.push(LabNeed::MasterLink("lab-master0".into()));
+            p.unavailable = missing_kernel_feature(plugin_name);
+            p
+        }
+        "vlan" => {
+            let mut p = mk(
+                PluginKind::Interface,
+                vec![json!({"type": "vlan", "master": "lab-master0", "vlanId": 42, "ipam": host_local_ipam()})],
+            );
+            p.needs.push(LabNeed::MasterLink("lab-master0".into()));
+            p.unavailable = missing_kernel_feature("vlan");
+            p
+        }
+        "host-local" => mk(PluginKind::Ipam, vec![json!({"type": "host-local", "ipam": host_local_ipam()})]),
+        "static" => mk(
+            PluginKind::Ipam,
+            vec![json!({"type": "static", "ipam": {"type": "static",
+                "addresses": [{"address": "10.90.0.5/24", "gateway": "10.90.0.1"}],
+                "routes": [{"dst": "0.0.0.0/0"}]}})],
+        ),
+        "loopback" => mk(PluginKind::Interface, vec![json!({"type": "loopback"})]),
+        "tuning" => chained(json!({"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.arp_notify": "1"}})),
+        "portmap" => chained(json!({"type": "portmap", "capabilities": {"portMappings": true}})),
+        "bandwidth" => chained(json!({"type": "bandwidth", "ingressRate": 8000000, "ingressBurst": 1000000, "egressRate": 8000000, "egressBurst": 1000000})),
+        "firewall" => chained(json!({"type": "firewall", "backend": "iptables"})),
+        "sbr" => chained(json!({"type": "sbr"})),
+        other => return Err(ProfileError::Unknown(other.to_string())),
+    };
+    Ok(profile)
+}
+
+/// A profile from `--config`: a plugin object, or a conflist whose last plugin is judged.
+pub fn from_file(path: &Path, plugin_name: &str) -> Result<Profile, ProfileError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read { path: shown.clone(), source })?;
+    let doc: Value =
+        serde_json::from_str(&text).map_err(|e| ProfileError::Invalid { path: shown.clone(), problem: e.to_string() })?;
+    from_value(doc, plugin_name, &shown)
+}
+
+/// Builds a profile from a parsed configuration (see [`from_file`]).
+pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile, ProfileError> {
+    let invalid = |problem: &str| ProfileError::Invalid { path: shown.into(), problem: problem.into() };
+    let obj = doc.as_object().ok_or_else(|| invalid("not a JSON object"))?;
+    let network = obj.get("name").and_then(Value::as_str).unwrap_or(NETWORK).to_string();
+    let plugins: Vec<Value> = match obj.get("plugins") {
+        Some(Value::Array(list)) if !list.is_empty() => list.clone(),
+        Some(_) => return Err(invalid("\"plugins\" must be a non-empty array")),
+        None => vec![doc.clone()],
+    };
+    for p in &plugins {
+        if !p.get("type").is_some_and(Value::is_string) {
+            return Err(invalid("every plugin object needs a string \"type\""));
+        }
+    }
+    let last = plugins.last().ok_or_else(|| invalid("no plugin"))?;
+    let ipam_type = last.pointer("/ipam/type").and_then(Value::as_str);
+    let kind = if plugins.len() > 1 {
+        PluginKind::Chained
+    } else if ipam_type == Some(plugin_name) && last.get("type").and_then(Value::as_str) != Some(plugin_name) {
+        PluginKind::Ipam
+    } else {
+        PluginKind::Interface
+    };
+    let plugins = plugins
+        .into_iter()
+        .map(|mut p| {
+            if let Some(o) = p.as_object_mut() {
+                o.remove("name");
+                o.remove("cniVersion");
+            }
+            p
+        })
+        .collect();
+    Ok(Profile { origin: format!("--config {shown}"), kind, network, plugins, needs: Vec::new(), unavailable: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_from_config_shape() {
+        let list = json!({"name":"n","cniVersion":"1.0.0","plugins":[{"type":"bridge"},{"type":"tuning"}]});
+        assert_eq!(from_value(list, "tuning", "x").unwrap().kind, PluginKind::Chained);
+        let ipam = json!({"name":"n","type":"bridge","ipam":{"type":"my-ipam"}});
+        assert_eq!(from_value(ipam, "my-ipam", "x").unwrap().kind, PluginKind::Ipam);
+        let one = json!({"name":"n","type":"mine"});
+        let p = from_value(one, "mine", "x").unwrap();
+        assert_eq!(p.kind, PluginKind::Interface);
+        assert_eq!(p.network, "n");
+        assert!(from_value(json!({"plugins":[]}), "x", "x").is_err());
+        assert!(from_value(json!({"plugins":[{"no":"type"}]}), "x", "x").is_err());
+        assert!(matches!(builtin("nonesuch"), Err(ProfileError::Unknown(_))));
+    }
+}

@@ -1,0 +1,107 @@
+//! The human report: one line per case grouped by area, then details of every failure and
+//! warning (expected, seen, and the invocation), then the summary.
+
+use std::fmt::Write;
+
+use super::{CaseReport, Report};
+use crate::case::Status;
+use crate::exec::CaseResult;
+
+fn tag(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "PASS",
+        Status::Fail => "FAIL",
+        Status::Warn => "WARN",
+        Status::Skip => "SKIP",
+    }
+}
+
+/// One progress line for stderr.
+pub fn progress_line(r: &CaseResult, done: usize, total: usize) -> String {
+    format!("[{done:>3}/{total}] {} {} ({} ms)", tag(r.status), r.case.id, r.duration_ms)
+}
+
+fn indent(text: &str, pad: &str) -> String {
+    if text.is_empty() {
+        return format!("{pad}(empty)\n");
+    }
+    text.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
+
+fn details(c: &CaseReport, out: &mut String) {
+    let _ = writeln!(out, "{} {} [{:?}] {}", tag(c.status), c.id, c.level, c.title);
+    let _ = writeln!(out, "    spec:     {}", c.spec);
+    let _ = writeln!(out, "    finding:  {}", c.message);
+    if let Some(e) = &c.expected {
+        let _ = writeln!(out, "    expected: {e}");
+    }
+    if let Some(s) = &c.seen {
+        let _ = writeln!(out, "    seen:     {s}");
+    }
+    if let Some(k) = &c.kept_lab {
+        let _ = writeln!(out, "    lab kept: {k}");
+    }
+    if let Some(rec) = c.blame.and_then(|i| c.invocations.get(i)) {
+        let _ = writeln!(out, "    invocation: {} {} -> {} in {} ms", rec.program, rec.command, rec.exit, rec.duration_ms);
+        let env: Vec<String> = rec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(out, "      env:    {}", env.join(" "));
+        out.push_str("      stdin:\n");
+        out.push_str(&indent(&rec.stdin, "        "));
+        out.push_str("      stdout:\n");
+        out.push_str(&indent(&rec.stdout, "        "));
+        out.push_str("      stderr:\n");
+        out.push_str(&indent(&rec.stderr, "        "));
+        for n in &rec.notes {
+            let _ = writeln!(out, "      note:   {n}");
+        }
+    }
+    out.push('\n');
+}
+
+/// Renders the human report.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let p = &report.plugin;
+    let _ = writeln!(
+        out,
+        "cni-conformance {} judging {} ({:?} plugin, {})",
+        report.tool.version, p.path, p.kind, p.profile
+    );
+    let _ = writeln!(
+        out,
+        "supported versions: {}; cases run at {}\n",
+        if p.versions.is_empty() { "none reported".into() } else { p.versions.join(", ") },
+        p.tested_version.as_deref().unwrap_or("no version")
+    );
+    let mut area = "";
+    for c in &report.cases {
+        let a = c.id.split('/').next().unwrap_or("");
+        if a != area {
+            area = a;
+            let _ = writeln!(out, "{area}");
+        }
+        let note = match c.status {
+            Status::Pass => String::new(),
+            _ => format!("  — {}", c.message),
+        };
+        let _ = writeln!(out, "  {} {:<40} {:>6} ms{note}", tag(c.status), c.id, c.duration_ms);
+    }
+    let problems: Vec<&CaseReport> = report.cases.iter().filter(|c| matches!(c.status, Status::Fail | Status::Warn)).collect();
+    if !problems.is_empty() {
+        out.push_str("\nfindings\n\n");
+        for c in problems {
+            details(c, &mut out);
+        }
+    }
+    let s = &report.summary;
+    let _ = writeln!(
+        out,
+        "\n{} passed, {} failed, {} warned, {} skipped in {:.1} s",
+        s.passed,
+        s.failed,
+        s.warned,
+        s.skipped,
+        s.duration_ms as f64 / 1000.0
+    );
+    out
+}

@@ -1,0 +1,151 @@
+//! Reports (DESIGN §5): JSON, JUnit and human text, all built from one [`Report`].
+
+mod human;
+mod junit;
+
+pub use human::{progress_line, render as human};
+pub use junit::render as junit;
+
+use serde::Serialize;
+
+use crate::case::{Level, Status};
+use crate::exec::CaseResult;
+use crate::runner::Record;
+
+/// Tool identity.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tool {
+    /// "cni-conformance".
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+}
+
+/// The plugin judged.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginInfo {
+    /// Path given on the command line.
+    pub path: String,
+    /// Its `supportedVersions`.
+    pub versions: Vec<String>,
+    /// The version the cases ran at.
+    pub tested_version: Option<String>,
+    /// Plugin kind.
+    pub kind: crate::profile::PluginKind,
+    /// Where the configuration came from.
+    pub profile: String,
+}
+
+/// One case in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseReport {
+    /// `area/slug`.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// must / should.
+    pub level: Level,
+    /// pass / fail / warn / skip.
+    pub status: Status,
+    /// Spec reference.
+    pub spec: String,
+    /// Finding or skip reason ("" on pass).
+    pub message: String,
+    /// What the rule expects, when the case failed or warned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// What the plugin did, when the case failed or warned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seen: Option<String>,
+    /// True when the finding is a spec-versus-reference-code difference (digest §10).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub spec_vs_reference: bool,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// Index into `invocations` of the one the finding is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blame: Option<usize>,
+    /// How to enter the kept lab (`--keep`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_lab: Option<String>,
+    /// Every plugin invocation of the case.
+    pub invocations: Vec<Record>,
+}
+
+/// Totals.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Cases passed.
+    pub passed: usize,
+    /// Cases failed.
+    pub failed: usize,
+    /// Cases warned.
+    pub warned: usize,
+    /// Cases skipped.
+    pub skipped: usize,
+    /// Wall time of the whole run.
+    pub duration_ms: u64,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Tool identity.
+    pub tool: Tool,
+    /// The plugin.
+    pub plugin: PluginInfo,
+    /// The cases, in catalogue order.
+    pub cases: Vec<CaseReport>,
+    /// Totals.
+    pub summary: Summary,
+}
+
+impl Report {
+    /// Builds the report from case results.
+    pub fn new(plugin: PluginInfo, results: Vec<CaseResult>, duration_ms: u64) -> Self {
+        let mut summary = Summary { duration_ms, ..Default::default() };
+        let cases = results
+            .into_iter()
+            .map(|r| {
+                match r.status {
+                    Status::Pass => summary.passed += 1,
+                    Status::Fail => summary.failed += 1,
+                    Status::Warn => summary.warned += 1,
+                    Status::Skip => summary.skipped += 1,
+                }
+                let f = r.finding.unwrap_or_default();
+                CaseReport {
+                    id: r.case.id.into(),
+                    title: r.case.title.into(),
+                    level: r.case.level,
+                    status: r.status,
+                    spec: r.case.spec.into(),
+                    message: f.message,
+                    expected: f.expected,
+                    seen: f.seen,
+                    spec_vs_reference: r.quirk,
+                    duration_ms: r.duration_ms,
+                    blame: if r.status == Status::Pass { None } else { r.blame },
+                    kept_lab: r.kept.map(|k| k.enter),
+                    invocations: r.invocations,
+                }
+            })
+            .collect();
+        Report {
+            tool: Tool { name: "cni-conformance".into(), version: env!("CARGO_PKG_VERSION").into() },
+            plugin,
+            cases,
+            summary,
+        }
+    }
+
+    /// Exit status (DESIGN §4): 1 when any case failed, else 0.
+    pub fn exit_code(&self) -> i32 {
+        i32::from(self.summary.failed > 0)
+    }
+
+    /// The JSON report.
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"cannot serialise report: {e}\"}}"))
+    }
+}
