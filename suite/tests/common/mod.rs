@@ -1,0 +1,92 @@
+//! Helpers shared by the CLI integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Debian's upstream plugins.
+pub const UPSTREAM: &str = "/usr/lib/cni";
+
+/// Path to an upstream plugin. Tests need them: when they are missing the test fails with the
+/// install command, unless CNI_CONFORMANCE_SKIP_UPSTREAM=1 is set, in which case it says so on
+/// stderr and returns None (an explicit, visible opt-out — never a silent pass).
+pub fn upstream(name: &str) -> Option<PathBuf> {
+    let p = Path::new(UPSTREAM).join(name);
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var("CNI_CONFORMANCE_SKIP_UPSTREAM").as_deref() == Ok("1") {
+        eprintln!("SKIP: {} is not installed (CNI_CONFORMANCE_SKIP_UPSTREAM=1)", p.display());
+        return None;
+    }
+    panic!("{} is missing: apt-get install containernetworking-plugins (or set CNI_CONFORMANCE_SKIP_UPSTREAM=1 to skip)", p.display());
+}
+
+/// The suite binary built by cargo for this test run.
+pub fn suite() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cni-conformance"))
+}
+
+/// A fixture file path.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// The mutant script.
+pub fn mutant_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mutants/mutant.py")
+}
+
+/// A fresh directory under /tmp that any user can read.
+pub fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cni-conformance-{tag}-{}-{}", std::process::id(), nanos()));
+    std::fs::create_dir_all(&d).unwrap();
+    let _ = Command::new("chmod").arg("0755").arg(&d).status();
+    d
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+/// Parses a JSON report and returns (case id -> status).
+pub fn statuses(report: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// The machine's own network state, as text, to prove a run left it unchanged.
+pub fn host_state() -> String {
+    let run = |args: &[&str]| {
+        let out = Command::new(args[0]).args(&args[1..]).output();
+        match out {
+            Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Err(e) => format!("{} unavailable: {e}", args[0]),
+        }
+    };
+    let mut s = String::new();
+    s += &run(&["ip", "-o", "link", "show"]);
+    s += &run(&["ip", "-o", "addr", "show"]);
+    s += &run(&["ip", "route", "show", "table", "all"]);
+    s += &run(&["ip", "-6", "route", "show", "table", "all"]);
+    s += &run(&["ip", "netns", "list"]);
+    s += &run(&["nft", "list", "ruleset"]);
+    // iptables-save prints counters and a timestamp; keep only rules and chain names.
+    for tool in ["iptables-save", "ip6tables-save", "iptables-legacy-save"] {
+        let text = run(&[tool]);
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let line = line.split(" [").next().unwrap_or(line);
+            s += line;
+            s.push('\n');
+        }
+    }
+    // Link statistics and operstate can change on their own; drop them.
+    s.lines()
+        .map(|l| l.split(" link/").next().unwrap_or(l).replace("state UP", "").replace("state DOWN", "").replace("state UNKNOWN", ""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

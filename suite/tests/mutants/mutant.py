@@ -1,0 +1,208 @@
+#!/usr/bin/python3
+"""Deliberately broken CNI plugins for the suite's self-test.
+
+Each mutant wraps Debian's upstream bridge (/usr/lib/cni/bridge) and breaks exactly one rule.
+The mutant is chosen by the file name this script is invoked under (the tests create symlinks
+named after the keys of MUTANTS). The table says which case must catch each mutant: a case that
+no mutant can fail proves nothing.
+"""
+import json
+import os
+import subprocess
+import sys
+
+REAL = "/usr/lib/cni/bridge"
+
+
+def real(stdin, env=None):
+    p = subprocess.run([REAL], input=stdin, capture_output=True, env=env if env is not None else os.environ)
+    sys.stderr.buffer.write(p.stderr)
+    return p
+
+
+def passthrough(p):
+    sys.stdout.buffer.write(p.stdout)
+    sys.exit(p.returncode)
+
+
+def emit(doc, code=0):
+    sys.stdout.write(json.dumps(doc))
+    sys.exit(code)
+
+
+def is_json(stdin):
+    try:
+        json.loads(stdin)
+        return True
+    except ValueError:
+        return False
+
+
+def rewrite_add(stdin, change):
+    """Runs the real ADD and lets `change` edit the result before printing it."""
+    p = real(stdin)
+    if p.returncode != 0:
+        passthrough(p)
+    result = json.loads(p.stdout)
+    change(result)
+    emit(result)
+
+
+def version_not_json(cmd, stdin):
+    if cmd == "VERSION":
+        print("bridge plugin, versions 0.1.0 to 1.0.0")
+        sys.exit(0)
+    passthrough(real(stdin))
+
+
+def version_bad_semver(cmd, stdin):
+    if cmd == "VERSION":
+        emit({"cniVersion": "1.0", "supportedVersions": ["0.4.0", "1.0.0"]})
+    passthrough(real(stdin))
+
+
+def version_bad_list(cmd, stdin):
+    if cmd == "VERSION":
+        emit({"cniVersion": "1.0.0", "supportedVersions": ["1.0", "latest"]})
+    passthrough(real(stdin))
+
+
+def version_needs_stdin(cmd, stdin):
+    if cmd == "VERSION" and not is_json(stdin):
+        emit({"code": 6, "msg": "cannot decode VERSION request"}, 1)
+    passthrough(real(stdin))
+
+
+def version_echo(cmd, stdin):
+    if cmd == "VERSION":
+        emit({"cniVersion": "1.0.0", "supportedVersions": ["0.3.1", "0.4.0", "1.0.0"]})
+    passthrough(real(stdin))
+
+
+def error_accepts_garbage(cmd, stdin):
+    if cmd == "ADD" and not is_json(stdin):
+        emit({"cniVersion": "1.0.0"})
+    passthrough(real(stdin))
+
+
+def error_generic_code(cmd, stdin):
+    p = real(stdin)
+    if p.returncode != 0:
+        emit({"code": 999, "msg": "something went wrong"}, 1)
+    passthrough(p)
+
+
+def error_ignores_env(cmd, stdin):
+    env = dict(os.environ)
+    if cmd == "ADD":
+        env.setdefault("CNI_CONTAINERID", "made-up")
+        env.setdefault("CNI_IFNAME", "eth9")
+        if "CNI_NETNS" not in env:
+            os.makedirs("/run/netns", exist_ok=True)
+            subprocess.run(["ip", "netns", "add", "mutant-made-up"], check=False)
+            env["CNI_NETNS"] = "/run/netns/mutant-made-up"
+    passthrough(real(stdin, env))
+
+
+def error_any_version(cmd, stdin):
+    if cmd == "ADD" and is_json(stdin):
+        conf = json.loads(stdin)
+        if conf.get("cniVersion") not in ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0"):
+            conf["cniVersion"] = "1.0.0"
+            stdin = json.dumps(conf).encode()
+    passthrough(real(stdin))
+
+
+def add_extra_version_field(cmd, stdin):
+    if cmd == "ADD":
+        def change(r):
+            for ip in r.get("ips", []):
+                ip["version"] = "6" if ":" in ip["address"] else "4"
+        rewrite_add(stdin, change)
+    passthrough(real(stdin))
+
+
+def add_wrong_version(cmd, stdin):
+    if cmd == "ADD":
+        rewrite_add(stdin, lambda r: r.update(cniVersion="0.4.0"))
+    passthrough(real(stdin))
+
+
+def add_lies_mac(cmd, stdin):
+    if cmd == "ADD":
+        def change(r):
+            for itf in r.get("interfaces", []):
+                if itf.get("sandbox"):
+                    itf["mac"] = "02:00:00:00:be:ef"
+        rewrite_add(stdin, change)
+    passthrough(real(stdin))
+
+
+def add_lies_gateway(cmd, stdin):
+    if cmd == "ADD":
+        def change(r):
+            for ip in r.get("ips", []):
+                ip["gateway"] = "10.88.0.254"
+        rewrite_add(stdin, change)
+    passthrough(real(stdin))
+
+
+def del_fails_twice(cmd, stdin):
+    if cmd == "DEL":
+        marker = "/run/mutant-del-" + os.environ.get("CNI_CONTAINERID", "")
+        if os.path.exists(marker):
+            emit({"code": 3, "msg": "container already deleted"}, 1)
+        open(marker, "w").close()
+    passthrough(real(stdin))
+
+
+def del_needs_add(cmd, stdin):
+    if cmd == "DEL" and "prevResult" not in json.loads(stdin or b"{}"):
+        emit({"code": 3, "msg": "unknown container"}, 1)
+    passthrough(real(stdin))
+
+
+def del_noop(cmd, stdin):
+    if cmd == "DEL":
+        sys.exit(0)
+    passthrough(real(stdin))
+
+
+# name -> (what it breaks, the case that must catch it, the status that case must report)
+MUTANTS = {
+    "version-not-json": (version_not_json, "version/answers", "fail"),
+    "version-bad-semver": (version_bad_semver, "version/schema", "fail"),
+    "version-bad-list": (version_bad_list, "version/answers", "fail"),
+    "version-needs-stdin": (version_needs_stdin, "version/ignores-stdin", "warn"),
+    "version-no-echo": (version_echo, "version/echoes-request", "warn"),
+    "error-accepts-garbage": (error_accepts_garbage, "error/non-json-stdin", "fail"),
+    "error-generic-code": (error_generic_code, "error/non-json-stdin-code", "warn"),
+    "error-generic-code-env": (error_generic_code, "error/missing-env-code", "warn"),
+    "error-ignores-env": (error_ignores_env, "error/missing-env", "fail"),
+    "error-any-version": (error_any_version, "error/incompatible-version", "fail"),
+    "add-extra-version-field": (add_extra_version_field, "add/result-schema", "fail"),
+    "add-wrong-version": (add_wrong_version, "add/result-version", "fail"),
+    "add-lies-mac": (add_lies_mac, "add/result-matches-kernel", "fail"),
+    "add-lies-gateway": (add_lies_gateway, "connectivity/container-to-gateway", "fail"),
+    "del-fails-twice": (del_fails_twice, "del/idempotent", "fail"),
+    "del-needs-add": (del_needs_add, "del/without-add", "fail"),
+    "del-noop": (del_noop, "del/leaves-no-trace", "fail"),
+}
+
+
+def main():
+    name = os.path.basename(sys.argv[0])
+    if len(sys.argv) > 1 and sys.argv[1] == "--table":
+        for key, (_, case, status) in MUTANTS.items():
+            print(f"{key} {case} {status}")
+        return
+    entry = MUTANTS.get(name)
+    if entry is None:
+        print(json.dumps({"code": 100, "msg": f"unknown mutant {name}"}))
+        sys.exit(1)
+    stdin = sys.stdin.buffer.read()
+    entry[0](os.environ.get("CNI_COMMAND", ""), stdin)
+
+
+if __name__ == "__main__":
+    main()
