@@ -54,8 +54,15 @@ pub struct Selector {
 impl Selector {
     /// Compiles the patterns.
     pub fn new(filters: &[String], skips: &[String]) -> Result<Self, regex::Error> {
-        let compile = |ps: &[String]| ps.iter().map(|p| Regex::new(p)).collect::<Result<Vec<_>, _>>();
-        Ok(Selector { filters: compile(filters)?, skips: compile(skips)? })
+        let compile = |ps: &[String]| {
+            ps.iter()
+                .map(|p| Regex::new(p))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Selector {
+            filters: compile(filters)?,
+            skips: compile(skips)?,
+        })
     }
 
     /// True when the case is chosen.
@@ -75,7 +82,12 @@ fn not_runnable(case: &Case, target: &Target) -> Option<String> {
         .iter()
         .filter_map(|v| v.parse::<SpecVersion>().ok())
         .any(|v| v >= case.applies.since);
-    (!claims_since).then(|| format!("the rule exists from spec {} on; the plugin claims no such version", case.applies.since))
+    (!claims_since).then(|| {
+        format!(
+            "the rule exists from spec {} on; the plugin claims no such version",
+            case.applies.since
+        )
+    })
 }
 
 /// The cases that apply to the target's kind, in catalogue order.
@@ -101,12 +113,18 @@ pub fn run_case(case: &'static Case, target: &Target, opts: &RunOptions) -> Case
         kept: None,
     };
     if let Some(reason) = not_runnable(case, target) {
-        result.finding = Some(Finding { message: reason, ..Default::default() });
+        result.finding = Some(Finding {
+            message: reason,
+            ..Default::default()
+        });
         return result;
     }
     let (verdict, ctx) = match Ctx::new(target) {
         Ok(mut ctx) => ((case.body)(&mut ctx), Some(ctx)),
-        Err(e) => (Err(Verdict::Broken(format!("could not build the lab: {e}"))), None),
+        Err(e) => (
+            Err(Verdict::Broken(format!("could not build the lab: {e}"))),
+            None,
+        ),
     };
     result.status = status_of(case.level, &verdict, opts.strict);
     result.finding = match verdict {
@@ -116,8 +134,14 @@ pub fn run_case(case: &'static Case, target: &Target, opts: &RunOptions) -> Case
             result.quirk = true;
             Some(f)
         }
-        Err(Verdict::Skip(m)) => Some(Finding { message: m, ..Default::default() }),
-        Err(Verdict::Broken(m)) => Some(Finding { message: format!("the suite could not run this case: {m}"), ..Default::default() }),
+        Err(Verdict::Skip(m)) => Some(Finding {
+            message: m,
+            ..Default::default()
+        }),
+        Err(Verdict::Broken(m)) => Some(Finding {
+            message: format!("the suite could not run this case: {m}"),
+            ..Default::default()
+        }),
     };
     if let Some(ctx) = ctx {
         if opts.keep && result.status == Status::Fail {
@@ -156,5 +180,10 @@ pub fn run_all(
             });
         }
     });
-    slots.into_inner().unwrap_or_default().into_iter().flatten().collect()
+    slots
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect()
 }

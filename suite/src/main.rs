@@ -39,20 +39,32 @@ fn run(cli: Cli) -> Result<u8, Usage> {
     if cli.list {
         let mut out = std::io::stdout().lock();
         for c in cases::all() {
-            let _ = writeln!(out, "{:<40} {:<6} {}", c.id, format!("{:?}", c.level).to_lowercase(), c.title);
+            let _ = writeln!(
+                out,
+                "{:<40} {:<6} {}",
+                c.id,
+                format!("{:?}", c.level).to_lowercase(),
+                c.title
+            );
         }
         return Ok(0);
     }
     let plugin = usage(check_plugin(cli.plugin.as_deref()))?;
-    let plugin_name = plugin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let plugin_name = plugin
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let profile = usage(match &cli.config {
         Some(file) => profile::from_file(file, &plugin_name).map_err(anyhow::Error::from),
         None => profile::builtin(&plugin_name).map_err(anyhow::Error::from),
     })?;
     if !(cli.timeout.is_finite() && cli.timeout > 0.0) {
-        return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
+        return Err(Usage(anyhow!(
+            "--timeout must be a positive number of seconds"
+        )));
     }
-    let selector = usage(Selector::new(&cli.filter, &cli.skip).context("invalid --filter/--skip pattern"))?;
+    let selector =
+        usage(Selector::new(&cli.filter, &cli.skip).context("invalid --filter/--skip pattern"))?;
     let cni_path = cni_path(&plugin, cli.cni_path.as_deref());
 
     // Everything below needs namespaces. The bootstrap must happen while single-threaded.
@@ -68,19 +80,30 @@ fn run(cli: Cli) -> Result<u8, Usage> {
         version: None,
         timeout: Duration::from_secs_f64(cli.timeout),
         strict: cli.strict,
-        path_env: std::env::var("PATH").unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+        path_env: std::env::var("PATH").unwrap_or_else(|_| {
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
+        }),
     };
-    usage(preflight::versions(&mut target).context("cannot build a lab (network and mount namespaces)"))?;
+    usage(
+        preflight::versions(&mut target)
+            .context("cannot build a lab (network and mount namespaces)"),
+    )?;
 
     let opts = RunOptions {
-        jobs: cli.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1),
+        jobs: cli
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1),
         strict: cli.strict,
         keep: cli.keep,
     };
     let all = cases::all();
     let chosen = exec::applicable(&all, &target, &selector);
     if chosen.is_empty() {
-        return Err(Usage(anyhow!("no case matches the filters for this {:?} plugin", target.profile.kind)));
+        return Err(Usage(anyhow!(
+            "no case matches the filters for this {:?} plugin",
+            target.profile.kind
+        )));
     }
     let human = cli.format == Format::Human;
     let progress = |r: &exec::CaseResult, done: usize, total: usize| {
@@ -104,7 +127,10 @@ fn run(cli: Cli) -> Result<u8, Usage> {
     };
     print!("{text}");
     if let Some(path) = &cli.output {
-        usage(std::fs::write(path, &text).with_context(|| format!("cannot write --output {}", path.display())))?;
+        usage(
+            std::fs::write(path, &text)
+                .with_context(|| format!("cannot write --output {}", path.display())),
+        )?;
     }
     Ok(report.exit_code() as u8)
 }
@@ -125,7 +151,11 @@ fn check_plugin(path: Option<&Path>) -> Result<PathBuf> {
 /// `--cni-path`, or the plugin's directory followed by the usual install directories.
 fn cni_path(plugin: &Path, given: Option<&str>) -> Vec<PathBuf> {
     if let Some(dirs) = given {
-        return dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect();
+        return dirs
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .collect();
     }
     let mut dirs: Vec<PathBuf> = plugin.parent().map(Path::to_path_buf).into_iter().collect();
     for d in ["/opt/cni/bin", "/usr/lib/cni"] {

@@ -47,7 +47,10 @@ pub enum NsError {
 /// Builds an `NsError::Sys` from a nix error.
 pub(crate) fn sys(op: impl Into<String>) -> impl FnOnce(nix::Error) -> NsError {
     let op = op.into();
-    move |e| NsError::Sys { op, source: io::Error::from(e) }
+    move |e| NsError::Sys {
+        op,
+        source: io::Error::from(e),
+    }
 }
 
 /// Builds an `NsError::Sys` from an io error.
@@ -89,12 +92,18 @@ pub fn bootstrap_unprivileged() -> Result<Privilege, NsError> {
 /// Opens the calling thread's namespace of the given kind ("net", "mnt", "user").
 pub fn open_own(kind: &str) -> Result<OwnedFd, NsError> {
     let path = format!("/proc/thread-self/ns/{kind}");
-    File::open(&path).map(OwnedFd::from).map_err(io_err(format!("open {path}")))
+    File::open(&path)
+        .map(OwnedFd::from)
+        .map_err(io_err(format!("open {path}")))
 }
 
 /// Runs `job` on a fresh thread that first enters `mnt` (if given) and then `net` (if given).
 /// The calling thread never changes namespace.
-pub fn run_in<T, F>(net: Option<BorrowedFd<'_>>, mnt: Option<BorrowedFd<'_>>, job: F) -> Result<T, NsError>
+pub fn run_in<T, F>(
+    net: Option<BorrowedFd<'_>>,
+    mnt: Option<BorrowedFd<'_>>,
+    job: F,
+) -> Result<T, NsError>
 where
     T: Send,
     F: FnOnce() -> Result<T, NsError> + Send,
@@ -107,7 +116,8 @@ where
                     setns(mnt, CloneFlags::CLONE_NEWNS).map_err(sys("setns(mount namespace)"))?;
                 }
                 if let Some(net) = net {
-                    setns(net, CloneFlags::CLONE_NEWNET).map_err(sys("setns(network namespace)"))?;
+                    setns(net, CloneFlags::CLONE_NEWNET)
+                        .map_err(sys("setns(network namespace)"))?;
                 }
                 job()
             })
@@ -127,9 +137,17 @@ pub fn create_netns_file(mnt: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, Ns
         File::create(&path).map_err(io_err(format!("create {}", path.display())))?;
         unshare(CloneFlags::CLONE_NEWNET).map_err(sys("unshare(CLONE_NEWNET)"))?;
         bring_lo_up()?;
-        mount(Some("/proc/thread-self/ns/net"), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(sys(format!("bind-mount netns at {}", path.display())))?;
-        File::open(&path).map(OwnedFd::from).map_err(io_err(format!("open {}", path.display())))
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys(format!("bind-mount netns at {}", path.display())))?;
+        File::open(&path)
+            .map(OwnedFd::from)
+            .map_err(io_err(format!("open {}", path.display())))
     })
 }
 
@@ -153,9 +171,14 @@ pub(crate) fn bring_lo_up() -> Result<(), NsError> {
         .link_by_name("lo")
         .ok()
         .flatten()
-        .ok_or_else(|| NsError::Sys { op: "find lo".into(), source: io::Error::from(io::ErrorKind::NotFound) })?;
-    rtnl.set_up(lo.index, true)
-        .map_err(|e| NsError::Sys { op: "set lo up".into(), source: io::Error::other(e.to_string()) })
+        .ok_or_else(|| NsError::Sys {
+            op: "find lo".into(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        })?;
+    rtnl.set_up(lo.index, true).map_err(|e| NsError::Sys {
+        op: "set lo up".into(),
+        source: io::Error::other(e.to_string()),
+    })
 }
 
 /// Identity of a namespace file or fd: (device, inode). Two handles name the same namespace

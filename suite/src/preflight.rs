@@ -17,13 +17,27 @@ use crate::version::SpecVersion;
 pub fn supported_from_answer(stdout: &str, success: bool) -> Vec<String> {
     let doc: Option<Value> = serde_json::from_str(stdout.trim()).ok();
     if !success {
-        let legacy = doc.as_ref().and_then(|d| d.get("msg")).and_then(Value::as_str).is_some_and(|m| m.contains("unknown CNI_COMMAND"));
-        return if legacy { vec!["0.1.0".into()] } else { Vec::new() };
+        let legacy = doc
+            .as_ref()
+            .and_then(|d| d.get("msg"))
+            .and_then(Value::as_str)
+            .is_some_and(|m| m.contains("unknown CNI_COMMAND"));
+        return if legacy {
+            vec!["0.1.0".into()]
+        } else {
+            Vec::new()
+        };
     }
     let Some(doc) = doc else { return Vec::new() };
     match doc.get("supportedVersions").and_then(Value::as_array) {
-        Some(list) => list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-        None if doc.get("cniVersion").and_then(Value::as_str) == Some("0.2.0") => vec!["0.1.0".into(), "0.2.0".into()],
+        Some(list) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        None if doc.get("cniVersion").and_then(Value::as_str) == Some("0.2.0") => {
+            vec!["0.1.0".into(), "0.2.0".into()]
+        }
         None => Vec::new(),
     }
 }
@@ -34,7 +48,10 @@ pub fn versions(target: &mut Target) -> Result<()> {
     let ask = |program: &std::path::Path| {
         let rec = runner::run(&Invocation {
             program: program.to_path_buf(),
-            env: vec![("CNI_COMMAND".into(), "VERSION".into()), ("PATH".into(), target.path_env.clone())],
+            env: vec![
+                ("CNI_COMMAND".into(), "VERSION".into()),
+                ("PATH".into(), target.path_env.clone()),
+            ],
             stdin: json!({"cniVersion": "1.1.0"}).to_string().into_bytes(),
             timeout: target.timeout,
             output_cap: runner::DEFAULT_OUTPUT_CAP,
@@ -43,13 +60,18 @@ pub fn versions(target: &mut Target) -> Result<()> {
         supported_from_answer(&rec.stdout, rec.exit.success())
     };
     target.supported = ask(&target.plugin);
-    let mut common: Vec<SpecVersion> =
-        target.supported.iter().filter_map(|v| v.parse().ok()).filter(SpecVersion::is_released).collect();
+    let mut common: Vec<SpecVersion> = target
+        .supported
+        .iter()
+        .filter_map(|v| v.parse().ok())
+        .filter(SpecVersion::is_released)
+        .collect();
     let n = target.profile.plugins.len();
     for member in target.profile.plugins.iter().take(n.saturating_sub(1)) {
         let ty = member.get("type").and_then(Value::as_str).unwrap_or("");
         if let Some(path) = target.find_plugin(ty) {
-            let theirs: Vec<SpecVersion> = ask(&path).iter().filter_map(|v| v.parse().ok()).collect();
+            let theirs: Vec<SpecVersion> =
+                ask(&path).iter().filter_map(|v| v.parse().ok()).collect();
             common.retain(|v| theirs.contains(v));
         }
     }
@@ -64,9 +86,21 @@ mod tests {
 
     #[test]
     fn reads_version_answers_like_libcni() {
-        assert_eq!(supported_from_answer(r#"{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}"#, true), ["0.4.0", "1.0.0"]);
-        assert_eq!(supported_from_answer(r#"{"cniVersion":"0.2.0"}"#, true), ["0.1.0", "0.2.0"]);
-        assert_eq!(supported_from_answer(r#"{"code":4,"msg":"unknown CNI_COMMAND: VERSION"}"#, false), ["0.1.0"]);
+        assert_eq!(
+            supported_from_answer(
+                r#"{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}"#,
+                true
+            ),
+            ["0.4.0", "1.0.0"]
+        );
+        assert_eq!(
+            supported_from_answer(r#"{"cniVersion":"0.2.0"}"#, true),
+            ["0.1.0", "0.2.0"]
+        );
+        assert_eq!(
+            supported_from_answer(r#"{"code":4,"msg":"unknown CNI_COMMAND: VERSION"}"#, false),
+            ["0.1.0"]
+        );
         assert!(supported_from_answer("garbage", true).is_empty());
     }
 }

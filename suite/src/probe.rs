@@ -39,9 +39,15 @@ fn io_err(op: impl Into<String>) -> impl FnOnce(io::Error) -> ProbeError {
     move |source| ProbeError::Io { op, source }
 }
 
-fn in_ns<T: Send>(netns: BorrowedFd<'_>, f: impl FnOnce() -> io::Result<T> + Send, what: &str) -> Result<T, ProbeError> {
+fn in_ns<T: Send>(
+    netns: BorrowedFd<'_>,
+    f: impl FnOnce() -> io::Result<T> + Send,
+    what: &str,
+) -> Result<T, ProbeError> {
     let what = what.to_string();
-    Ok(ns::run_in(Some(netns), None, move || f().map_err(|source| NsError::Sys { op: what, source }))?)
+    Ok(ns::run_in(Some(netns), None, move || {
+        f().map_err(|source| NsError::Sys { op: what, source })
+    })?)
 }
 
 fn checksum(data: &[u8]) -> u16 {
@@ -70,8 +76,11 @@ pub fn icmp_echo(
     let fd: OwnedFd = in_ns(
         netns,
         move || {
-            let (domain, proto) =
-                if v6 { (libc::AF_INET6, libc::IPPROTO_ICMPV6) } else { (libc::AF_INET, libc::IPPROTO_ICMP) };
+            let (domain, proto) = if v6 {
+                (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+            } else {
+                (libc::AF_INET, libc::IPPROTO_ICMP)
+            };
             // SAFETY: plain socket creation; ownership moves into OwnedFd at once.
             let raw = unsafe { libc::socket(domain, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
             if raw < 0 {
@@ -116,12 +125,22 @@ pub fn icmp_echo(
         let sent_at = Instant::now();
         // SAFETY: sendto with a valid buffer and sockaddr of the right length.
         let n = unsafe {
-            libc::sendto(fd.as_raw_fd(), packet.as_ptr().cast(), packet.len(), 0, sock.0.as_ptr().cast(), sock.1)
+            libc::sendto(
+                fd.as_raw_fd(),
+                packet.as_ptr().cast(),
+                packet.len(),
+                0,
+                sock.0.as_ptr().cast(),
+                sock.1,
+            )
         };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EMSGSIZE) {
-                return Err(ProbeError::Io { op: format!("send {} byte echo to {dst} with DF", packet.len()), source: e });
+                return Err(ProbeError::Io {
+                    op: format!("send {} byte echo to {dst} with DF", packet.len()),
+                    source: e,
+                });
             }
             std::thread::sleep(Duration::from_millis(50));
             continue;
@@ -136,16 +155,37 @@ pub fn icmp_echo(
     Err(ProbeError::NoReply(dst, timeout))
 }
 
-fn read_reply(fd: &OwnedFd, v6: bool, ident: u16, seq: u16, until: Instant, sent_at: Instant) -> Result<Option<Duration>, ProbeError> {
-    let wait = until.saturating_duration_since(Instant::now()).as_millis().max(1) as i32;
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+fn read_reply(
+    fd: &OwnedFd,
+    v6: bool,
+    ident: u16,
+    seq: u16,
+    until: Instant,
+    sent_at: Instant,
+) -> Result<Option<Duration>, ProbeError> {
+    let wait = until
+        .saturating_duration_since(Instant::now())
+        .as_millis()
+        .max(1) as i32;
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     if unsafe { libc::poll(&mut pfd, 1, wait) } <= 0 {
         return Ok(None);
     }
     let mut buf = [0u8; 65536];
     // SAFETY: recv into a buffer we own.
-    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
     if n <= 0 {
         return Ok(None);
     }
@@ -178,12 +218,16 @@ fn socket2_addr(ip: IpAddr) -> (Vec<u8>, libc::socklen_t) {
             let sa = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: 0,
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.octets()),
+                },
                 sin_zero: [0; 8],
             };
             let size = std::mem::size_of::<libc::sockaddr_in>();
             // SAFETY: viewing a plain C struct as bytes.
-            let bytes = unsafe { std::slice::from_raw_parts((&sa as *const libc::sockaddr_in).cast::<u8>(), size) };
+            let bytes = unsafe {
+                std::slice::from_raw_parts((&sa as *const libc::sockaddr_in).cast::<u8>(), size)
+            };
             (bytes.to_vec(), size as libc::socklen_t)
         }
         IpAddr::V6(a) => {
@@ -191,12 +235,16 @@ fn socket2_addr(ip: IpAddr) -> (Vec<u8>, libc::socklen_t) {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: 0,
                 sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr { s6_addr: a.octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.octets(),
+                },
                 sin6_scope_id: 0,
             };
             let size = std::mem::size_of::<libc::sockaddr_in6>();
             // SAFETY: viewing a plain C struct as bytes.
-            let bytes = unsafe { std::slice::from_raw_parts((&sa as *const libc::sockaddr_in6).cast::<u8>(), size) };
+            let bytes = unsafe {
+                std::slice::from_raw_parts((&sa as *const libc::sockaddr_in6).cast::<u8>(), size)
+            };
             (bytes.to_vec(), size as libc::socklen_t)
         }
     }
@@ -216,7 +264,8 @@ impl SourceServer {
     /// Starts a UDP server bound to `addr` inside `netns`.
     pub fn udp(netns: BorrowedFd<'_>, addr: SocketAddr) -> Result<Self, ProbeError> {
         let sock = in_ns(netns, move || UdpSocket::bind(addr), "bind UDP server")?;
-        sock.set_read_timeout(Some(Duration::from_millis(50))).map_err(io_err("set timeout"))?;
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .map_err(io_err("set timeout"))?;
         let addr = sock.local_addr().map_err(io_err("local addr"))?;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -232,13 +281,20 @@ impl SourceServer {
                 }
             }
         });
-        Ok(SourceServer { addr, seen, stop, thread: Some(thread) })
+        Ok(SourceServer {
+            addr,
+            seen,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Starts a TCP server bound to `addr` inside `netns`.
     pub fn tcp(netns: BorrowedFd<'_>, addr: SocketAddr) -> Result<Self, ProbeError> {
         let listener = in_ns(netns, move || TcpListener::bind(addr), "bind TCP server")?;
-        listener.set_nonblocking(true).map_err(io_err("nonblocking listener"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io_err("nonblocking listener"))?;
         let addr = listener.local_addr().map_err(io_err("local addr"))?;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -256,7 +312,12 @@ impl SourceServer {
                 }
             }
         });
-        Ok(SourceServer { addr, seen, stop, thread: Some(thread) })
+        Ok(SourceServer {
+            addr,
+            seen,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Sources seen so far.
@@ -276,11 +337,20 @@ impl Drop for SourceServer {
 
 /// Sends UDP datagrams from inside `netns` to `dst` until an answer arrives; returns the answer
 /// text (from a [`SourceServer`] it reads "src=IP:PORT").
-pub fn udp_exchange(netns: BorrowedFd<'_>, dst: SocketAddr, timeout: Duration) -> Result<String, ProbeError> {
-    let any: SocketAddr = if dst.is_ipv6() { "[::]:0".parse() } else { "0.0.0.0:0".parse() }
-        .map_err(|_| ProbeError::NoReply(dst.ip(), timeout))?;
+pub fn udp_exchange(
+    netns: BorrowedFd<'_>,
+    dst: SocketAddr,
+    timeout: Duration,
+) -> Result<String, ProbeError> {
+    let any: SocketAddr = if dst.is_ipv6() {
+        "[::]:0".parse()
+    } else {
+        "0.0.0.0:0".parse()
+    }
+    .map_err(|_| ProbeError::NoReply(dst.ip(), timeout))?;
     let sock = in_ns(netns, move || UdpSocket::bind(any), "bind UDP client")?;
-    sock.set_read_timeout(Some(Duration::from_millis(200))).map_err(io_err("set timeout"))?;
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .map_err(io_err("set timeout"))?;
     let start = Instant::now();
     let mut buf = [0u8; 2048];
     while start.elapsed() < timeout {
@@ -295,10 +365,21 @@ pub fn udp_exchange(netns: BorrowedFd<'_>, dst: SocketAddr, timeout: Duration) -
 }
 
 /// Opens a TCP connection from inside `netns` to `dst` and returns what the server sent.
-pub fn tcp_exchange(netns: BorrowedFd<'_>, dst: SocketAddr, timeout: Duration) -> Result<String, ProbeError> {
-    let stream = in_ns(netns, move || TcpStream::connect_timeout(&dst, timeout), "TCP connect")?;
-    stream.set_read_timeout(Some(timeout)).map_err(io_err("set timeout"))?;
+pub fn tcp_exchange(
+    netns: BorrowedFd<'_>,
+    dst: SocketAddr,
+    timeout: Duration,
+) -> Result<String, ProbeError> {
+    let stream = in_ns(
+        netns,
+        move || TcpStream::connect_timeout(&dst, timeout),
+        "TCP connect",
+    )?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(io_err("set timeout"))?;
     let mut text = String::new();
-    io::Read::read_to_string(&mut &stream, &mut text).map_err(io_err(format!("read from {dst}")))?;
+    io::Read::read_to_string(&mut &stream, &mut text)
+        .map_err(io_err(format!("read from {dst}")))?;
     Ok(text)
 }

@@ -93,8 +93,12 @@ fn missing_kernel_feature(kind: &str) -> Option<String> {
         "ipvlan" => "ipvlan",
         _ => return None,
     };
-    let loaded = std::fs::read_to_string("/proc/modules").map(|m| m.lines().any(|l| l.starts_with(&format!("{module} ")))).unwrap_or(false);
-    let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+    let loaded = std::fs::read_to_string("/proc/modules")
+        .map(|m| m.lines().any(|l| l.starts_with(&format!("{module} "))))
+        .unwrap_or(false);
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
     let builtin = std::fs::read_to_string(format!("/lib/modules/{release}/modules.builtin"))
         .map(|b| b.contains(&format!("/{module}.ko")))
         .unwrap_or(false);
@@ -103,8 +107,11 @@ fn missing_kernel_feature(kind: &str) -> Option<String> {
             .map(|d| d.contains(&format!("/{module}.ko")))
             .unwrap_or(false);
     let sys_present = Path::new(&format!("/sys/module/{module}")).exists();
-    (!(loaded || builtin || module_file || sys_present))
-        .then(|| format!("the running kernel ({release}) has no {module} support; run with --vm to judge {kind}"))
+    (!(loaded || builtin || module_file || sys_present)).then(|| {
+        format!(
+            "the running kernel ({release}) has no {module} support; run with --vm to judge {kind}"
+        )
+    })
 }
 
 /// The built-in profile for a plugin binary, by file name.
@@ -127,7 +134,9 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
         "macvlan" | "ipvlan" => {
             let mut p = mk(
                 PluginKind::Interface,
-                vec![json!({"type": plugin_name, "master": "lab-master0", "ipam": host_local_ipam()})],
+                vec![
+                    json!({"type": plugin_name, "master": "lab-master0", "ipam": host_local_ipam()}),
+                ],
             );
             p.needs.push(LabNeed::MasterLink("lab-master0".into()));
             p.unavailable = missing_kernel_feature(plugin_name);
@@ -136,13 +145,18 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
         "vlan" => {
             let mut p = mk(
                 PluginKind::Interface,
-                vec![json!({"type": "vlan", "master": "lab-master0", "vlanId": 42, "ipam": host_local_ipam()})],
+                vec![
+                    json!({"type": "vlan", "master": "lab-master0", "vlanId": 42, "ipam": host_local_ipam()}),
+                ],
             );
             p.needs.push(LabNeed::MasterLink("lab-master0".into()));
             p.unavailable = missing_kernel_feature("vlan");
             p
         }
-        "host-local" => mk(PluginKind::Ipam, vec![json!({"type": "host-local", "ipam": host_local_ipam()})]),
+        "host-local" => mk(
+            PluginKind::Ipam,
+            vec![json!({"type": "host-local", "ipam": host_local_ipam()})],
+        ),
         "static" => mk(
             PluginKind::Ipam,
             vec![json!({"type": "static", "ipam": {"type": "static",
@@ -150,9 +164,13 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
                 "routes": [{"dst": "0.0.0.0/0"}]}})],
         ),
         "loopback" => mk(PluginKind::Interface, vec![json!({"type": "loopback"})]),
-        "tuning" => chained(json!({"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.arp_notify": "1"}})),
+        "tuning" => {
+            chained(json!({"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.arp_notify": "1"}}))
+        }
         "portmap" => chained(json!({"type": "portmap", "capabilities": {"portMappings": true}})),
-        "bandwidth" => chained(json!({"type": "bandwidth", "ingressRate": 8000000, "ingressBurst": 1000000, "egressRate": 8000000, "egressBurst": 1000000})),
+        "bandwidth" => chained(
+            json!({"type": "bandwidth", "ingressRate": 8000000, "ingressBurst": 1000000, "egressRate": 8000000, "egressBurst": 1000000}),
+        ),
         "firewall" => chained(json!({"type": "firewall", "backend": "iptables"})),
         "sbr" => chained(json!({"type": "sbr"})),
         other => return Err(ProfileError::Unknown(other.to_string())),
@@ -163,17 +181,31 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
 /// A profile from `--config`: a plugin object, or a conflist whose last plugin is judged.
 pub fn from_file(path: &Path, plugin_name: &str) -> Result<Profile, ProfileError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read { path: shown.clone(), source })?;
-    let doc: Value =
-        serde_json::from_str(&text).map_err(|e| ProfileError::Invalid { path: shown.clone(), problem: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let doc: Value = serde_json::from_str(&text).map_err(|e| ProfileError::Invalid {
+        path: shown.clone(),
+        problem: e.to_string(),
+    })?;
     from_value(doc, plugin_name, &shown)
 }
 
 /// Builds a profile from a parsed configuration (see [`from_file`]).
 pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile, ProfileError> {
-    let invalid = |problem: &str| ProfileError::Invalid { path: shown.into(), problem: problem.into() };
-    let obj = doc.as_object().ok_or_else(|| invalid("not a JSON object"))?;
-    let network = obj.get("name").and_then(Value::as_str).unwrap_or(NETWORK).to_string();
+    let invalid = |problem: &str| ProfileError::Invalid {
+        path: shown.into(),
+        problem: problem.into(),
+    };
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| invalid("not a JSON object"))?;
+    let network = obj
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or(NETWORK)
+        .to_string();
     let plugins: Vec<Value> = match obj.get("plugins") {
         Some(Value::Array(list)) if !list.is_empty() => list.clone(),
         Some(_) => return Err(invalid("\"plugins\" must be a non-empty array")),
@@ -188,7 +220,9 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
     let ipam_type = last.pointer("/ipam/type").and_then(Value::as_str);
     let kind = if plugins.len() > 1 {
         PluginKind::Chained
-    } else if ipam_type == Some(plugin_name) && last.get("type").and_then(Value::as_str) != Some(plugin_name) {
+    } else if ipam_type == Some(plugin_name)
+        && last.get("type").and_then(Value::as_str) != Some(plugin_name)
+    {
         PluginKind::Ipam
     } else {
         PluginKind::Interface
@@ -203,7 +237,14 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
             p
         })
         .collect();
-    Ok(Profile { origin: format!("--config {shown}"), kind, network, plugins, needs: Vec::new(), unavailable: None })
+    Ok(Profile {
+        origin: format!("--config {shown}"),
+        kind,
+        network,
+        plugins,
+        needs: Vec::new(),
+        unavailable: None,
+    })
 }
 
 #[cfg(test)]
@@ -213,9 +254,15 @@ mod tests {
     #[test]
     fn kinds_from_config_shape() {
         let list = json!({"name":"n","cniVersion":"1.0.0","plugins":[{"type":"bridge"},{"type":"tuning"}]});
-        assert_eq!(from_value(list, "tuning", "x").unwrap().kind, PluginKind::Chained);
+        assert_eq!(
+            from_value(list, "tuning", "x").unwrap().kind,
+            PluginKind::Chained
+        );
         let ipam = json!({"name":"n","type":"bridge","ipam":{"type":"my-ipam"}});
-        assert_eq!(from_value(ipam, "my-ipam", "x").unwrap().kind, PluginKind::Ipam);
+        assert_eq!(
+            from_value(ipam, "my-ipam", "x").unwrap().kind,
+            PluginKind::Ipam
+        );
         let one = json!({"name":"n","type":"mine"});
         let p = from_value(one, "mine", "x").unwrap();
         assert_eq!(p.kind, PluginKind::Interface);

@@ -114,7 +114,12 @@ struct Capture {
 
 impl Capture {
     fn new(fd: RawFd) -> Self {
-        Capture { fd, kept: Vec::new(), dropped: 0, open: true }
+        Capture {
+            fd,
+            kept: Vec::new(),
+            dropped: 0,
+            open: true,
+        }
     }
 
     fn pump(&mut self, reader: &mut impl Read, cap: usize) {
@@ -186,7 +191,9 @@ fn spawn(inv: &Invocation) -> std::io::Result<Child> {
     unsafe {
         cmd.pre_exec(move || {
             if let Some((mnt, net)) = ns {
-                if libc::setns(mnt, libc::CLONE_NEWNS) != 0 || libc::setns(net, libc::CLONE_NEWNET) != 0 {
+                if libc::setns(mnt, libc::CLONE_NEWNS) != 0
+                    || libc::setns(net, libc::CLONE_NEWNET) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
             }
@@ -221,7 +228,8 @@ fn kill_group(pgid: u32) -> bool {
 
 fn supervise(inv: &Invocation, mut child: Child, start: Instant, record: &mut Record) {
     let pid = child.id();
-    let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         kill_group(pid);
         let _ = child.wait();
@@ -275,22 +283,42 @@ fn supervise(inv: &Invocation, mut child: Child, start: Instant, record: &mut Re
         }
         let mut fds = Vec::with_capacity(4);
         if out.open {
-            fds.push(libc::pollfd { fd: out.fd, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: out.fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         if err.open {
-            fds.push(libc::pollfd { fd: err.fd, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: err.fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         if stdin_open {
-            fds.push(libc::pollfd { fd: stdin.as_raw_fd(), events: libc::POLLOUT, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: stdin.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            });
         }
         if let (Some(p), None) = (pidfd, status) {
-            fds.push(libc::pollfd { fd: p, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: p,
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         let wait = match exited_at {
             Some(at) => PIPE_GRACE.saturating_sub(at.elapsed()),
             None => deadline.saturating_duration_since(Instant::now()),
         };
-        let ms = if pidfd.is_some() { wait.as_millis().min(1000) } else { wait.as_millis().min(20) } as i32;
+        let ms = if pidfd.is_some() {
+            wait.as_millis().min(1000)
+        } else {
+            wait.as_millis().min(20)
+        } as i32;
         // SAFETY: fds is a valid array of pollfd for the given length.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms.max(1)) };
         if out.open {
@@ -302,7 +330,8 @@ fn supervise(inv: &Invocation, mut child: Child, start: Instant, record: &mut Re
         if stdin_open {
             match stdin.write(to_write) {
                 Ok(n) => to_write = &to_write[n..],
-                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+                Err(e)
+                    if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
                     stdin_open = false;
                     to_write = &[];

@@ -15,9 +15,18 @@ fn assert_cmd() -> AssertCommand {
 
 #[test]
 fn list_prints_area_slug_ids() {
-    let out = assert_cmd().arg("--list").assert().success().get_output().stdout.clone();
+    let out = assert_cmd()
+        .arg("--list")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let text = String::from_utf8(out).unwrap();
-    let ids: Vec<&str> = text.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    let ids: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
     assert!(ids.len() >= 10, "only {} cases", ids.len());
     let re = regex::Regex::new(r"^[a-z0-9]+/[a-z0-9-]+$").unwrap();
     assert!(ids.iter().all(|i| re.is_match(i)), "{ids:?}");
@@ -26,9 +35,18 @@ fn list_prints_area_slug_ids() {
 
 /// Runs the CLI with `args`, expects exit 2 and exactly one line on stderr; returns that line.
 fn usage_error(args: &[&str]) -> String {
-    let out = assert_cmd().args(args).assert().code(2).get_output().clone();
+    let out = assert_cmd()
+        .args(args)
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
     let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(err.trim_end().lines().count(), 1, "want one line, got: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "want one line, got: {err}"
+    );
     assert!(out.stdout.is_empty());
     err.trim_end().to_string()
 }
@@ -41,7 +59,10 @@ fn bad_input_exits_2_with_one_clear_line() {
     let garbage = dir.join("garbage.json");
     std::fs::write(&garbage, "{ not json").unwrap();
     let plugin = upstream("bridge");
-    let plugin = plugin.as_ref().map(|p| p.to_str().unwrap()).unwrap_or("/bin/true");
+    let plugin = plugin
+        .as_ref()
+        .map(|p| p.to_str().unwrap())
+        .unwrap_or("/bin/true");
     let lines = [
         usage_error(&["/nonexistent/plugin"]),
         usage_error(&[not_exec.to_str().unwrap()]),
@@ -52,21 +73,34 @@ fn bad_input_exits_2_with_one_clear_line() {
         usage_error(&["--timeout", "0", plugin]),
         usage_error(&["--filter", "(", plugin]),
     ];
-    let shown: Vec<String> = lines.iter().map(|l| l.replace(dir.to_str().unwrap(), "<tmp>")).collect();
+    let shown: Vec<String> = lines
+        .iter()
+        .map(|l| l.replace(dir.to_str().unwrap(), "<tmp>"))
+        .collect();
     insta::assert_snapshot!("bad_input", shown.join("\n"));
     let _ = std::fs::remove_dir_all(dir);
 }
 
 fn run_json(args: &[&str]) -> (i32, serde_json::Value) {
-    let out = suite().args(args).args(["--format", "json"]).output().unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    let out = suite()
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     (out.status.code().unwrap_or(-1), report)
 }
 
 #[test]
 fn upstream_bridge_passes_in_every_format() {
-    let Some(bridge) = upstream("bridge") else { return };
+    let Some(bridge) = upstream("bridge") else {
+        return;
+    };
     let bridge = bridge.to_str().unwrap();
     let dir = tempdir("formats");
     let json_file = dir.join("report.json");
@@ -74,16 +108,36 @@ fn upstream_bridge_passes_in_every_format() {
     let st = statuses(&report);
     assert_eq!(code, 0, "statuses: {st:?}");
     assert!(st.values().all(|s| s != "fail"));
-    assert!(st.get("add/result-matches-kernel").is_some_and(|s| s == "pass"), "{st:?}");
-    assert!(st.get("del/leaves-no-trace").is_some_and(|s| s == "pass"), "{st:?}");
-    assert!(st.get("connectivity/container-to-gateway").is_some_and(|s| s == "pass"), "{st:?}");
+    assert!(
+        st.get("add/result-matches-kernel")
+            .is_some_and(|s| s == "pass"),
+        "{st:?}"
+    );
+    assert!(
+        st.get("del/leaves-no-trace").is_some_and(|s| s == "pass"),
+        "{st:?}"
+    );
+    assert!(
+        st.get("connectivity/container-to-gateway")
+            .is_some_and(|s| s == "pass"),
+        "{st:?}"
+    );
     assert!(report["summary"]["duration_ms"].as_u64().is_some());
     assert_eq!(report["tool"]["name"], "cni-conformance");
-    assert!(report["plugin"]["versions"].as_array().is_some_and(|v| !v.is_empty()));
-    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_file).unwrap()).unwrap();
-    assert_eq!(written["cases"].as_array().unwrap().len(), report["cases"].as_array().unwrap().len());
+    assert!(report["plugin"]["versions"]
+        .as_array()
+        .is_some_and(|v| !v.is_empty()));
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_file).unwrap()).unwrap();
+    assert_eq!(
+        written["cases"].as_array().unwrap().len(),
+        report["cases"].as_array().unwrap().len()
+    );
 
-    let junit = suite().args([bridge, "--format", "junit"]).output().unwrap();
+    let junit = suite()
+        .args([bridge, "--format", "junit"])
+        .output()
+        .unwrap();
     assert_eq!(junit.status.code(), Some(0));
     let xml = String::from_utf8(junit.stdout).unwrap();
     assert!(xml.starts_with("<?xml"));
@@ -95,7 +149,10 @@ fn upstream_bridge_passes_in_every_format() {
     let text = String::from_utf8(human.stdout).unwrap();
     assert!(text.contains(" passed, 0 failed"), "{text}");
     let progress = String::from_utf8(human.stderr).unwrap();
-    assert!(progress.contains(&format!("/{}] ", st.len())), "no progress on stderr: {progress}");
+    assert!(
+        progress.contains(&format!("/{}] ", st.len())),
+        "no progress on stderr: {progress}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -106,12 +163,28 @@ fn failures_print_expected_seen_and_the_invocation() {
     let plugin = dir.join("add-lies-mac");
     std::os::unix::fs::symlink(common::mutant_script(), &plugin).unwrap();
     let out = suite()
-        .args([plugin.to_str().unwrap(), "--config", fixture("bridge.json").to_str().unwrap(), "--filter", "^add/result-matches-kernel$"])
+        .args([
+            plugin.to_str().unwrap(),
+            "--config",
+            fixture("bridge.json").to_str().unwrap(),
+            "--filter",
+            "^add/result-matches-kernel$",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
-    for want in ["FAIL add/result-matches-kernel", "expected:", "seen:", "02:00:00:00:be:ef", "invocation:", "CNI_COMMAND=ADD", "stdin:", "stdout:", "stderr:"] {
+    for want in [
+        "FAIL add/result-matches-kernel",
+        "expected:",
+        "seen:",
+        "02:00:00:00:be:ef",
+        "invocation:",
+        "CNI_COMMAND=ADD",
+        "stdin:",
+        "stdout:",
+        "stderr:",
+    ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
     let _ = std::fs::remove_dir_all(dir);
@@ -119,32 +192,62 @@ fn failures_print_expected_seen_and_the_invocation() {
 
 #[test]
 fn runs_unprivileged_as_nobody() {
-    let Some(bridge) = upstream("bridge") else { return };
+    let Some(bridge) = upstream("bridge") else {
+        return;
+    };
     if !nix_is_root() {
         eprintln!("running as non-root already: the plain run covers the unprivileged path");
     }
     let exe = env!("CARGO_BIN_EXE_cni-conformance");
     let out = std::process::Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", exe, bridge.to_str().unwrap(), "--format", "json"])
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            exe,
+            bridge.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
         .env("HOME", "/")
         .output()
         .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no report as uid 65534 ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no report as uid 65534 ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let st = statuses(&report);
-    assert_eq!(out.status.code(), Some(0), "{st:?}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(st.get("connectivity/container-to-gateway").is_some_and(|s| s == "pass"), "{st:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{st:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        st.get("connectivity/container-to-gateway")
+            .is_some_and(|s| s == "pass"),
+        "{st:?}"
+    );
 }
 
 fn nix_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
 #[test]
 fn host_is_unchanged_after_a_run_and_after_sigkill() {
-    let Some(bridge) = upstream("bridge") else { return };
+    let Some(bridge) = upstream("bridge") else {
+        return;
+    };
     let before = host_state();
     let ok = suite().arg(&bridge).output().unwrap();
     assert_eq!(ok.status.code(), Some(0));
@@ -168,6 +271,13 @@ fn host_is_unchanged_after_a_run_and_after_sigkill() {
     let _ = child.wait();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(before, host_state(), "a SIGKILLed run changed the host");
-    let leftover = std::process::Command::new("pgrep").args(["-f", "/usr/lib/cni/"]).output().unwrap();
-    assert!(leftover.stdout.is_empty(), "plugin processes survived: {}", String::from_utf8_lossy(&leftover.stdout));
+    let leftover = std::process::Command::new("pgrep")
+        .args(["-f", "/usr/lib/cni/"])
+        .output()
+        .unwrap();
+    assert!(
+        leftover.stdout.is_empty(),
+        "plugin processes survived: {}",
+        String::from_utf8_lossy(&leftover.stdout)
+    );
 }

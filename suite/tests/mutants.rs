@@ -9,7 +9,10 @@ use common::{fixture, mutant_script, statuses, suite, tempdir, upstream};
 
 /// (mutant, case, status) rows from the mutant table.
 fn table() -> Vec<(String, String, String)> {
-    let out = std::process::Command::new(mutant_script()).arg("--table").output().unwrap();
+    let out = std::process::Command::new(mutant_script())
+        .arg("--table")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout)
         .unwrap()
@@ -24,8 +27,11 @@ fn table() -> Vec<(String, String, String)> {
 #[test]
 fn every_case_is_killed_by_a_mutant() {
     let out = suite().arg("--list").output().unwrap();
-    let ids: BTreeSet<String> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| l.split_whitespace().next().unwrap().to_string()).collect();
+    let ids: BTreeSet<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
     let killed: BTreeSet<String> = table().into_iter().map(|(_, case, _)| case).collect();
     let unkilled: Vec<&String> = ids.difference(&killed).collect();
     assert!(unkilled.is_empty(), "cases no mutant fails: {unkilled:?}");
@@ -37,44 +43,82 @@ fn each_mutant_is_caught_by_its_case() {
     let dir = tempdir("mutants");
     let rows = table();
     let mut missed = Vec::new();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = rows
-            .iter()
-            .map(|(name, case, want)| {
-                let plugin = dir.join(name);
-                std::os::unix::fs::symlink(mutant_script(), &plugin).unwrap();
-                s.spawn(move || {
-                    let out = suite()
-                        .args([plugin.to_str().unwrap(), "--config", fixture("bridge.json").to_str().unwrap()])
-                        .args(["--filter", &format!("^{case}$"), "--format", "json", "--jobs", "1"])
-                        .output()
-                        .unwrap();
-                    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-                    let got = statuses(&report).get(case.as_str()).cloned().unwrap_or_else(|| "absent".into());
-                    let want_code = if want == "fail" { 1 } else { 0 };
-                    (name.clone(), case.clone(), want.clone(), got, out.status.code() == Some(want_code))
+    for chunk in rows.chunks(4) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|(name, case, want)| {
+                    let plugin = dir.join(name);
+                    std::os::unix::fs::symlink(mutant_script(), &plugin).unwrap();
+                    s.spawn(move || {
+                        let out = suite()
+                            .args([
+                                plugin.to_str().unwrap(),
+                                "--config",
+                                fixture("bridge.json").to_str().unwrap(),
+                            ])
+                            .args([
+                                "--filter",
+                                &format!("^{case}$"),
+                                "--format",
+                                "json",
+                                "--jobs",
+                                "1",
+                            ])
+                            .output()
+                            .unwrap();
+                        let report: serde_json::Value =
+                            serde_json::from_slice(&out.stdout).unwrap_or_default();
+                        let got = statuses(&report)
+                            .get(case.as_str())
+                            .cloned()
+                            .unwrap_or_else(|| "absent".into());
+                        let want_code = if want == "fail" { 1 } else { 0 };
+                        (
+                            name.clone(),
+                            case.clone(),
+                            want.clone(),
+                            got,
+                            out.status.code() == Some(want_code),
+                        )
+                    })
                 })
-            })
-            .collect();
-        for h in handles {
-            let (name, case, want, got, code_ok) = h.join().unwrap();
-            if got != want || !code_ok {
-                missed.push(format!("{name}: {case} was {got}, want {want} (exit code ok: {code_ok})"));
+                .collect();
+            for h in handles {
+                let (name, case, want, got, code_ok) = h.join().unwrap();
+                if got != want || !code_ok {
+                    missed.push(format!(
+                        "{name}: {case} was {got}, want {want} (exit code ok: {code_ok})"
+                    ));
+                }
             }
-        }
-    });
+        });
+    }
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(missed.is_empty(), "mutants not caught:\n{}", missed.join("\n"));
+    assert!(
+        missed.is_empty(),
+        "mutants not caught:\n{}",
+        missed.join("\n")
+    );
 }
 
 #[test]
 fn unmodified_upstream_plugins_raise_no_must_failure() {
     for name in ["bridge", "ptp", "host-local"] {
         let Some(p) = upstream(name) else { return };
-        let out = suite().args([p.to_str().unwrap(), "--format", "json"]).output().unwrap();
+        let out = suite()
+            .args([p.to_str().unwrap(), "--format", "json"])
+            .output()
+            .unwrap();
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let failed: Vec<String> =
-            statuses(&report).into_iter().filter(|(_, s)| s == "fail").map(|(id, _)| id).collect();
-        assert!(failed.is_empty() && out.status.code() == Some(0), "{name}: failed {failed:?}");
+        let failed: Vec<String> = statuses(&report)
+            .into_iter()
+            .filter(|(_, s)| s == "fail")
+            .map(|(id, _)| id)
+            .collect();
+        assert!(
+            failed.is_empty() && out.status.code() == Some(0),
+            "{name}: failed {failed:?}"
+        );
     }
 }

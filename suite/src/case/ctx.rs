@@ -40,7 +40,11 @@ pub struct Target {
 impl Target {
     /// `CNI_PATH` joined with `:`.
     pub fn cni_path_env(&self) -> String {
-        self.cni_path.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
+        self.cni_path
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
     }
 
     /// Finds a chain member's binary by `type`, searching `CNI_PATH` like a runtime.
@@ -48,7 +52,10 @@ impl Target {
         if plugin_type.contains('/') {
             return None;
         }
-        self.cni_path.iter().map(|d| d.join(plugin_type)).find(|p| p.is_file())
+        self.cni_path
+            .iter()
+            .map(|d| d.join(plugin_type))
+            .find(|p| p.is_file())
     }
 }
 
@@ -110,15 +117,20 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        Ok(Ctx { target, lab, invocations: Vec::new(), blame: None, containers: 0 })
+        Ok(Ctx {
+            target,
+            lab,
+            invocations: Vec::new(),
+            blame: None,
+            containers: 0,
+        })
     }
 
     /// The spec version the case runs at; a skip when the plugin supports none the suite knows.
     pub fn version(&self) -> Result<String, Verdict> {
-        self.target
-            .version
-            .clone()
-            .ok_or_else(|| Verdict::Skip("the plugin supports no released spec version (see version/*)".into()))
+        self.target.version.clone().ok_or_else(|| {
+            Verdict::Skip("the plugin supports no released spec version (see version/*)".into())
+        })
     }
 
     /// A new container namespace and attachment (`eth0`, a fresh container id).
@@ -131,7 +143,11 @@ impl<'a> Ctx<'a> {
         self.containers += 1;
         let name = format!("ctr{}", self.containers);
         let container = self.lab.add_container(&name)?;
-        Ok(Attachment { container, container_id: format!("cniconformance-{name}"), ifname: ifname.into() })
+        Ok(Attachment {
+            container,
+            container_id: format!("cniconformance-{name}"),
+            ifname: ifname.into(),
+        })
     }
 
     /// The standard environment for `command` (all six `CNI_*` variables for attachment verbs, as
@@ -154,10 +170,19 @@ impl<'a> Ctx<'a> {
     /// The request configuration for chain member `index` (name and cniVersion injected, and
     /// `prevResult` when given).
     pub fn request(&self, index: usize, version: &str, prev: Option<&Value>) -> Value {
-        let mut obj: Map<String, Value> =
-            self.target.profile.plugins.get(index).and_then(Value::as_object).cloned().unwrap_or_default();
+        let mut obj: Map<String, Value> = self
+            .target
+            .profile
+            .plugins
+            .get(index)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         obj.insert("cniVersion".into(), Value::String(version.into()));
-        obj.insert("name".into(), Value::String(self.target.profile.network.clone()));
+        obj.insert(
+            "name".into(),
+            Value::String(self.target.profile.network.clone()),
+        );
         if let Some(p) = prev {
             obj.insert("prevResult".into(), p.clone());
         }
@@ -166,7 +191,11 @@ impl<'a> Ctx<'a> {
 
     /// The request configuration of the plugin under test.
     pub fn own_request(&self, version: &str, prev: Option<&Value>) -> Value {
-        self.request(self.target.profile.plugins.len().saturating_sub(1), version, prev)
+        self.request(
+            self.target.profile.plugins.len().saturating_sub(1),
+            version,
+            prev,
+        )
     }
 
     /// Runs `program` in the lab with exactly `env` and `stdin`, and keeps the record.
@@ -200,9 +229,15 @@ impl<'a> Ctx<'a> {
         if index == last {
             return Ok(self.target.plugin.clone());
         }
-        let ty = self.target.profile.plugins[index].get("type").and_then(Value::as_str).unwrap_or("");
+        let ty = self.target.profile.plugins[index]
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         self.target.find_plugin(ty).ok_or_else(|| {
-            Verdict::Skip(format!("chain member {ty:?} not found in CNI_PATH {}", self.target.cni_path_env()))
+            Verdict::Skip(format!(
+                "chain member {ty:?} not found in CNI_PATH {}",
+                self.target.cni_path_env()
+            ))
         })
     }
 
@@ -220,7 +255,10 @@ impl<'a> Ctx<'a> {
         let mut own = 0;
         for i in 0..n {
             let program = self.chain_program(i)?;
-            let stdin = self.request(i, version, prev.as_ref()).to_string().into_bytes();
+            let stdin = self
+                .request(i, version, prev.as_ref())
+                .to_string()
+                .into_bytes();
             let env = self.env("ADD", Some(att));
             let idx = self.invoke(&program, env, stdin);
             let rec = &self.invocations[idx];
@@ -229,11 +267,19 @@ impl<'a> Ctx<'a> {
                 let msg = if i + 1 == n {
                     format!("ADD failed ({})", rec.exit)
                 } else {
-                    format!("chain member {} failed ADD ({}); cannot judge the plugin", program.display(), rec.exit)
+                    format!(
+                        "chain member {} failed ADD ({}); cannot judge the plugin",
+                        program.display(),
+                        rec.exit
+                    )
                 };
                 let seen = first_line(&rec.stdout, &rec.stderr);
                 return Err(if i + 1 == n {
-                    Verdict::Violation(Finding { message: msg, expected: Some("exit 0 and a result".into()), seen: Some(seen) })
+                    Verdict::Violation(Finding {
+                        message: msg,
+                        expected: Some("exit 0 and a result".into()),
+                        seen: Some(seen),
+                    })
                 } else {
                     Verdict::Broken(format!("{msg}: {seen}"))
                 });
@@ -249,18 +295,32 @@ impl<'a> Ctx<'a> {
             prev = Some(result);
             own = idx;
         }
-        Ok(AddOutcome { result: prev.unwrap_or(Value::Null), record: own })
+        Ok(AddOutcome {
+            result: prev.unwrap_or(Value::Null),
+            record: own,
+        })
     }
 
     /// DEL through the chain in reverse order; returns the index of the plugin-under-test's record.
     /// `prev` is the final ADD result (sent from 0.4.0 on, as libcni does).
-    pub fn del_raw(&mut self, att: &Attachment, prev: Option<&Value>, version: &str) -> Result<usize, Verdict> {
+    pub fn del_raw(
+        &mut self,
+        att: &Attachment,
+        prev: Option<&Value>,
+        version: &str,
+    ) -> Result<usize, Verdict> {
         let n = self.target.profile.plugins.len();
-        let with_prev = version.parse::<crate::version::SpecVersion>().map(|v| v.has_check()).unwrap_or(false);
+        let with_prev = version
+            .parse::<crate::version::SpecVersion>()
+            .map(|v| v.has_check())
+            .unwrap_or(false);
         let mut own = 0;
         for i in (0..n).rev() {
             let program = self.chain_program(i)?;
-            let stdin = self.request(i, version, if with_prev { prev } else { None }).to_string().into_bytes();
+            let stdin = self
+                .request(i, version, if with_prev { prev } else { None })
+                .to_string()
+                .into_bytes();
             let env = self.env("DEL", Some(att));
             let idx = self.invoke(&program, env, stdin);
             if i + 1 == n {
@@ -284,7 +344,11 @@ impl<'a> Ctx<'a> {
             return Ok(());
         }
         self.blame = Some(idx);
-        Err(Verdict::violation(format!("{what} failed"), "exit 0", format!("{}: {}", rec.exit, first_line(&rec.stdout, &rec.stderr))))
+        Err(Verdict::violation(
+            format!("{what} failed"),
+            "exit 0",
+            format!("{}: {}", rec.exit, first_line(&rec.stdout, &rec.stderr)),
+        ))
     }
 
     /// Validates `doc` against the schema of `version`; violations become a finding.
@@ -294,7 +358,16 @@ impl<'a> Ctx<'a> {
             Ok(v) => Err(Verdict::violation(
                 format!("{kind:?} does not match the {version} schema"),
                 format!("a valid {version} document"),
-                v.iter().map(|x| format!("{}: {}", if x.path.is_empty() { "/" } else { &x.path }, x.message)).collect::<Vec<_>>().join("; "),
+                v.iter()
+                    .map(|x| {
+                        format!(
+                            "{}: {}",
+                            if x.path.is_empty() { "/" } else { &x.path },
+                            x.message
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
             )),
             Err(e) => Err(Verdict::Skip(format!("no schema to check against: {e}"))),
         }
@@ -306,13 +379,25 @@ impl<'a> Ctx<'a> {
 pub(crate) fn first_line(stdout: &str, stderr: &str) -> String {
     if let Some(e) = crate::cni::ErrorDoc::parse(stdout) {
         if e.code.is_some() || e.msg.is_some() {
-            let code = e.code.map_or("no code".to_string(), |c| format!("code {c}"));
+            let code = e
+                .code
+                .map_or("no code".to_string(), |c| format!("code {c}"));
             let details = e.details.map(|d| format!(" ({d})")).unwrap_or_default();
-            return truncate(&format!("error {code}: {}{details}", e.msg.unwrap_or_default()), 300);
+            return truncate(
+                &format!("error {code}: {}{details}", e.msg.unwrap_or_default()),
+                300,
+            );
         }
     }
-    let pick = |s: &str| s.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string);
-    let line = pick(stdout).or_else(|| pick(stderr)).unwrap_or_else(|| "(no output)".into());
+    let pick = |s: &str| {
+        s.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string)
+    };
+    let line = pick(stdout)
+        .or_else(|| pick(stderr))
+        .unwrap_or_else(|| "(no output)".into());
     truncate(&line, 300)
 }
 
@@ -322,5 +407,33 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
         s.to_string()
     } else {
         format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}
+
+impl Ctx<'_> {
+    /// CHECK through the chain in list order with the final ADD result as `prevResult`; returns
+    /// the index of the first failing record, or of the plugin-under-test's record when all pass.
+    pub fn check_raw(
+        &mut self,
+        att: &Attachment,
+        prev: &Value,
+        version: &str,
+    ) -> Result<(usize, bool), Verdict> {
+        let n = self.target.profile.plugins.len();
+        let mut own = 0;
+        for i in 0..n {
+            let program = self.chain_program(i)?;
+            let stdin = self
+                .request(i, version, Some(prev))
+                .to_string()
+                .into_bytes();
+            let env = self.env("CHECK", Some(att));
+            let idx = self.invoke(&program, env, stdin);
+            if !self.invocations[idx].exit.success() {
+                return Ok((idx, false));
+            }
+            own = idx;
+        }
+        Ok((own, true))
     }
 }

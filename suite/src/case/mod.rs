@@ -7,8 +7,8 @@
 
 mod ctx;
 
-pub use ctx::{AddOutcome, Attachment, Ctx, Target};
 pub(crate) use ctx::{first_line, truncate};
+pub use ctx::{AddOutcome, Attachment, Ctx, Target};
 
 use crate::profile::PluginKind;
 use crate::version::SpecVersion;
@@ -64,18 +64,37 @@ pub enum Verdict {
 
 impl Verdict {
     /// A violation with expected and seen values.
-    pub fn violation(message: impl Into<String>, expected: impl Into<String>, seen: impl Into<String>) -> Self {
-        Verdict::Violation(Finding { message: message.into(), expected: Some(expected.into()), seen: Some(seen.into()) })
+    pub fn violation(
+        message: impl Into<String>,
+        expected: impl Into<String>,
+        seen: impl Into<String>,
+    ) -> Self {
+        Verdict::Violation(Finding {
+            message: message.into(),
+            expected: Some(expected.into()),
+            seen: Some(seen.into()),
+        })
     }
 
     /// A violation with only a message.
     pub fn fail(message: impl Into<String>) -> Self {
-        Verdict::Violation(Finding { message: message.into(), ..Default::default() })
+        Verdict::Violation(Finding {
+            message: message.into(),
+            ..Default::default()
+        })
     }
 
     /// A spec-versus-reference difference.
-    pub fn quirk(message: impl Into<String>, expected: impl Into<String>, seen: impl Into<String>) -> Self {
-        Verdict::Quirk(Finding { message: message.into(), expected: Some(expected.into()), seen: Some(seen.into()) })
+    pub fn quirk(
+        message: impl Into<String>,
+        expected: impl Into<String>,
+        seen: impl Into<String>,
+    ) -> Self {
+        Verdict::Quirk(Finding {
+            message: message.into(),
+            expected: Some(expected.into()),
+            seen: Some(seen.into()),
+        })
     }
 }
 
@@ -88,7 +107,12 @@ macro_rules! suite_error_is_broken {
         }
     )*};
 }
-suite_error_is_broken!(crate::lab::LabError, crate::net::NetError, crate::ns::NsError, crate::probe::ProbeError);
+suite_error_is_broken!(
+    crate::lab::LabError,
+    crate::net::NetError,
+    crate::ns::NsError,
+    crate::probe::ProbeError
+);
 
 /// Which plugins and versions a case applies to.
 #[derive(Debug, Clone, Copy)]

@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::case::{Applies, Case, Ctx, Level, Verdict, ANY_KIND, WITH_INTERFACES};
+use crate::profile::PluginKind;
 use crate::schema::DocKind;
 use crate::version::SpecVersion;
 
@@ -34,7 +35,51 @@ pub const CASES: &[Case] = &[
         applies: Applies { kinds: WITH_INTERFACES, since: ALWAYS },
         body: result_matches_kernel,
     },
+    Case {
+        id: "add/custom-ifname",
+        title: "ADD honours a non-default CNI_IFNAME (net1) and the result names it",
+        level: Level::Must,
+        spec: "SPEC §2 ADD (create CNI_IFNAME or fail), 0.3.0+",
+        applies: Applies { kinds: &[PluginKind::Interface], since: SpecVersion(0, 3, 0) },
+        body: custom_ifname,
+    },
+    Case {
+        id: "add/interface-exists",
+        title: "ADD fails when CNI_IFNAME already exists in the container",
+        level: Level::Must,
+        spec: "SPEC 1.0.0 §2 ADD (if an interface of that name exists, the plugin must fail)",
+        applies: Applies { kinds: &[PluginKind::Interface], since: SpecVersion(1, 0, 0) },
+        body: interface_exists,
+    },
 ];
+
+fn custom_ifname(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let att = ctx.attachment_named("net1")?;
+    let out = ctx.add(&att)?;
+    ctx.blame = Some(out.record);
+    super::kernel::verify_result(ctx, &att, &out.result)
+}
+
+fn interface_exists(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let att = ctx.attachment()?;
+    let rtnl = ctx.lab.container_rtnl(&att.container)?;
+    rtnl.create_veth(&att.ifname, "eth0peer", None)?;
+    let version = ctx.version()?;
+    let stdin = ctx.own_request(&version, None);
+    let idx = ctx.invoke_own("ADD", Some(&att), &stdin);
+    ctx.blame = Some(idx);
+    if ctx.record(idx).exit.success() {
+        return Err(Verdict::violation(
+            format!(
+                "ADD succeeded although {} already existed in the container",
+                att.ifname
+            ),
+            "a non-zero exit",
+            "exit 0",
+        ));
+    }
+    Ok(())
+}
 
 fn result_schema(ctx: &mut Ctx) -> Result<(), Verdict> {
     let att = ctx.attachment()?;

@@ -1,6 +1,6 @@
 //! `del/*`: the DEL verb (SPEC §2 DEL: idempotent, best effort, leaves nothing behind).
 
-use crate::case::{Applies, Case, Ctx, Level, Verdict, ANY_KIND};
+use crate::case::{Applies, Attachment, Case, Ctx, Level, Verdict, ANY_KIND, WITH_INTERFACES};
 use crate::version::SpecVersion;
 
 const ALWAYS: SpecVersion = SpecVersion(0, 1, 0);
@@ -31,7 +31,183 @@ pub const CASES: &[Case] = &[
         applies: Applies { kinds: ANY_KIND, since: ALWAYS },
         body: leaves_no_trace,
     },
+    Case {
+        id: "del/netns-gone",
+        title: "DEL succeeds after the container's netns was deleted, and leaves no trace",
+        level: Level::Must,
+        spec: "SPEC §2 DEL (best effort; release IPAM even if the netns is gone)",
+        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        body: netns_gone,
+    },
+    Case {
+        id: "del/empty-netns",
+        title: "DEL with an empty CNI_NETNS succeeds",
+        level: Level::Must,
+        spec: "SPEC 1.0.0 §2 DEL (CNI_NETNS optional for DEL)",
+        applies: Applies { kinds: ANY_KIND, since: V1 },
+        body: empty_netns,
+    },
+    Case {
+        id: "del/empty-netns-leaves-no-trace",
+        title: "DEL with an empty CNI_NETNS still removes everything ADD made on the host (NAT rules, IPAM)",
+        level: Level::Should,
+        spec: "SPEC 1.0.0 §2 DEL (clean up as much as possible); plugins#810",
+        applies: Applies { kinds: ANY_KIND, since: V1 },
+        body: empty_netns_no_trace,
+    },
+    Case {
+        id: "del/without-prevresult",
+        title: "DEL without prevResult after an ADD succeeds and leaves no trace",
+        level: Level::Must,
+        spec: "SPEC §2 DEL (a plugin should still succeed when prevResult is absent)",
+        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        body: without_prevresult,
+    },
+    Case {
+        id: "del/after-failed-add",
+        title: "DEL after an ADD that failed (the interface already existed) succeeds",
+        level: Level::Must,
+        spec: "SPEC §3 (every ADD is followed by a DEL, even a failed one); §2 DEL",
+        applies: Applies { kinds: WITH_INTERFACES, since: ALWAYS },
+        body: after_failed_add,
+    },
 ];
+
+const V1: SpecVersion = SpecVersion(1, 0, 0);
+
+/// Leak lines between two snapshots (content changes of existing files are state, not leaks).
+fn leaks(before: &crate::lab::HostSnapshot, after: &crate::lab::HostSnapshot) -> Vec<String> {
+    after
+        .diff(before)
+        .into_iter()
+        .filter(|c| !(c.sign == '~' && c.what.starts_with("file ")))
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// ADDs a first attachment (so shared network state exists), snapshots, ADDs a second one, runs
+/// `del` on it, and returns the leaks.
+fn second_attachment_leaks(
+    ctx: &mut Ctx,
+    del: impl FnOnce(&mut Ctx, &Attachment, &serde_json::Value) -> Result<(), Verdict>,
+) -> Result<Vec<String>, Verdict> {
+    let first = ctx.attachment()?;
+    ctx.add(&first)?;
+    let before = ctx.lab.snapshot()?;
+    let second = ctx.attachment()?;
+    let out = ctx.add(&second)?;
+    del(ctx, &second, &out.result)?;
+    let after = ctx.lab.snapshot()?;
+    Ok(leaks(&before, &after))
+}
+
+fn no_leaks(ctx: &mut Ctx, leaks: Vec<String>, how: &str) -> Result<(), Verdict> {
+    if leaks.is_empty() {
+        return Ok(());
+    }
+    ctx.blame = ctx.invocations.iter().rposition(|r| r.command == "DEL");
+    let how = if how.is_empty() {
+        String::new()
+    } else {
+        format!(" {how}")
+    };
+    Err(Verdict::violation(
+        format!("DEL{how} left traces of the attachment on the host"),
+        "the host as it was before the ADD",
+        leaks.join("; "),
+    ))
+}
+
+/// DEL of the plugin under test with a modified environment; must exit 0.
+fn del_with_env(
+    ctx: &mut Ctx,
+    att: &Attachment,
+    prev: Option<&serde_json::Value>,
+    netns: Option<&str>,
+) -> Result<(), Verdict> {
+    let version = ctx.version()?;
+    let n = ctx.target.profile.plugins.len();
+    let with_prev = version.parse::<SpecVersion>().is_ok_and(|v| v.has_check());
+    for i in (0..n).rev() {
+        let program = if i + 1 == n {
+            ctx.target.plugin.clone()
+        } else {
+            let ty = ctx.target.profile.plugins[i]
+                .get("type")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            ctx.target
+                .find_plugin(ty)
+                .ok_or_else(|| Verdict::Skip(format!("chain member {ty:?} not found")))?
+        };
+        let stdin = ctx
+            .request(i, &version, if with_prev { prev } else { None })
+            .to_string()
+            .into_bytes();
+        let mut env = ctx.env("DEL", Some(att));
+        if let Some(ns) = netns {
+            for (k, v) in env.iter_mut() {
+                if k == "CNI_NETNS" {
+                    *v = ns.to_string();
+                }
+            }
+        }
+        let idx = ctx.invoke(&program, env, stdin);
+        if i + 1 == n {
+            ctx.expect_success(idx, "DEL")?;
+        }
+    }
+    Ok(())
+}
+
+fn netns_gone(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let leaks = second_attachment_leaks(ctx, |ctx, att, result| {
+        ctx.lab.remove_container(&att.container.name)?;
+        del_with_env(ctx, att, Some(result), None)
+    })?;
+    no_leaks(ctx, leaks, "after the netns was deleted")
+}
+
+fn empty_netns(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let att = ctx.attachment()?;
+    let out = ctx.add(&att)?;
+    del_with_env(ctx, &att, Some(&out.result), Some(""))
+}
+
+fn empty_netns_no_trace(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let leaks = second_attachment_leaks(ctx, |ctx, att, result| {
+        del_with_env(ctx, att, Some(result), Some(""))?;
+        // The runtime then removes the netns, which takes the container end of any link with it.
+        ctx.lab.remove_container(&att.container.name)?;
+        Ok(())
+    })?;
+    no_leaks(ctx, leaks, "with an empty CNI_NETNS")
+}
+
+fn without_prevresult(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let leaks = second_attachment_leaks(ctx, |ctx, att, _| del_with_env(ctx, att, None, None))?;
+    no_leaks(ctx, leaks, "without prevResult")
+}
+
+fn after_failed_add(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let att = ctx.attachment()?;
+    let out = ctx.add(&att)?;
+    // A second ADD of the same interface name must fail; the runtime then DELs it.
+    let other = Attachment {
+        container_id: format!("{}-again", att.container_id),
+        ..att.clone()
+    };
+    let version = ctx.version()?;
+    let stdin = ctx.own_request(&version, None);
+    let idx = ctx.invoke_own("ADD", Some(&other), &stdin);
+    if ctx.record(idx).exit.success() {
+        return Err(Verdict::Skip(
+            "the second ADD did not fail (add/interface-exists judges that)".into(),
+        ));
+    }
+    del_with_env(ctx, &other, None, None)?;
+    del_with_env(ctx, &att, Some(&out.result), None)
+}
 
 fn idempotent(ctx: &mut Ctx) -> Result<(), Verdict> {
     let att = ctx.attachment()?;
@@ -56,28 +232,6 @@ fn without_add(ctx: &mut Ctx) -> Result<(), Verdict> {
 fn leaves_no_trace(ctx: &mut Ctx) -> Result<(), Verdict> {
     // The first attachment creates what a network shares (a bridge, a NAT chain jump, the IPAM
     // store); the baseline is taken after it, so the diff shows only what one attachment leaks.
-    let first = ctx.attachment()?;
-    ctx.add(&first)?;
-    let before = ctx.lab.snapshot()?;
-    let second = ctx.attachment()?;
-    let out = ctx.add(&second)?;
-    ctx.del(&second, Some(&out.result))?;
-    let after = ctx.lab.snapshot()?;
-    // Content changes of files that existed before (e.g. host-local's last_reserved_ip) are state,
-    // not leaks; everything else counts.
-    let leaks: Vec<String> = after
-        .diff(&before)
-        .into_iter()
-        .filter(|c| !(c.sign == '~' && c.what.starts_with("file ")))
-        .map(|c| c.to_string())
-        .collect();
-    if leaks.is_empty() {
-        return Ok(());
-    }
-    ctx.blame = ctx.invocations.len().checked_sub(1);
-    Err(Verdict::violation(
-        "DEL left traces of the attachment on the host",
-        "the host as it was before the ADD",
-        leaks.join("; "),
-    ))
+    let leaks = second_attachment_leaks(ctx, |ctx, att, result| ctx.del(att, Some(result)))?;
+    no_leaks(ctx, leaks, "")
 }

@@ -17,7 +17,10 @@ pub const CASES: &[Case] = &[
         title: "ADD with stdin that is not JSON fails (non-zero exit) and creates nothing",
         level: Level::Must,
         spec: "SPEC §2 (exit non-zero on failure); §1 configuration is JSON",
-        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: ALWAYS,
+        },
         body: non_json_stdin,
     },
     Case {
@@ -25,7 +28,10 @@ pub const CASES: &[Case] = &[
         title: "non-JSON stdin gives an Error object on stdout with code 6 (decoding failure)",
         level: Level::Should,
         spec: "SPEC 1.0.0 §5 Error, well-known code 6",
-        applies: Applies { kinds: ANY_KIND, since: V1 },
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: V1,
+        },
         body: non_json_stdin_code,
     },
     Case {
@@ -33,7 +39,10 @@ pub const CASES: &[Case] = &[
         title: "ADD without CNI_CONTAINERID, CNI_NETNS and CNI_IFNAME fails and creates nothing",
         level: Level::Must,
         spec: "SPEC §2 Parameters (required for ADD)",
-        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: ALWAYS,
+        },
         body: missing_env,
     },
     Case {
@@ -41,7 +50,10 @@ pub const CASES: &[Case] = &[
         title: "missing variables give an Error object with code 4 naming every missing variable",
         level: Level::Should,
         spec: "SPEC 1.0.0 §5 Error, code 4 (message must name the variables)",
-        applies: Applies { kinds: ANY_KIND, since: V1 },
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: V1,
+        },
         body: missing_env_code,
     },
     Case {
@@ -49,20 +61,31 @@ pub const CASES: &[Case] = &[
         title: "ADD with a cniVersion the plugin does not support fails with code 1",
         level: Level::Must,
         spec: "SPEC §5 Error, code 1 (incompatible CNI version)",
-        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: ALWAYS,
+        },
         body: incompatible_version,
     },
 ];
 
 /// Runs ADD with `stdin` and `env`, expecting failure; returns the record index.
-fn failing_add(ctx: &mut Ctx, env: Vec<(String, String)>, stdin: Vec<u8>) -> Result<usize, Verdict> {
+fn failing_add(
+    ctx: &mut Ctx,
+    env: Vec<(String, String)>,
+    stdin: Vec<u8>,
+) -> Result<usize, Verdict> {
     let program = ctx.target.plugin.clone();
     let idx = ctx.invoke(&program, env, stdin);
     let rec = ctx.record(idx);
     if rec.exit.success() {
         let seen = format!("exit 0: {}", first_line(&rec.stdout, &rec.stderr));
         ctx.blame = Some(idx);
-        return Err(Verdict::violation("the plugin reported success", "a non-zero exit", seen));
+        return Err(Verdict::violation(
+            "the plugin reported success",
+            "a non-zero exit",
+            seen,
+        ));
     }
     Ok(idx)
 }
@@ -70,11 +93,19 @@ fn failing_add(ctx: &mut Ctx, env: Vec<(String, String)>, stdin: Vec<u8>) -> Res
 /// A finding unless the container has no interface besides `lo`.
 fn nothing_created(ctx: &mut Ctx, att: &crate::case::Attachment) -> Result<(), Verdict> {
     let links = ctx.lab.container_rtnl(&att.container)?.links()?;
-    let extra: Vec<String> = links.iter().filter(|l| l.name != "lo").map(|l| l.name.clone()).collect();
+    let extra: Vec<String> = links
+        .iter()
+        .filter(|l| l.name != "lo")
+        .map(|l| l.name.clone())
+        .collect();
     if extra.is_empty() {
         Ok(())
     } else {
-        Err(Verdict::violation("a failed ADD left interfaces in the container", "no interface besides lo", extra.join(", ")))
+        Err(Verdict::violation(
+            "a failed ADD left interfaces in the container",
+            "no interface besides lo",
+            extra.join(", "),
+        ))
     }
 }
 
@@ -83,15 +114,25 @@ fn error_object(ctx: &mut Ctx, idx: usize, want: u64, version: &str) -> Result<E
     ctx.blame = Some(idx);
     let rec = ctx.record(idx).clone();
     let Some(doc) = rec.stdout_json() else {
-        return Err(Verdict::violation("no Error object on stdout", "a JSON Error object on stdout", first_line(&rec.stdout, &rec.stderr)));
+        return Err(Verdict::violation(
+            "no Error object on stdout",
+            "a JSON Error object on stdout",
+            first_line(&rec.stdout, &rec.stderr),
+        ));
     };
     ctx.schema_check(version, DocKind::Error, &doc)?;
-    let err = ErrorDoc::parse(&rec.stdout).unwrap_or(ErrorDoc { code: None, msg: None, details: None });
+    let err = ErrorDoc::parse(&rec.stdout).unwrap_or(ErrorDoc {
+        code: None,
+        msg: None,
+        details: None,
+    });
     if err.code != Some(want) {
         return Err(Verdict::violation(
             format!("wrong error code (code {want} is the well-known one for this failure)"),
             format!("code {want}"),
-            err.code.map_or("no numeric code".into(), |c| format!("code {c}: {}", err.msg.clone().unwrap_or_default())),
+            err.code.map_or("no numeric code".into(), |c| {
+                format!("code {c}: {}", err.msg.clone().unwrap_or_default())
+            }),
         ));
     }
     Ok(err)
@@ -126,11 +167,19 @@ fn missing_env(ctx: &mut Ctx) -> Result<(), Verdict> {
     failing_add(ctx, env, stdin)?;
     let links = ctx.lab.host_rtnl()?.links()?;
     let before = ["lo", crate::lab::UPLINK_IFNAME];
-    let made: Vec<String> = links.iter().filter(|l| !before.contains(&l.name.as_str())).map(|l| l.name.clone()).collect();
+    let made: Vec<String> = links
+        .iter()
+        .filter(|l| !before.contains(&l.name.as_str()))
+        .map(|l| l.name.clone())
+        .collect();
     if made.is_empty() {
         Ok(())
     } else {
-        Err(Verdict::violation("a rejected ADD still created links on the host", "no new link", made.join(", ")))
+        Err(Verdict::violation(
+            "a rejected ADD still created links on the host",
+            "no new link",
+            made.join(", "),
+        ))
     }
 }
 
@@ -140,13 +189,23 @@ fn missing_env_code(ctx: &mut Ctx) -> Result<(), Verdict> {
     let env = env_without_attachment_vars(ctx);
     let idx = failing_add(ctx, env, stdin)?;
     let err = error_object(ctx, idx, 4, &version)?;
-    let text = format!("{} {}", err.msg.unwrap_or_default(), err.details.unwrap_or_default());
-    let unnamed: Vec<&str> =
-        ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"].into_iter().filter(|v| !text.contains(v)).collect();
+    let text = format!(
+        "{} {}",
+        err.msg.unwrap_or_default(),
+        err.details.unwrap_or_default()
+    );
+    let unnamed: Vec<&str> = ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"]
+        .into_iter()
+        .filter(|v| !text.contains(v))
+        .collect();
     if unnamed.is_empty() {
         Ok(())
     } else {
-        Err(Verdict::violation("the error does not name every missing variable", "msg or details naming CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME", text))
+        Err(Verdict::violation(
+            "the error does not name every missing variable",
+            "msg or details naming CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME",
+            text,
+        ))
     }
 }
 

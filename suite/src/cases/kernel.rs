@@ -20,67 +20,116 @@ impl NsState {
 }
 
 fn read(rtnl: &crate::net::Rtnl) -> Result<NsState, Verdict> {
-    Ok(NsState { links: rtnl.links()?, addrs: rtnl.addresses()?, routes: rtnl.routes()? })
+    Ok(NsState {
+        links: rtnl.links()?,
+        addrs: rtnl.addresses()?,
+        routes: rtnl.routes()?,
+    })
 }
 
 /// Checks every claim of `result` for attachment `att`; all problems go into one finding.
 pub fn verify_result(ctx: &Ctx, att: &Attachment, result: &Value) -> Result<(), Verdict> {
-    let r = NormalResult::parse(result).map_err(|e| Verdict::violation("the ADD result cannot be read", "a well-formed result", e.to_string()))?;
+    let r = NormalResult::parse(result).map_err(|e| {
+        Verdict::violation(
+            "the ADD result cannot be read",
+            "a well-formed result",
+            e.to_string(),
+        )
+    })?;
     let inside = read(&ctx.lab.container_rtnl(&att.container)?)?;
     let host = read(&ctx.lab.host_rtnl()?)?;
     let netns = att.netns();
     let mut problems = Vec::new();
 
     if inside.link(&att.ifname).is_none() {
-        problems.push(format!("CNI_IFNAME {:?} does not exist in the container", att.ifname));
+        problems.push(format!(
+            "CNI_IFNAME {:?} does not exist in the container",
+            att.ifname
+        ));
     }
     for (i, itf) in r.interfaces.iter().enumerate() {
         let (state, place) = match itf.sandbox.as_deref() {
             Some(s) if s == netns => (&inside, "container"),
             Some(s) => {
-                problems.push(format!("interfaces[{i}] ({}) has sandbox {s:?}, but CNI_NETNS is {netns:?}", itf.name));
+                problems.push(format!(
+                    "interfaces[{i}] ({}) has sandbox {s:?}, but CNI_NETNS is {netns:?}",
+                    itf.name
+                ));
                 continue;
             }
             None => (&host, "host"),
         };
         let Some(link) = state.link(&itf.name) else {
-            problems.push(format!("interfaces[{i}] {:?} does not exist in the {place} namespace", itf.name));
+            problems.push(format!(
+                "interfaces[{i}] {:?} does not exist in the {place} namespace",
+                itf.name
+            ));
             continue;
         };
         if let (Some(want), Some(have)) = (&itf.mac, &link.mac) {
             if want != have {
-                problems.push(format!("interfaces[{i}] {} has MAC {have}, the result says {want}", itf.name));
+                problems.push(format!(
+                    "interfaces[{i}] {} has MAC {have}, the result says {want}",
+                    itf.name
+                ));
             }
         }
         if let Some(mtu) = itf.mtu.filter(|m| *m > 0) {
             if u64::from(link.mtu) != mtu {
-                problems.push(format!("interfaces[{i}] {} has MTU {}, the result says {mtu}", itf.name, link.mtu));
+                problems.push(format!(
+                    "interfaces[{i}] {} has MTU {}, the result says {mtu}",
+                    itf.name, link.mtu
+                ));
             }
         }
     }
-    if let Some(ifc) = r.interfaces.iter().find(|i| i.name == att.ifname && i.sandbox.as_deref() == Some(netns.as_str())) {
+    if let Some(ifc) = r
+        .interfaces
+        .iter()
+        .find(|i| i.name == att.ifname && i.sandbox.as_deref() == Some(netns.as_str()))
+    {
         let _ = ifc;
     } else if !r.interfaces.is_empty() && inside.link(&att.ifname).is_some() {
-        problems.push(format!("the result lists no interface {:?} with sandbox {netns:?}", att.ifname));
+        problems.push(format!(
+            "the result lists no interface {:?} with sandbox {netns:?}",
+            att.ifname
+        ));
     }
     for (i, ip) in r.ips.iter().enumerate() {
         let (state, name, place) = match r.interface_of(ip) {
             Some(itf) if itf.sandbox.is_none() => (&host, itf.name.clone(), "host"),
             Some(itf) => (&inside, itf.name.clone(), "container"),
             None if ip.interface.is_some() => {
-                problems.push(format!("ips[{i}].interface {:?} is not an index into interfaces", ip.interface));
+                problems.push(format!(
+                    "ips[{i}].interface {:?} is not an index into interfaces",
+                    ip.interface
+                ));
                 continue;
             }
             None => (&inside, att.ifname.clone(), "container"),
         };
-        let Some(link) = state.link(&name) else { continue };
-        if !state.addrs.iter().any(|a| a.index == link.index && a.addr == ip.address) {
-            let have: Vec<String> =
-                state.addrs.iter().filter(|a| a.index == link.index).map(|a| a.addr.to_string()).collect();
+        let Some(link) = state.link(&name) else {
+            continue;
+        };
+        if !state
+            .addrs
+            .iter()
+            .any(|a| a.index == link.index && a.addr == ip.address)
+        {
+            let have: Vec<String> = state
+                .addrs
+                .iter()
+                .filter(|a| a.index == link.index)
+                .map(|a| a.addr.to_string())
+                .collect();
             problems.push(format!(
                 "ips[{i}] {} is not on {name} in the {place} namespace (it has: {})",
                 ip.address,
-                if have.is_empty() { "no address".into() } else { have.join(", ") }
+                if have.is_empty() {
+                    "no address".into()
+                } else {
+                    have.join(", ")
+                }
             ));
         }
     }

@@ -1,6 +1,7 @@
 //! The catalogue of cases, one file per area. Each area file exports `CASES`; [`all`] gathers them.
 
 mod add;
+mod check;
 mod connectivity;
 mod del;
 mod error;
@@ -11,10 +12,17 @@ use crate::case::Case;
 
 /// Every case, grouped by area in report order.
 pub fn all() -> Vec<&'static Case> {
-    [version::CASES, error::CASES, add::CASES, del::CASES, connectivity::CASES]
-        .iter()
-        .flat_map(|list| list.iter())
-        .collect()
+    [
+        version::CASES,
+        error::CASES,
+        add::CASES,
+        check::CASES,
+        del::CASES,
+        connectivity::CASES,
+    ]
+    .iter()
+    .flat_map(|list| list.iter())
+    .collect()
 }
 
 #[cfg(test)]
@@ -29,7 +37,11 @@ mod tests {
         for c in all() {
             assert!(re.is_match(c.id), "bad id {}", c.id);
             assert!(seen.insert(c.id), "duplicate id {}", c.id);
-            assert!(!c.title.is_empty() && !c.spec.is_empty(), "{} lacks title or spec", c.id);
+            assert!(
+                !c.title.is_empty() && !c.spec.is_empty(),
+                "{} lacks title or spec",
+                c.id
+            );
         }
         assert!(all().len() >= 10);
     }

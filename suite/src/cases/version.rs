@@ -58,7 +58,11 @@ fn ask(ctx: &mut Ctx, stdin: &[u8]) -> Result<Value, Verdict> {
     ctx.expect_success(idx, "VERSION")?;
     let rec = ctx.record(idx);
     rec.stdout_json().ok_or_else(|| {
-        Verdict::violation("VERSION output is not JSON", "a JSON object on stdout", crate::case::truncate(&rec.stdout, 200))
+        Verdict::violation(
+            "VERSION output is not JSON",
+            "a JSON object on stdout",
+            crate::case::truncate(&rec.stdout, 200),
+        )
     })
 }
 
@@ -67,16 +71,39 @@ fn answers(ctx: &mut Ctx) -> Result<(), Verdict> {
     let cni = v.get("cniVersion").and_then(Value::as_str);
     let list = v.get("supportedVersions").and_then(Value::as_array);
     match (cni, list) {
-        (None, _) => Err(Verdict::violation("VERSION answer lacks a string cniVersion", "\"cniVersion\": \"<version>\"", v.to_string())),
-        (_, None) => Err(Verdict::violation("VERSION answer lacks a supportedVersions array", "\"supportedVersions\": [...]", v.to_string())),
-        (_, Some(l)) if l.is_empty() => Err(Verdict::violation("supportedVersions is empty", "at least one version", v.to_string())),
+        (None, _) => Err(Verdict::violation(
+            "VERSION answer lacks a string cniVersion",
+            "\"cniVersion\": \"<version>\"",
+            v.to_string(),
+        )),
+        (_, None) => Err(Verdict::violation(
+            "VERSION answer lacks a supportedVersions array",
+            "\"supportedVersions\": [...]",
+            v.to_string(),
+        )),
+        (_, Some(l)) if l.is_empty() => Err(Verdict::violation(
+            "supportedVersions is empty",
+            "at least one version",
+            v.to_string(),
+        )),
         (_, Some(l)) => {
-            let bad: Vec<String> =
-                l.iter().filter(|x| x.as_str().and_then(|s| s.parse::<SpecVersion>().ok()).is_none()).map(Value::to_string).collect();
+            let bad: Vec<String> = l
+                .iter()
+                .filter(|x| {
+                    x.as_str()
+                        .and_then(|s| s.parse::<SpecVersion>().ok())
+                        .is_none()
+                })
+                .map(Value::to_string)
+                .collect();
             if bad.is_empty() {
                 Ok(())
             } else {
-                Err(Verdict::violation("supportedVersions holds entries that are not versions", "MAJOR.MINOR.PATCH strings", bad.join(", ")))
+                Err(Verdict::violation(
+                    "supportedVersions holds entries that are not versions",
+                    "MAJOR.MINOR.PATCH strings",
+                    bad.join(", "),
+                ))
             }
         }
     }
@@ -84,7 +111,10 @@ fn answers(ctx: &mut Ctx) -> Result<(), Verdict> {
 
 fn schema(ctx: &mut Ctx) -> Result<(), Verdict> {
     let v = ask(ctx, json!({ "cniVersion": ASK }).to_string().as_bytes())?;
-    let claimed = v.get("cniVersion").and_then(Value::as_str).and_then(|s| s.parse::<SpecVersion>().ok());
+    let claimed = v
+        .get("cniVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<SpecVersion>().ok());
     let version = match claimed {
         Some(c) if c.is_released() && c >= SINCE => c.to_string(),
         _ => ASK.to_string(),
@@ -97,7 +127,10 @@ fn ignores_stdin(ctx: &mut Ctx) -> Result<(), Verdict> {
         let v = ask(ctx, stdin)?;
         if !v.get("supportedVersions").is_some_and(Value::is_array) {
             return Err(Verdict::violation(
-                format!("VERSION with stdin {:?} gave no supportedVersions", String::from_utf8_lossy(stdin)),
+                format!(
+                    "VERSION with stdin {:?} gave no supportedVersions",
+                    String::from_utf8_lossy(stdin)
+                ),
                 "the same answer as with a JSON request",
                 v.to_string(),
             ));
@@ -109,13 +142,25 @@ fn ignores_stdin(ctx: &mut Ctx) -> Result<(), Verdict> {
 fn echoes_request(ctx: &mut Ctx) -> Result<(), Verdict> {
     // Ask at a version the plugin supports that is not its newest, so an echo is distinguishable
     // from "always print my library version".
-    let mut supported: Vec<SpecVersion> =
-        ctx.target.supported.iter().filter_map(|s| s.parse().ok()).filter(|v: &SpecVersion| v.is_released() && *v >= SINCE).collect();
+    let mut supported: Vec<SpecVersion> = ctx
+        .target
+        .supported
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .filter(|v: &SpecVersion| v.is_released() && *v >= SINCE)
+        .collect();
     supported.sort();
     let Some(request) = supported.first().copied() else {
-        return Err(Verdict::Skip("the plugin claims no released version of 0.2.0 or later".into()));
+        return Err(Verdict::Skip(
+            "the plugin claims no released version of 0.2.0 or later".into(),
+        ));
     };
-    let v = ask(ctx, json!({ "cniVersion": request.to_string() }).to_string().as_bytes())?;
+    let v = ask(
+        ctx,
+        json!({ "cniVersion": request.to_string() })
+            .to_string()
+            .as_bytes(),
+    )?;
     let answered = v.get("cniVersion").and_then(Value::as_str).unwrap_or("");
     if answered == request.to_string() {
         return Ok(());

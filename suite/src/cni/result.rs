@@ -69,19 +69,26 @@ pub enum ResultError {
 }
 
 fn field(path: impl Into<String>, problem: impl Into<String>) -> ResultError {
-    ResultError::Field { field: path.into(), problem: problem.into() }
+    ResultError::Field {
+        field: path.into(),
+        problem: problem.into(),
+    }
 }
 
 fn cidr(v: &Value, path: &str) -> Result<IpNet, ResultError> {
     let s = v.as_str().ok_or_else(|| field(path, "not a string"))?;
-    s.parse().map_err(|_| field(path, format!("{s:?} is not a CIDR")))
+    s.parse()
+        .map_err(|_| field(path, format!("{s:?} is not a CIDR")))
 }
 
 fn ip(v: Option<&Value>, path: &str) -> Result<Option<IpAddr>, ResultError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| field(path, format!("{s:?} is not an IP"))),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| field(path, format!("{s:?} is not an IP"))),
         Some(_) => Err(field(path, "not a string")),
     }
 }
@@ -103,17 +110,26 @@ impl NormalResult {
     pub fn parse(doc: &Value) -> Result<Self, ResultError> {
         let o = doc.as_object().ok_or(ResultError::NotObject)?;
         let mut r = NormalResult {
-            cni_version: o.get("cniVersion").and_then(Value::as_str).map(str::to_string),
+            cni_version: o
+                .get("cniVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             ..Default::default()
         };
         if let Some(ifs) = o.get("interfaces") {
-            let ifs = ifs.as_array().ok_or_else(|| field("interfaces", "not an array"))?;
+            let ifs = ifs
+                .as_array()
+                .ok_or_else(|| field("interfaces", "not an array"))?;
             for (i, itf) in ifs.iter().enumerate() {
-                let name = itf
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| field(format!("interfaces[{i}].name"), "missing or not a string"))?;
-                let text = |k: &str| itf.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+                let name = itf.get("name").and_then(Value::as_str).ok_or_else(|| {
+                    field(format!("interfaces[{i}].name"), "missing or not a string")
+                })?;
+                let text = |k: &str| {
+                    itf.get(k)
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                };
                 r.interfaces.push(ResultInterface {
                     name: name.to_string(),
                     mac: text("mac").map(|m| m.to_ascii_lowercase()),
@@ -128,7 +144,10 @@ impl NormalResult {
             for (i, e) in ips.iter().enumerate() {
                 let p = format!("ips[{i}]");
                 r.ips.push(ResultIp {
-                    address: cidr(e.get("address").unwrap_or(&Value::Null), &format!("{p}.address"))?,
+                    address: cidr(
+                        e.get("address").unwrap_or(&Value::Null),
+                        &format!("{p}.address"),
+                    )?,
                     gateway: ip(e.get("gateway"), &format!("{p}.gateway"))?,
                     interface: e.get("interface").and_then(Value::as_i64),
                 });
@@ -150,7 +169,9 @@ impl NormalResult {
 
     /// The interface an IP belongs to: its `interface` index when valid, else `None`.
     pub fn interface_of(&self, ip: &ResultIp) -> Option<&ResultInterface> {
-        ip.interface.and_then(|i| usize::try_from(i).ok()).and_then(|i| self.interfaces.get(i))
+        ip.interface
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.interfaces.get(i))
     }
 }
 
@@ -172,6 +193,9 @@ mod tests {
         assert_eq!(r.ips.len(), 1);
         assert_eq!(r.routes.len(), 1);
         assert!(NormalResult::parse(&json!({"ips":[{"address":"nope"}]})).is_err());
-        assert_eq!(NormalResult::parse(&json!([1])), Err(ResultError::NotObject));
+        assert_eq!(
+            NormalResult::parse(&json!([1])),
+            Err(ResultError::NotObject)
+        );
     }
 }

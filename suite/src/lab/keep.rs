@@ -19,21 +19,31 @@ pub(super) fn keep(lab: &Lab) -> Result<KeptLab, LabError> {
     let mnt = lab.mnt().as_raw_fd();
     let net = lab.host_net().as_raw_fd();
     let mut cmd = Command::new("sleep");
-    cmd.arg("infinity").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.arg("infinity")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
     // system calls (setns, setsid) on descriptors the parent keeps open until spawn returns.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setns(mnt, libc::CLONE_NEWNS) != 0 || libc::setns(net, libc::CLONE_NEWNET) != 0 {
+            if libc::setns(mnt, libc::CLONE_NEWNS) != 0 || libc::setns(net, libc::CLONE_NEWNET) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             libc::setsid();
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|e| LabError::Other(format!("start lab holder: {e}")))?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| LabError::Other(format!("start lab holder: {e}")))?;
     let pid = child.id();
-    let user = if nix::unistd::getuid().is_root() && !in_user_namespace() { "" } else { " --user --preserve-credentials" };
+    let user = if nix::unistd::getuid().is_root() && !in_user_namespace() {
+        ""
+    } else {
+        " --user --preserve-credentials"
+    };
     Ok(KeptLab {
         pid,
         enter: format!(
@@ -44,6 +54,10 @@ pub(super) fn keep(lab: &Lab) -> Result<KeptLab, LabError> {
 
 fn in_user_namespace() -> bool {
     std::fs::read_to_string("/proc/self/uid_map")
-        .map(|m| !m.split_whitespace().collect::<Vec<_>>().starts_with(&["0", "0"]))
+        .map(|m| {
+            !m.split_whitespace()
+                .collect::<Vec<_>>()
+                .starts_with(&["0", "0"])
+        })
         .unwrap_or(false)
 }

@@ -90,7 +90,12 @@ impl Lab {
     pub fn new() -> Result<Self, LabError> {
         let (host_net, mnt) = mounts::new_host_namespaces()?;
         let outside = ns::create_netns_file(mnt.as_fd(), &Path::new(NETNS_DIR).join("outside"))?;
-        let lab = Lab { host_net, mnt, outside, containers: Mutex::new(HashMap::new()) };
+        let lab = Lab {
+            host_net,
+            mnt,
+            outside,
+            containers: Mutex::new(HashMap::new()),
+        };
         lab.wire_uplink()?;
         Ok(lab)
     }
@@ -98,16 +103,22 @@ impl Lab {
     fn wire_uplink(&self) -> Result<(), LabError> {
         let host = self.host_rtnl()?;
         host.create_veth(UPLINK_IFNAME, "eth0", Some(self.outside.as_fd()))?;
-        let up = host.link_by_name(UPLINK_IFNAME)?.ok_or_else(|| crate::net::NetError::NoSuchLink(UPLINK_IFNAME.into()))?;
+        let up = host
+            .link_by_name(UPLINK_IFNAME)?
+            .ok_or_else(|| crate::net::NetError::NoSuchLink(UPLINK_IFNAME.into()))?;
         host.add_address(up.index, net(IpAddr::V4(UPLINK_HOST), 24))?;
         host.set_up(up.index, true)?;
         host.add_route(None, Some(IpAddr::V4(UPLINK_OUTSIDE)), Some(up.index))?;
 
         let out = self.outside_rtnl()?;
-        let eth0 = out.link_by_name("eth0")?.ok_or_else(|| crate::net::NetError::NoSuchLink("eth0".into()))?;
+        let eth0 = out
+            .link_by_name("eth0")?
+            .ok_or_else(|| crate::net::NetError::NoSuchLink("eth0".into()))?;
         out.add_address(eth0.index, net(IpAddr::V4(UPLINK_OUTSIDE), 24))?;
         out.set_up(eth0.index, true)?;
-        let lo = out.link_by_name("lo")?.ok_or_else(|| crate::net::NetError::NoSuchLink("lo".into()))?;
+        let lo = out
+            .link_by_name("lo")?
+            .ok_or_else(|| crate::net::NetError::NoSuchLink("lo".into()))?;
         out.add_address(lo.index, net(IpAddr::V4(REMOTE), 32))?;
         Ok(())
     }
@@ -139,17 +150,30 @@ impl Lab {
 
     /// Creates the container namespace `name` (file `/run/netns/<name>` in the lab).
     pub fn add_container(&self, name: &str) -> Result<Arc<ContainerNs>, LabError> {
-        let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid {
-            return Err(LabError::Container(name.into(), "names are letters, digits, - and _"));
+            return Err(LabError::Container(
+                name.into(),
+                "names are letters, digits, - and _",
+            ));
         }
-        let mut map = self.containers.lock().map_err(|_| LabError::Other("container map poisoned".into()))?;
+        let mut map = self
+            .containers
+            .lock()
+            .map_err(|_| LabError::Other("container map poisoned".into()))?;
         if map.contains_key(name) {
             return Err(LabError::Container(name.into(), "already exists"));
         }
         let path = Path::new(NETNS_DIR).join(name);
         let fd = ns::create_netns_file(self.mnt(), &path)?;
-        let c = Arc::new(ContainerNs { name: name.into(), path, fd });
+        let c = Arc::new(ContainerNs {
+            name: name.into(),
+            path,
+            fd,
+        });
         map.insert(name.into(), Arc::clone(&c));
         Ok(c)
     }
@@ -157,8 +181,13 @@ impl Lab {
     /// Deletes a container namespace file, as a runtime does when a container dies. Handles that
     /// are still open keep the namespace itself alive until they close.
     pub fn remove_container(&self, name: &str) -> Result<(), LabError> {
-        let mut map = self.containers.lock().map_err(|_| LabError::Other("container map poisoned".into()))?;
-        let c = map.remove(name).ok_or_else(|| LabError::Container(name.into(), "unknown"))?;
+        let mut map = self
+            .containers
+            .lock()
+            .map_err(|_| LabError::Other("container map poisoned".into()))?;
+        let c = map
+            .remove(name)
+            .ok_or_else(|| LabError::Container(name.into(), "unknown"))?;
         ns::remove_netns_file(self.mnt(), &c.path)?;
         Ok(())
     }
@@ -181,11 +210,18 @@ impl Lab {
     /// Reads a file inside the lab's mount namespace (e.g. a plugin's data file).
     pub fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, LabError> {
         let path = path.to_path_buf();
-        Ok(ns::run_in(None, Some(self.mnt()), move || match std::fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(NsError::Sys { op: format!("read {}", path.display()), source: e }),
-        })?)
+        Ok(ns::run_in(
+            None,
+            Some(self.mnt()),
+            move || match std::fs::read(&path) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(NsError::Sys {
+                    op: format!("read {}", path.display()),
+                    source: e,
+                }),
+            },
+        )?)
     }
 }
 

@@ -17,8 +17,14 @@ pub(super) fn new_host_namespaces() -> Result<(OwnedFd, OwnedFd), NsError> {
     ns::run_in(None, None, || {
         unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
             .map_err(sys("unshare(CLONE_NEWNET|CLONE_NEWNS)"))?;
-        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-            .map_err(sys("make / private"))?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(sys("make / private"))?;
         for dir in PRIVATE_TMPFS {
             private_tmpfs(Path::new(dir))?;
         }
@@ -26,7 +32,13 @@ pub(super) fn new_host_namespaces() -> Result<(OwnedFd, OwnedFd), NsError> {
         // A fresh sysfs shows the lab's links under /sys/class/net. Some kernels refuse it inside a
         // user namespace; the plugin then sees the old sysfs, which only matters to plugins that
         // read link state from sysfs instead of netlink.
-        let _ = mount(Some("sysfs"), "/sys", Some("sysfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV, None::<&str>);
+        let _ = mount(
+            Some("sysfs"),
+            "/sys",
+            Some("sysfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV,
+            None::<&str>,
+        );
         ns::bring_lo_up()?;
         let net = ns::open_own("net")?;
         let mnt = ns::open_own("mnt")?;

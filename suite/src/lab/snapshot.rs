@@ -71,7 +71,10 @@ impl HostSnapshot {
         map_diff("sysctl", &before.sysctls, &self.sysctls, &mut out);
         for line in self.firewall.diff(&before.firewall) {
             let (sign, what) = split_sign(&line);
-            out.push(Change { sign, what: what.to_string() });
+            out.push(Change {
+                sign,
+                what: what.to_string(),
+            });
         }
         map_diff("file", &before.files, &self.files, &mut out);
         out
@@ -87,20 +90,40 @@ fn split_sign(line: &str) -> (char, &str) {
 }
 
 fn set_diff(before: &BTreeSet<String>, after: &BTreeSet<String>, out: &mut Vec<Change>) {
-    out.extend(before.difference(after).map(|w| Change { sign: '-', what: w.clone() }));
-    out.extend(after.difference(before).map(|w| Change { sign: '+', what: w.clone() }));
+    out.extend(before.difference(after).map(|w| Change {
+        sign: '-',
+        what: w.clone(),
+    }));
+    out.extend(after.difference(before).map(|w| Change {
+        sign: '+',
+        what: w.clone(),
+    }));
 }
 
-fn map_diff(label: &str, before: &BTreeMap<String, String>, after: &BTreeMap<String, String>, out: &mut Vec<Change>) {
+fn map_diff(
+    label: &str,
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+    out: &mut Vec<Change>,
+) {
     for (k, v) in before {
         match after.get(k) {
-            None => out.push(Change { sign: '-', what: format!("{label} {k}") }),
-            Some(w) if w != v => out.push(Change { sign: '~', what: format!("{label} {k}: {v} -> {w}") }),
+            None => out.push(Change {
+                sign: '-',
+                what: format!("{label} {k}"),
+            }),
+            Some(w) if w != v => out.push(Change {
+                sign: '~',
+                what: format!("{label} {k}: {v} -> {w}"),
+            }),
             _ => {}
         }
     }
     for k in after.keys().filter(|k| !before.contains_key(*k)) {
-        out.push(Change { sign: '+', what: format!("{label} {k} = {}", after[k]) });
+        out.push(Change {
+            sign: '+',
+            what: format!("{label} {k} = {}", after[k]),
+        });
     }
 }
 
@@ -109,7 +132,11 @@ pub(super) fn take(lab: &Lab) -> Result<HostSnapshot, LabError> {
     let rtnl = lab.host_rtnl()?;
     let links = rtnl.links()?;
     let names: HashMap<u32, String> = links.iter().map(|l| (l.index, l.name.clone())).collect();
-    let name_of = |i: Option<u32>| i.map_or("-".to_string(), |i| names.get(&i).cloned().unwrap_or(format!("#{i}")));
+    let name_of = |i: Option<u32>| {
+        i.map_or("-".to_string(), |i| {
+            names.get(&i).cloned().unwrap_or(format!("#{i}"))
+        })
+    };
     let mut snap = HostSnapshot::default();
     for l in &links {
         snap.links.insert(format!(
@@ -123,10 +150,20 @@ pub(super) fn take(lab: &Lab) -> Result<HostSnapshot, LabError> {
         ));
     }
     for a in rtnl.addresses()? {
-        snap.addresses.insert(format!("address {} on {}", a.addr, name_of(Some(a.index))));
+        snap.addresses
+            .insert(format!("address {} on {}", a.addr, name_of(Some(a.index))));
     }
     for r in rtnl.routes()? {
-        let dst = r.dst.map_or_else(|| if r.ipv6 { "default6".into() } else { "default".into() }, |d| d.to_string());
+        let dst = r.dst.map_or_else(
+            || {
+                if r.ipv6 {
+                    "default6".into()
+                } else {
+                    "default".into()
+                }
+            },
+            |d| d.to_string(),
+        );
         snap.routes.insert(format!(
             "route table={} {} via={} dev={} type={} proto={} scope={} metric={}",
             r.table,
@@ -171,15 +208,25 @@ fn walk(dir: &Path, out: &mut BTreeMap<String, String>) -> Result<(), NsError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(NsError::Sys { op: format!("read dir {}", dir.display()), source: e }),
+        Err(e) => {
+            return Err(NsError::Sys {
+                op: format!("read dir {}", dir.display()),
+                source: e,
+            })
+        }
     };
     for entry in entries.flatten() {
         let path = entry.path();
         let shown = path.display().to_string();
-        if SUITE_PATHS.iter().any(|p| shown == *p || shown.starts_with(&format!("{p}/"))) {
+        if SUITE_PATHS
+            .iter()
+            .any(|p| shown == *p || shown.starts_with(&format!("{p}/")))
+        {
             continue;
         }
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_dir() {
             out.insert(format!("{shown}/"), "dir".into());
             walk(&path, out)?;
@@ -198,7 +245,9 @@ fn walk(dir: &Path, out: &mut BTreeMap<String, String>) -> Result<(), NsError> {
 
 /// FNV-1a, enough to tell two file contents apart in a report.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -218,7 +267,11 @@ mod tests {
         let d: Vec<String> = b.diff(&a).iter().map(|c| c.to_string()).collect();
         assert_eq!(
             d,
-            vec!["+ link veth1", "~ sysctl net.ipv4.ip_forward: 0 -> 1", "- file /var/lib/cni/x"]
+            vec![
+                "+ link veth1",
+                "~ sysctl net.ipv4.ip_forward: 0 -> 1",
+                "- file /var/lib/cni/x"
+            ]
         );
         assert!(a.diff(&a).is_empty());
     }

@@ -18,7 +18,12 @@ fn tag(s: Status) -> &'static str {
 
 /// One progress line for stderr.
 pub fn progress_line(r: &CaseResult, done: usize, total: usize) -> String {
-    format!("[{done:>3}/{total}] {} {} ({} ms)", tag(r.status), r.case.id, r.duration_ms)
+    format!(
+        "[{done:>3}/{total}] {} {} ({} ms)",
+        tag(r.status),
+        r.case.id,
+        r.duration_ms
+    )
 }
 
 fn indent(text: &str, pad: &str) -> String {
@@ -29,7 +34,14 @@ fn indent(text: &str, pad: &str) -> String {
 }
 
 fn details(c: &CaseReport, out: &mut String) {
-    let _ = writeln!(out, "{} {} [{:?}] {}", tag(c.status), c.id, c.level, c.title);
+    let _ = writeln!(
+        out,
+        "{} {} [{:?}] {}",
+        tag(c.status),
+        c.id,
+        c.level,
+        c.title
+    );
     let _ = writeln!(out, "    spec:     {}", c.spec);
     let _ = writeln!(out, "    finding:  {}", c.message);
     if let Some(e) = &c.expected {
@@ -42,7 +54,11 @@ fn details(c: &CaseReport, out: &mut String) {
         let _ = writeln!(out, "    lab kept: {k}");
     }
     if let Some(rec) = c.blame.and_then(|i| c.invocations.get(i)) {
-        let _ = writeln!(out, "    invocation: {} {} -> {} in {} ms", rec.program, rec.command, rec.exit, rec.duration_ms);
+        let _ = writeln!(
+            out,
+            "    invocation: {} {} -> {} in {} ms",
+            rec.program, rec.command, rec.exit, rec.duration_ms
+        );
         let env: Vec<String> = rec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "      env:    {}", env.join(" "));
         out.push_str("      stdin:\n");
@@ -70,7 +86,11 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         out,
         "supported versions: {}; cases run at {}\n",
-        if p.versions.is_empty() { "none reported".into() } else { p.versions.join(", ") },
+        if p.versions.is_empty() {
+            "none reported".into()
+        } else {
+            p.versions.join(", ")
+        },
         p.tested_version.as_deref().unwrap_or("no version")
     );
     let mut area = "";
@@ -84,9 +104,19 @@ pub fn render(report: &Report) -> String {
             Status::Pass => String::new(),
             _ => format!("  — {}", c.message),
         };
-        let _ = writeln!(out, "  {} {:<40} {:>6} ms{note}", tag(c.status), c.id, c.duration_ms);
+        let _ = writeln!(
+            out,
+            "  {} {:<40} {:>6} ms{note}",
+            tag(c.status),
+            c.id,
+            c.duration_ms
+        );
     }
-    let problems: Vec<&CaseReport> = report.cases.iter().filter(|c| matches!(c.status, Status::Fail | Status::Warn)).collect();
+    let problems: Vec<&CaseReport> = report
+        .cases
+        .iter()
+        .filter(|c| matches!(c.status, Status::Fail | Status::Warn))
+        .collect();
     if !problems.is_empty() {
         out.push_str("\nfindings\n\n");
         for c in problems {

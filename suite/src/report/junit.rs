@@ -69,7 +69,11 @@ pub fn render(report: &Report) -> String {
         s.duration_ms as f64 / 1000.0
     );
     for area in areas {
-        let cases: Vec<&CaseReport> = report.cases.iter().filter(|c| c.id.split('/').next() == Some(area)).collect();
+        let cases: Vec<&CaseReport> = report
+            .cases
+            .iter()
+            .filter(|c| c.id.split('/').next() == Some(area))
+            .collect();
         let failures = cases.iter().filter(|c| c.status == Status::Fail).count();
         let skipped = cases.iter().filter(|c| c.status == Status::Skip).count();
         let time: u64 = cases.iter().map(|c| c.duration_ms).sum();
@@ -102,10 +106,18 @@ pub fn render(report: &Report) -> String {
                     );
                 }
                 Status::Skip => {
-                    let _ = writeln!(x, ">\n      <skipped message=\"{}\"/>\n    </testcase>", esc(&c.message));
+                    let _ = writeln!(
+                        x,
+                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                        esc(&c.message)
+                    );
                 }
                 Status::Warn => {
-                    let _ = writeln!(x, ">\n      <system-out>WARNING: {}</system-out>\n    </testcase>", esc(&detail(c)));
+                    let _ = writeln!(
+                        x,
+                        ">\n      <system-out>WARNING: {}</system-out>\n    </testcase>",
+                        esc(&detail(c))
+                    );
                 }
             }
         }
@@ -121,6 +133,9 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_control_characters() {
-        assert_eq!(esc("<a href=\"x\">&'\u{1}"), "&lt;a href=&quot;x&quot;&gt;&amp;&apos;");
+        assert_eq!(
+            esc("<a href=\"x\">&'\u{1}"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&apos;"
+        );
     }
 }

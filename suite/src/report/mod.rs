@@ -103,7 +103,10 @@ pub struct Report {
 impl Report {
     /// Builds the report from case results.
     pub fn new(plugin: PluginInfo, results: Vec<CaseResult>, duration_ms: u64) -> Self {
-        let mut summary = Summary { duration_ms, ..Default::default() };
+        let mut summary = Summary {
+            duration_ms,
+            ..Default::default()
+        };
         let cases = results
             .into_iter()
             .map(|r| {
@@ -125,14 +128,21 @@ impl Report {
                     seen: f.seen,
                     spec_vs_reference: r.quirk,
                     duration_ms: r.duration_ms,
-                    blame: if r.status == Status::Pass { None } else { r.blame },
+                    blame: if r.status == Status::Pass {
+                        None
+                    } else {
+                        r.blame
+                    },
                     kept_lab: r.kept.map(|k| k.enter),
                     invocations: r.invocations,
                 }
             })
             .collect();
         Report {
-            tool: Tool { name: "cni-conformance".into(), version: env!("CARGO_PKG_VERSION").into() },
+            tool: Tool {
+                name: "cni-conformance".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
             plugin,
             cases,
             summary,
@@ -146,6 +156,7 @@ impl Report {
 
     /// The JSON report.
     pub fn json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"cannot serialise report: {e}\"}}"))
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\":\"cannot serialise report: {e}\"}}"))
     }
 }

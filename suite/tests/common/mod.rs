@@ -16,7 +16,10 @@ pub fn upstream(name: &str) -> Option<PathBuf> {
         return Some(p);
     }
     if std::env::var("CNI_CONFORMANCE_SKIP_UPSTREAM").as_deref() == Ok("1") {
-        eprintln!("SKIP: {} is not installed (CNI_CONFORMANCE_SKIP_UPSTREAM=1)", p.display());
+        eprintln!(
+            "SKIP: {} is not installed (CNI_CONFORMANCE_SKIP_UPSTREAM=1)",
+            p.display()
+        );
         return None;
     }
     panic!("{} is missing: apt-get install containernetworking-plugins (or set CNI_CONFORMANCE_SKIP_UPSTREAM=1 to skip)", p.display());
@@ -29,7 +32,9 @@ pub fn suite() -> Command {
 
 /// A fixture file path.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// The mutant script.
@@ -39,14 +44,21 @@ pub fn mutant_script() -> PathBuf {
 
 /// A fresh directory under /tmp that any user can read.
 pub fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("cni-conformance-{tag}-{}-{}", std::process::id(), nanos()));
+    let d = std::env::temp_dir().join(format!(
+        "cni-conformance-{tag}-{}-{}",
+        std::process::id(),
+        nanos()
+    ));
     std::fs::create_dir_all(&d).unwrap();
     let _ = Command::new("chmod").arg("0755").arg(&d).status();
     d
 }
 
 fn nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// Parses a JSON report and returns (case id -> status).
@@ -55,7 +67,12 @@ pub fn statuses(report: &serde_json::Value) -> std::collections::BTreeMap<String
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["id"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -86,7 +103,14 @@ pub fn host_state() -> String {
     }
     // Link statistics and operstate can change on their own; drop them.
     s.lines()
-        .map(|l| l.split(" link/").next().unwrap_or(l).replace("state UP", "").replace("state DOWN", "").replace("state UNKNOWN", ""))
+        .map(|l| {
+            l.split(" link/")
+                .next()
+                .unwrap_or(l)
+                .replace("state UP", "")
+                .replace("state DOWN", "")
+                .replace("state UNKNOWN", "")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -168,6 +168,71 @@ def del_noop(cmd, stdin):
     passthrough(real(stdin))
 
 
+def netns_run(args):
+    ns = os.environ.get("CNI_NETNS", "")
+    return subprocess.run(["nsenter", "--net=" + ns] + args, capture_output=True, text=True)
+
+
+def check_always_ok(cmd, stdin):
+    if cmd == "CHECK":
+        sys.exit(0)
+    passthrough(real(stdin))
+
+
+def check_always_fails(cmd, stdin):
+    if cmd == "CHECK":
+        emit({"code": 100, "msg": "container is unhealthy"}, 1)
+    passthrough(real(stdin))
+
+
+def check_no_extra_addresses(cmd, stdin):
+    if cmd == "CHECK":
+        conf = json.loads(stdin)
+        want = len(conf.get("prevResult", {}).get("ips", []))
+        ifname = os.environ.get("CNI_IFNAME", "")
+        out = netns_run(["ip", "-4", "-j", "addr", "show", "dev", ifname]).stdout or "[]"
+        have = sum(len(link.get("addr_info", [])) for link in json.loads(out))
+        if have > want:
+            emit({"code": 100, "msg": f"{ifname} has {have} IPv4 addresses, expected {want}"}, 1)
+    passthrough(real(stdin))
+
+
+def del_needs_netns(cmd, stdin):
+    if cmd == "DEL" and not os.path.exists(os.environ.get("CNI_NETNS", "")):
+        emit({"code": 100, "msg": "failed to open netns"}, 1)
+    passthrough(real(stdin))
+
+
+def del_empty_netns_fails(cmd, stdin):
+    if cmd == "DEL" and not os.environ.get("CNI_NETNS"):
+        emit({"code": 4, "msg": "required env variables [CNI_NETNS] missing"}, 1)
+    passthrough(real(stdin))
+
+
+def del_empty_netns_noop(cmd, stdin):
+    if cmd == "DEL" and not os.environ.get("CNI_NETNS"):
+        sys.exit(0)
+    passthrough(real(stdin))
+
+
+def del_without_prevresult_noop(cmd, stdin):
+    if cmd == "DEL" and "prevResult" not in json.loads(stdin or b"{}"):
+        sys.exit(0)
+    passthrough(real(stdin))
+
+
+def add_ignores_ifname(cmd, stdin):
+    env = dict(os.environ)
+    env["CNI_IFNAME"] = "eth0"
+    passthrough(real(stdin, env))
+
+
+def add_replaces_existing(cmd, stdin):
+    if cmd == "ADD":
+        netns_run(["ip", "link", "del", os.environ.get("CNI_IFNAME", "")])
+    passthrough(real(stdin))
+
+
 # name -> (what it breaks, the case that must catch it, the status that case must report)
 MUTANTS = {
     "version-not-json": (version_not_json, "version/answers", "fail"),
@@ -187,6 +252,19 @@ MUTANTS = {
     "del-fails-twice": (del_fails_twice, "del/idempotent", "fail"),
     "del-needs-add": (del_needs_add, "del/without-add", "fail"),
     "del-noop": (del_noop, "del/leaves-no-trace", "fail"),
+    "check-always-ok": (check_always_ok, "check/missing-address", "warn"),
+    "check-always-ok-route": (check_always_ok, "check/missing-route", "warn"),
+    "check-always-ok-link": (check_always_ok, "check/missing-interface", "warn"),
+    "check-always-ok-host": (check_always_ok, "check/host-end-gone", "warn"),
+    "check-always-fails": (check_always_fails, "check/after-add", "fail"),
+    "check-no-extra-addresses": (check_no_extra_addresses, "check/tolerates-extra-route", "fail"),
+    "del-needs-netns": (del_needs_netns, "del/netns-gone", "fail"),
+    "del-empty-netns-fails": (del_empty_netns_fails, "del/empty-netns", "fail"),
+    "del-empty-netns-noop": (del_empty_netns_noop, "del/empty-netns-leaves-no-trace", "warn"),
+    "del-without-prevresult-noop": (del_without_prevresult_noop, "del/without-prevresult", "fail"),
+    "del-needs-add-after-failure": (del_needs_add, "del/after-failed-add", "fail"),
+    "add-ignores-ifname": (add_ignores_ifname, "add/custom-ifname", "fail"),
+    "add-replaces-existing": (add_replaces_existing, "add/interface-exists", "fail"),
 }
 
 

@@ -1,0 +1,248 @@
+//! `check/*`: the CHECK verb (SPEC §2 CHECK, 0.4.0+): passes on a healthy attachment, tolerates
+//! later changes by other plugins, and fails when what the plugin made is broken.
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use crate::case::{
+    first_line, Applies, Attachment, Case, Ctx, Level, Verdict, ANY_KIND, WITH_INTERFACES,
+};
+use crate::cni::NormalResult;
+use crate::net::IpNet;
+use crate::profile::PluginKind;
+use crate::version::SpecVersion;
+
+const SINCE: SpecVersion = SpecVersion(0, 4, 0);
+
+/// The cases of this area.
+pub const CASES: &[Case] = &[
+    Case {
+        id: "check/after-add",
+        title: "CHECK right after ADD, with the ADD result as prevResult, succeeds and prints nothing",
+        level: Level::Must,
+        spec: "SPEC §2 CHECK (must cope with CHECK right after ADD), 0.4.0+",
+        applies: Applies { kinds: ANY_KIND, since: SINCE },
+        body: after_add,
+    },
+    Case {
+        id: "check/tolerates-extra-route",
+        title: "CHECK still succeeds after a later plugin added a route and an address in the container",
+        level: Level::Must,
+        spec: "SPEC §2 CHECK (must tolerate changes by later plugins in the chain), 0.4.0+",
+        applies: Applies { kinds: WITH_INTERFACES, since: SINCE },
+        body: tolerates_extra_route,
+    },
+    Case {
+        id: "check/missing-address",
+        title: "CHECK fails once an address from the result is removed from the container",
+        level: Level::Should,
+        spec: "SPEC §2 CHECK (should fail when a resource in the result is missing), 0.4.0+",
+        applies: Applies { kinds: &[PluginKind::Interface], since: SINCE },
+        body: missing_address,
+    },
+    Case {
+        id: "check/missing-route",
+        title: "CHECK fails once a route from the result is removed from the container",
+        level: Level::Should,
+        spec: "SPEC §2 CHECK (should fail when a resource in the result is missing), 0.4.0+",
+        applies: Applies { kinds: &[PluginKind::Interface], since: SINCE },
+        body: missing_route,
+    },
+    Case {
+        id: "check/missing-interface",
+        title: "CHECK fails once the container interface is deleted",
+        level: Level::Should,
+        spec: "SPEC §2 CHECK (should fail when an interface in the result is missing), 0.4.0+",
+        applies: Applies { kinds: &[PluginKind::Interface], since: SINCE },
+        body: missing_interface,
+    },
+    Case {
+        id: "check/host-end-gone",
+        title: "CHECK fails once the host end of the container's link (e.g. the host veth) is deleted",
+        level: Level::Should,
+        spec: "SPEC §2 CHECK (should fail when a resource in the result is missing), 0.4.0+",
+        applies: Applies { kinds: &[PluginKind::Interface], since: SINCE },
+        body: host_end_gone,
+    },
+];
+
+fn setup(ctx: &mut Ctx) -> Result<(Attachment, Value, String), Verdict> {
+    let version = ctx.version()?;
+    if !version.parse::<SpecVersion>().is_ok_and(|v| v.has_check()) {
+        return Err(Verdict::Skip(format!(
+            "cases run at {version}, which has no CHECK"
+        )));
+    }
+    let att = ctx.attachment()?;
+    let out = ctx.add(&att)?;
+    Ok((att, out.result, version))
+}
+
+/// CHECK that must pass.
+fn check_passes(
+    ctx: &mut Ctx,
+    att: &Attachment,
+    prev: &Value,
+    version: &str,
+    after: &str,
+) -> Result<(), Verdict> {
+    let (idx, ok) = ctx.check_raw(att, prev, version)?;
+    ctx.blame = Some(idx);
+    let rec = ctx.record(idx);
+    if !ok {
+        return Err(Verdict::violation(
+            format!("CHECK failed {after}"),
+            "exit 0",
+            format!("{}: {}", rec.exit, first_line(&rec.stdout, &rec.stderr)),
+        ));
+    }
+    if !rec.stdout.trim().is_empty() {
+        return Err(Verdict::violation(
+            "CHECK succeeded but printed something",
+            "no output on success",
+            crate::case::truncate(&rec.stdout, 200),
+        ));
+    }
+    Ok(())
+}
+
+/// CHECK that should fail after `what` was broken.
+fn check_fails(
+    ctx: &mut Ctx,
+    att: &Attachment,
+    prev: &Value,
+    version: &str,
+    what: &str,
+) -> Result<(), Verdict> {
+    let (idx, ok) = ctx.check_raw(att, prev, version)?;
+    ctx.blame = Some(idx);
+    if ok {
+        return Err(Verdict::violation(
+            format!("CHECK succeeded although {what}"),
+            "a non-zero exit with an Error object",
+            "exit 0",
+        ));
+    }
+    Ok(())
+}
+
+fn after_add(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let (att, result, version) = setup(ctx)?;
+    check_passes(ctx, &att, &result, &version, "right after ADD")
+}
+
+fn tolerates_extra_route(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let (att, result, version) = setup(ctx)?;
+    let rtnl = ctx.lab.container_rtnl(&att.container)?;
+    let link = rtnl
+        .link_by_name(&att.ifname)?
+        .ok_or_else(|| Verdict::fail(format!("{} missing after ADD", att.ifname)))?;
+    let extra = IpNet {
+        addr: IpAddr::from([192, 0, 2, 77]),
+        prefix: 32,
+    };
+    rtnl.add_address(link.index, extra)?;
+    rtnl.add_route(
+        Some(IpNet {
+            addr: IpAddr::from([203, 0, 113, 0]),
+            prefix: 24,
+        }),
+        None,
+        Some(link.index),
+    )?;
+    check_passes(
+        ctx,
+        &att,
+        &result,
+        &version,
+        "after another plugin added 192.0.2.77/32 and a route to 203.0.113.0/24",
+    )
+}
+
+fn result_of(result: &Value) -> Result<NormalResult, Verdict> {
+    NormalResult::parse(result)
+        .map_err(|e| Verdict::fail(format!("the ADD result cannot be read: {e}")))
+}
+
+fn missing_address(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let (att, result, version) = setup(ctx)?;
+    let r = result_of(&result)?;
+    let rtnl = ctx.lab.container_rtnl(&att.container)?;
+    let link = rtnl
+        .link_by_name(&att.ifname)?
+        .ok_or_else(|| Verdict::fail("no container interface"))?;
+    let Some(ip) = r
+        .ips
+        .iter()
+        .find(|ip| r.interface_of(ip).is_none_or(|i| i.sandbox.is_some()))
+    else {
+        return Err(Verdict::Skip("the result has no container address".into()));
+    };
+    rtnl.del_address(link.index, ip.address)?;
+    check_fails(
+        ctx,
+        &att,
+        &result,
+        &version,
+        &format!("{} was removed from {}", ip.address, att.ifname),
+    )
+}
+
+fn missing_route(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let (att, result, version) = setup(ctx)?;
+    let r = result_of(&result)?;
+    let Some(route) = r.routes.first() else {
+        return Err(Verdict::Skip("the result has no route".into()));
+    };
+    let rtnl = ctx.lab.container_rtnl(&att.container)?;
+    let dst = (route.dst.prefix != 0).then_some(route.dst);
+    rtnl.del_route(dst, route.gw, route.dst.is_ipv6())?;
+    check_fails(
+        ctx,
+        &att,
+        &result,
+        &version,
+        &format!("the route to {} was removed", route.dst),
+    )
+}
+
+fn missing_interface(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let (att, result, version) = setup(ctx)?;
+    let rtnl = ctx.lab.container_rtnl(&att.container)?;
+    let link = rtnl
+        .link_by_name(&att.ifname)?
+        .ok_or_else(|| Verdict::fail("no container interface"))?;
+    rtnl.delete_link(link.index)?;
+    check_fails(
+        ctx,
+        &att,
+        &result,
+        &version,
+        &format!("{} was deleted", att.ifname),
+    )
+}
+
+fn host_end_gone(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let (att, result, version) = setup(ctx)?;
+    let r = result_of(&result)?;
+    let host = ctx.lab.host_rtnl()?;
+    let links = host.links()?;
+    let host_end = r
+        .interfaces
+        .iter()
+        .filter(|i| i.sandbox.is_none())
+        .filter_map(|i| links.iter().find(|l| l.name == i.name))
+        .find(|l| l.kind.as_deref() == Some("veth"));
+    let Some(link) = host_end else {
+        return Err(Verdict::Skip("the result lists no host-side veth".into()));
+    };
+    host.delete_link(link.index)?;
+    check_fails(
+        ctx,
+        &att,
+        &result,
+        &version,
+        &format!("the host end {} was deleted", link.name),
+    )
+}
