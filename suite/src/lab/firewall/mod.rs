@@ -5,6 +5,14 @@
 
 use std::os::fd::BorrowedFd;
 
+mod attr;
+mod diff;
+mod digest;
+mod legacy;
+mod netns;
+mod nfnl;
+mod nft;
+
 /// Errors while reading packet-filter state.
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
@@ -84,15 +92,29 @@ pub struct FirewallSnapshot {
 
 impl FirewallSnapshot {
     /// Reads the packet-filter state of the namespace `netns` without moving the calling thread.
+    ///
+    /// The sockets are opened on a short-lived thread that joins `netns`; everything else runs on
+    /// the calling thread. nftables objects are read in one generation (retried when the ruleset
+    /// changes meanwhile). See the module documentation of the legacy reader for how absent
+    /// iptables-legacy tables are told apart.
     pub fn read(netns: BorrowedFd<'_>) -> Result<Self, FirewallError> {
-        let _ = netns;
-        unimplemented!("H3")
+        let (mut socket, probes) = netns::run_in_netns(netns, || {
+            Ok((nfnl::NfSocket::open()?, legacy::open_probes()?))
+        })?;
+        let nft = nft::read_ruleset(&mut socket)?;
+        let legacy = legacy::read_tables(&probes)?;
+        Ok(Self { nft, legacy })
     }
 
     /// Human-readable differences from `before` to `self`, one line each ("+ rule ...",
     /// "- chain ..."); empty when equal.
+    ///
+    /// Order is deterministic: nftables tables sorted by (family, name), inside each its chains
+    /// sorted by name (each followed by its rule changes), then its sets; then iptables-legacy
+    /// tables. Rules compare as multisets per chain: handles and positions are ignored.
     pub fn diff(&self, before: &FirewallSnapshot) -> Vec<String> {
-        let _ = before;
-        unimplemented!("H3")
+        let mut lines = diff::nft_tables(&before.nft, &self.nft);
+        lines.extend(diff::legacy_tables(&before.legacy, &self.legacy));
+        lines
     }
 }
