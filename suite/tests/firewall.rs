@@ -34,6 +34,10 @@ const TESTS: &[(&str, TestFn)] = &[
         nft_rules_compare_as_multisets,
     ),
     ("nft_set_element_counts", nft_set_element_counts),
+    (
+        "nft_anonymous_set_content_is_part_of_rule",
+        nft_anonymous_set_content_is_part_of_rule,
+    ),
     ("nft_chain_policy_change", nft_chain_policy_change),
     (
         "nft_counters_do_not_change_snapshot",
@@ -42,6 +46,11 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "iptables_nft_masquerade_shows_up",
         iptables_nft_masquerade_shows_up,
+    ),
+    ("iptables_nft_comment_is_read", iptables_nft_comment_is_read),
+    (
+        "snapshot_creates_no_legacy_tables",
+        snapshot_creates_no_legacy_tables,
     ),
     (
         "iptables_legacy_rules_show_as_entry_changes",
@@ -535,4 +544,103 @@ fn ip6tables_legacy_rule_shows_up() {
         &["-D", "OUTPUT", "-d", "::1", "-j", "ACCEPT"],
     );
     assert_eq!(snapshot(), before);
+}
+
+fn nft_anonymous_set_content_is_part_of_rule() {
+    nft("add table ip a\n\
+         add chain ip a in { type filter hook input priority 0 ; }\n\
+         add rule ip a in ip saddr { 192.0.2.1, 192.0.2.2 } drop\n");
+    let first = snapshot();
+    // Same rule text shape, different inline set content: must differ.
+    nft("flush chain ip a in\nadd rule ip a in ip saddr { 192.0.2.1, 192.0.2.3 } drop\n");
+    let other = snapshot();
+    let lines = other.diff(&first);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("- rule ip a in: payload lookup immediate #")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("+ rule ip a in: payload lookup immediate #")));
+    // Back to the first content, created after another anonymous set so the kernel numbers it
+    // differently (__set1 instead of __set0): compares equal to the first snapshot.
+    nft("flush chain ip a in\n\
+         add rule ip a in ip daddr { 198.51.100.1, 198.51.100.2 } drop\n\
+         add rule ip a in ip saddr { 192.0.2.2, 192.0.2.1 } drop\n");
+    let listing = run("nft", &["-a", "list", "chain", "ip", "a", "in"]);
+    nft(&format!(
+        "delete rule ip a in handle {}\n",
+        handle_of(&listing, "198.51.100.1")
+    ));
+    let again = snapshot();
+    assert!(
+        again.diff(&first).is_empty(),
+        "{:#?}\n{listing}",
+        again.diff(&first)
+    );
+}
+
+/// The handle nft prints for the rule whose line contains `needle`.
+fn handle_of(listing: &str, needle: &str) -> String {
+    let line = listing
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no rule with {needle} in\n{listing}"));
+    line.rsplit("# handle ")
+        .next()
+        .expect("handle")
+        .trim()
+        .to_string()
+}
+
+fn iptables_nft_comment_is_read() {
+    let before = snapshot();
+    run(
+        "iptables-nft",
+        &[
+            "-t",
+            "filter",
+            "-A",
+            "FORWARD",
+            "-s",
+            "10.0.0.2",
+            "-m",
+            "comment",
+            "--comment",
+            "cni pod x",
+            "-j",
+            "ACCEPT",
+        ],
+    );
+    let after = snapshot();
+    let lines = after.diff(&before);
+    let rules: Vec<&String> = lines.iter().filter(|l| l.starts_with("+ rule ")).collect();
+    assert_eq!(rules.len(), 1, "{lines:#?}");
+    assert!(
+        rules[0]
+            .starts_with("+ rule ip filter FORWARD: payload cmp match:comment counter immediate #")
+            && rules[0].ends_with(" comment \"cni pod x\""),
+        "{}",
+        rules[0]
+    );
+}
+
+fn snapshot_creates_no_legacy_tables() {
+    // Asking the kernel for a legacy table creates it; the reader avoids that whenever it can
+    // read the namespace's table list (as real root). As root of a user namespace that list is
+    // unreadable and the reader falls back to asking (documented); check which case this is.
+    let _ = snapshot();
+    for file in [
+        "/proc/thread-self/net/ip_tables_names",
+        "/proc/thread-self/net/ip6_tables_names",
+    ] {
+        match std::fs::read_to_string(file) {
+            Ok(names) => assert_eq!(names, "", "{file} after a snapshot"),
+            Err(err) => assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::PermissionDenied,
+                "{file} is unreadable for an unexpected reason"
+            ),
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! Reading the nftables ruleset (tables, chains, rules, named sets) of the namespace an
 //! [`NfSocket`] was opened in, for every family at once (`NFPROTO_UNSPEC` dumps).
 
+use std::collections::HashMap;
+
 use super::attr::{push_str_attr, Attr, Attrs};
 use super::digest::Fnv1a;
 use super::nfnl::{Dump, DumpError, NfMessage, NfSocket};
@@ -33,6 +35,11 @@ const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_QUOTA_CONSUMED: u16 = 3;
+const NFTA_MATCH_NAME: u16 = 1;
+const NFTA_MATCH_INFO: u16 = 3;
+/// Set element attributes that identify an element: KEY, DATA, FLAGS, OBJREF, KEY_END (not the
+/// timeout/expiration, userdata or per-element expressions such as counters).
+const ELEMENT_IDENTITY: [u16; 5] = [1, 2, 3, 9, 10];
 const NFTA_SET_TABLE: u16 = 1;
 const NFTA_SET_NAME: u16 = 2;
 const NFTA_SET_FLAGS: u16 = 3;
@@ -98,31 +105,32 @@ fn read_once(sock: &mut NfSocket) -> Result<Option<Vec<NftTable>>, FirewallError
             t.chains.push(chain);
         }
     }
-    for msg in &rules {
-        let table = string_attr(msg, NFTA_RULE_TABLE);
-        let chain = string_attr(msg, NFTA_RULE_CHAIN);
-        let rule = decode_rule(msg);
-        let target = find_table(&mut out, msg.family, &table)
-            .and_then(|t| t.chains.iter_mut().find(|c| c.name == chain));
-        if let Some(c) = target {
-            c.rules.push(rule);
-        }
-    }
+    let mut anonymous = AnonymousSets::new();
     for msg in &sets {
         let flags = Attrs::new(&msg.attrs)
             .get(NFTA_SET_FLAGS)
             .and_then(|a| a.be_u32())
             .unwrap_or(0);
-        if flags & NFT_SET_ANONYMOUS != 0 {
-            continue;
-        }
         let table = string_attr(msg, NFTA_SET_TABLE);
         let name = string_attr(msg, NFTA_SET_NAME);
-        let Some(count) = element_count(sock, msg.family, &table, &name)? else {
+        let Some(elements) = set_elements(sock, msg.family, &table, &name)? else {
             return Ok(None);
         };
-        if let Some(t) = find_table(&mut out, msg.family, &table) {
-            t.sets.push((name, count));
+        if flags & NFT_SET_ANONYMOUS != 0 {
+            let content = content_digest(&elements);
+            anonymous.insert((msg.family, table, name), content);
+        } else if let Some(t) = find_table(&mut out, msg.family, &table) {
+            t.sets.push((name, elements.len()));
+        }
+    }
+    for msg in &rules {
+        let table = string_attr(msg, NFTA_RULE_TABLE);
+        let chain = string_attr(msg, NFTA_RULE_CHAIN);
+        let rule = decode_rule(msg, &table, &anonymous);
+        let target = find_table(&mut out, msg.family, &table)
+            .and_then(|t| t.chains.iter_mut().find(|c| c.name == chain));
+        if let Some(c) = target {
+            c.rules.push(rule);
         }
     }
     if generation(sock)? != started_at {
@@ -162,13 +170,14 @@ fn dump_all(
     Ok((!dump.interrupted).then_some(dump.messages))
 }
 
-/// Number of elements in set `set` of `table`; `None` when the set vanished meanwhile.
-fn element_count(
+/// The elements of set `set` in `table` (each the raw attributes of one `NFTA_LIST_ELEM`);
+/// `None` when the set vanished meanwhile.
+fn set_elements(
     sock: &mut NfSocket,
     family: u8,
     table: &str,
     set: &str,
-) -> Result<Option<usize>, FirewallError> {
+) -> Result<Option<Vec<Vec<u8>>>, FirewallError> {
     let mut attrs = Vec::new();
     push_str_attr(&mut attrs, NFTA_SET_ELEM_LIST_TABLE, table);
     push_str_attr(&mut attrs, NFTA_SET_ELEM_LIST_SET, set);
@@ -185,13 +194,36 @@ fn element_count(
     if dump.interrupted {
         return Ok(None);
     }
-    let count = dump
+    let elements = dump
         .messages
         .iter()
         .filter_map(|m| Attrs::new(&m.attrs).get(NFTA_SET_ELEM_LIST_ELEMENTS))
-        .map(|list| list.nested().filter(|a| a.kind == NFTA_LIST_ELEM).count())
-        .sum();
-    Ok(Some(count))
+        .flat_map(|list| list.nested().filter(|a| a.kind == NFTA_LIST_ELEM))
+        .map(|elem| elem.data.to_vec())
+        .collect();
+    Ok(Some(elements))
+}
+
+/// Digest of a set's content, independent of the order the kernel lists elements in and of
+/// per-element state (expiration time, counters).
+fn content_digest(elements: &[Vec<u8>]) -> String {
+    let mut each: Vec<String> = elements
+        .iter()
+        .map(|elem| {
+            let mut digest = Fnv1a::new();
+            for attr in Attrs::new(elem).filter(|a| ELEMENT_IDENTITY.contains(&a.kind)) {
+                digest.write(&attr.kind.to_ne_bytes());
+                digest.write(attr.data);
+            }
+            digest.hex()
+        })
+        .collect();
+    each.sort();
+    let mut digest = Fnv1a::new();
+    for hex in &each {
+        digest.write(hex.as_bytes());
+    }
+    digest.hex()
 }
 
 fn decode_chain(msg: &NfMessage) -> NftChain {
@@ -239,10 +271,14 @@ fn decode_chain(msg: &NfMessage) -> NftChain {
     }
 }
 
-fn decode_rule(msg: &NfMessage) -> NftRule {
+fn decode_rule(msg: &NfMessage, table: &str, anonymous: &AnonymousSets) -> NftRule {
     let attrs = Attrs::new(&msg.attrs);
     let mut names = Vec::new();
     let mut digest = Fnv1a::new();
+    let mut comment = attrs
+        .clone()
+        .get(NFTA_RULE_USERDATA)
+        .and_then(|a| comment_of(a.data));
     if let Some(list) = attrs.clone().get(NFTA_RULE_EXPRESSIONS) {
         for elem in list.nested().filter(|a| a.kind == NFTA_LIST_ELEM) {
             let expr = elem.nested();
@@ -254,15 +290,23 @@ fn decode_rule(msg: &NfMessage) -> NftRule {
             digest.write(name.as_bytes());
             digest.write(&[0]);
             if let Some(data) = expr.clone().get(NFTA_EXPR_DATA) {
-                digest_expression_data(&mut digest, &name, data);
+                let sets = AnonymousLookup {
+                    family: msg.family,
+                    table,
+                    anonymous,
+                };
+                digest_expression_data(&mut digest, &name, data, &sets);
+                if comment.is_none() && name == "match" {
+                    comment = comment_match(data);
+                }
+                if let Some(xt) = xtables_extension(&name, data) {
+                    names.push(format!("{name}:{xt}"));
+                    continue;
+                }
             }
             names.push(name);
         }
     }
-    let comment = attrs
-        .clone()
-        .get(NFTA_RULE_USERDATA)
-        .and_then(|a| comment_of(a.data));
     let summary = if names.is_empty() {
         format!("(no expressions) #{}", digest.hex())
     } else {
@@ -271,18 +315,73 @@ fn decode_rule(msg: &NfMessage) -> NftRule {
     NftRule { comment, summary }
 }
 
-/// Mixes an expression's configuration into the digest, leaving out state the kernel updates
-/// while packets flow (counter values, quota consumption, last-seen timestamps).
-fn digest_expression_data(digest: &mut Fnv1a, name: &str, data: Attr<'_>) {
-    match name {
-        "counter" | "last" => {}
-        "quota" => {
-            for attr in data.nested().filter(|a| a.kind != NFTA_QUOTA_CONSUMED) {
-                digest.write(&attr.kind.to_ne_bytes());
-                digest.write(attr.data);
-            }
+/// Mixes an expression's configuration into the digest, attribute by attribute, leaving out
+/// state the kernel updates while packets flow (counter values, quota consumption, last-seen
+/// timestamps). A reference to an anonymous set is replaced by the digest of the set's content,
+/// so rules differing only in an inline set differ, and the kernel's `__setN` numbering does not.
+fn digest_expression_data(
+    digest: &mut Fnv1a,
+    name: &str,
+    data: Attr<'_>,
+    sets: &AnonymousLookup<'_>,
+) {
+    if matches!(name, "counter" | "last") {
+        return;
+    }
+    for attr in data.nested() {
+        if name == "quota" && attr.kind == NFTA_QUOTA_CONSUMED {
+            continue;
         }
-        _ => digest.write(data.data),
+        digest.write(&attr.kind.to_ne_bytes());
+        match sets.content_of(attr) {
+            Some(content) => {
+                digest.write(b"anonymous set ");
+                digest.write(content.as_bytes());
+            }
+            None => digest.write(attr.data),
+        }
+    }
+}
+
+/// The comment of an iptables-nft rule, kept in an xt `comment` match (`xt_comment_info`).
+fn comment_match(data: Attr<'_>) -> Option<String> {
+    let attrs = data.nested();
+    let name = attrs.clone().get(NFTA_MATCH_NAME)?.string();
+    if name != "comment" {
+        return None;
+    }
+    Some(attrs.get(NFTA_MATCH_INFO)?.string())
+}
+
+/// The extension name of an iptables-nft compatibility expression (`match` / `target`), e.g.
+/// "MASQUERADE", which says more in a summary than the bare expression name.
+fn xtables_extension(name: &str, data: Attr<'_>) -> Option<String> {
+    if name != "match" && name != "target" {
+        return None;
+    }
+    // NFTA_MATCH_NAME and NFTA_TARGET_NAME are both attribute 1.
+    Some(data.nested().get(NFTA_MATCH_NAME)?.string())
+}
+
+/// Content digests of anonymous sets, by (family, table, set name).
+type AnonymousSets = HashMap<(u8, String, String), String>;
+
+/// The anonymous sets a rule of one table can refer to.
+struct AnonymousLookup<'a> {
+    family: u8,
+    table: &'a str,
+    anonymous: &'a AnonymousSets,
+}
+
+impl AnonymousLookup<'_> {
+    /// The content digest when `attr` is a string naming an anonymous set of the rule's table.
+    fn content_of(&self, attr: Attr<'_>) -> Option<&String> {
+        let name = std::str::from_utf8(attr.data.strip_suffix(&[0])?).ok()?;
+        if !name.starts_with("__") {
+            return None;
+        }
+        self.anonymous
+            .get(&(self.family, self.table.to_string(), name.to_string()))
     }
 }
 
