@@ -40,6 +40,10 @@ const TESTS: &[(&str, TestFn)] = &[
     ),
     ("nft_chain_policy_change", nft_chain_policy_change),
     (
+        "nft_large_ruleset_is_read_whole",
+        nft_large_ruleset_is_read_whole,
+    ),
+    (
         "nft_counters_do_not_change_snapshot",
         nft_counters_do_not_change_snapshot,
     ),
@@ -643,4 +647,29 @@ fn snapshot_creates_no_legacy_tables() {
             ),
         }
     }
+}
+
+fn nft_large_ruleset_is_read_whole() {
+    // Enough rules that the dumps span many netlink datagrams. Loaded in batches: without
+    // CAP_NET_ADMIN in the initial namespace nft cannot enlarge its socket buffer for one batch.
+    nft("add table inet big\nadd chain inet big fw { type filter hook forward priority 0 ; }\n");
+    for batch in 0..15 {
+        let mut script = String::new();
+        for i in batch * 200..(batch + 1) * 200 {
+            script.push_str(&format!(
+                "add rule inet big fw ip saddr 10.{}.{}.1 counter accept comment \"r{i}\"\n",
+                i / 256,
+                i % 256
+            ));
+        }
+        nft(&script);
+    }
+    let first = snapshot();
+    let rules = &first.nft[0].chains[0].rules;
+    assert_eq!(rules.len(), 3000);
+    assert_eq!(rules[0].comment.as_deref(), Some("r0"));
+    assert_eq!(rules[2999].comment.as_deref(), Some("r2999"));
+    let distinct: std::collections::BTreeSet<&String> = rules.iter().map(|r| &r.summary).collect();
+    assert_eq!(distinct.len(), 3000, "every rule matches another address");
+    assert_eq!(snapshot(), first);
 }
