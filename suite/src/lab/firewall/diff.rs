@@ -174,3 +174,109 @@ fn by_key<'a, T, K: Ord>(items: &'a [T], key: impl Fn(&'a T) -> K) -> BTreeMap<K
 fn union<K: Ord + Copy, A, B>(a: &BTreeMap<K, A>, b: &BTreeMap<K, B>) -> BTreeSet<K> {
     a.keys().chain(b.keys()).copied().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{FirewallSnapshot, LegacyTable, NftChain, NftRule, NftTable};
+
+    fn rule(summary: &str, comment: Option<&str>) -> NftRule {
+        NftRule {
+            comment: comment.map(str::to_string),
+            summary: summary.to_string(),
+        }
+    }
+
+    fn table(name: &str, rules: Vec<NftRule>, sets: Vec<(String, usize)>) -> NftTable {
+        NftTable {
+            family: "ip".into(),
+            name: name.into(),
+            chains: vec![NftChain {
+                name: "POSTROUTING".into(),
+                base: Some("nat postrouting 100".into()),
+                rules,
+            }],
+            sets,
+        }
+    }
+
+    fn legacy(entries: u32, digest: &str) -> LegacyTable {
+        LegacyTable {
+            family: "ipv4".into(),
+            name: "nat".into(),
+            entries,
+            digest: digest.into(),
+        }
+    }
+
+    #[test]
+    fn whole_table_added_and_removed_in_order() {
+        let before = FirewallSnapshot::default();
+        let after = FirewallSnapshot {
+            nft: vec![
+                table("z", vec![rule("masq #1", Some("c"))], vec![("s".into(), 2)]),
+                table("a", vec![], vec![]),
+            ],
+            legacy: vec![legacy(6, "d")],
+        };
+        assert_eq!(
+            after.diff(&before),
+            [
+                "+ table ip a",
+                "+ chain ip a POSTROUTING (nat postrouting 100)",
+                "+ table ip z",
+                "+ chain ip z POSTROUTING (nat postrouting 100)",
+                "+ rule ip z POSTROUTING: masq #1 comment \"c\"",
+                "+ set ip z s (2 elements)",
+                "+ iptables-legacy ipv4 nat: 6 entries",
+            ]
+        );
+        let back = before.diff(&after);
+        assert_eq!(back.len(), 7);
+        assert!(back.iter().all(|l| l.starts_with("- ")));
+    }
+
+    #[test]
+    fn rules_are_multisets_and_order_is_ignored() {
+        let a = rule("x #1", None);
+        let b = rule("y #2", None);
+        let before = FirewallSnapshot {
+            nft: vec![table("t", vec![a.clone(), b.clone(), a.clone()], vec![])],
+            legacy: vec![],
+        };
+        let reordered = FirewallSnapshot {
+            nft: vec![table("t", vec![b.clone(), a.clone(), a.clone()], vec![])],
+            legacy: vec![],
+        };
+        assert!(reordered.diff(&before).is_empty());
+        let one_less = FirewallSnapshot {
+            nft: vec![table("t", vec![a.clone(), b], vec![])],
+            legacy: vec![],
+        };
+        assert_eq!(one_less.diff(&before), ["- rule ip t POSTROUTING: x #1"]);
+    }
+
+    #[test]
+    fn changes_inside_a_table() {
+        let before = FirewallSnapshot {
+            nft: vec![table("t", vec![], vec![("s".into(), 1)])],
+            legacy: vec![legacy(6, "d1")],
+        };
+        let mut after = before.clone();
+        after.nft[0].chains[0].base = Some("nat postrouting 100 policy drop".into());
+        after.nft[0].sets[0].1 = 3;
+        after.legacy[0] = legacy(6, "d2");
+        assert_eq!(
+            after.diff(&before),
+            [
+                "~ chain ip t POSTROUTING: nat postrouting 100 -> nat postrouting 100 policy drop",
+                "~ set ip t s: 1 -> 3 elements",
+                "~ iptables-legacy ipv4 nat: 6 entries, contents changed",
+            ]
+        );
+        after.legacy[0] = legacy(7, "d3");
+        assert_eq!(
+            after.diff(&before).last().map(String::as_str),
+            Some("~ iptables-legacy ipv4 nat: 6 -> 7 entries")
+        );
+    }
+}
