@@ -141,16 +141,35 @@ const TESTS: &[NamedTest] = &[
         invalid_requests_are_refused_locally,
     ),
     (
+        "in_netns_rejects_a_file_that_is_no_namespace",
+        in_netns_rejects_a_file_that_is_no_namespace,
+    ),
+    (
         "rtnl_is_usable_from_another_thread",
         rtnl_is_usable_from_another_thread,
     ),
 ];
 
 fn run_tests(args: &[String]) -> ExitCode {
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // libtest-like selection: bare words are name filters, `--skip WORD` excludes; other
+    // harness flags (--nocapture, --test-threads N, ...) have no meaning here and are ignored.
+    let mut filters = Vec::new();
+    let mut skips = Vec::new();
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--skip" => skips.extend(words.next()),
+            "--test-threads" | "--format" | "--color" | "-Z" => {
+                words.next();
+            }
+            w if w.starts_with('-') => {}
+            w => filters.push(w),
+        }
+    }
     let selected: Vec<_> = TESTS
         .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f)))
+        .filter(|(name, _)| !skips.iter().any(|s| name.contains(s.as_str())))
         .collect();
     println!("\nrunning {} tests", selected.len());
     let mut failed = Vec::new();
@@ -217,6 +236,25 @@ fn new_netns() -> Result<OwnedFd, String> {
     })
     .join()
     .map_err(|_| "netns thread panicked".to_string())?
+}
+
+/// Runs iproute2's `ip` with `args` in this process's (private) network namespace.
+fn ip_cmd(args: &[&str]) -> TestResult {
+    ip_output(args).map(drop)
+}
+
+/// Runs `ip` like [`ip_cmd`] and returns its standard output.
+fn ip_output(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("running ip {args:?}: {e}"))?;
+    check!(
+        out.status.success(),
+        "ip {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Polling for asynchronous kernel state: up to `WAIT_STEPS` x `WAIT_STEP`.
@@ -484,6 +522,16 @@ fn addresses_body(rtnl: &Rtnl) -> TestResult {
         "binding to the new IPv6 address: {:?}",
         sock.err()
     );
+    // IPv4 addresses get the directed broadcast (like `brd +`) unless they are /31 or /32.
+    let shown = ip_output(&["-4", "addr", "show", "dev", "ad0"])?;
+    check!(
+        shown.contains("inet 10.1.2.3/24 brd 10.1.2.255 "),
+        "no broadcast on 10.1.2.3/24: {shown}"
+    );
+    check!(
+        shown.contains("inet 10.9.9.9/32 scope global"),
+        "a /32 has no broadcast: {shown}"
+    );
 
     t!(rtnl.del_address(ad0.index, v6));
     t!(rtnl.del_address(ad0.index, v4b));
@@ -624,6 +672,57 @@ fn routes_body(rtnl: &Rtnl) -> TestResult {
     check!(
         routes.iter().all(|r| r.mtu.is_none()),
         "no route has an MTU metric yet"
+    );
+
+    // Policy tables, a table id above 255 (only in RTA_TABLE) and RTAX metrics, made by iproute2
+    // in this same private namespace.
+    ip_cmd(&[
+        "route",
+        "add",
+        "10.88.0.0/16",
+        "dev",
+        "rt0",
+        "table",
+        "1000",
+        "mtu",
+        "1400",
+    ])?;
+    ip_cmd(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:88::/48",
+        "via",
+        "2001:db8:2::1",
+        "table",
+        "100",
+        "advmss",
+        "1300",
+        "metric",
+        "77",
+    ])?;
+    let routes = t!(rtnl.routes());
+    let big_table = routes
+        .iter()
+        .find(|r| r.dst == Some(net("10.88.0.0/16")))
+        .ok_or("route in table 1000 missing from the dump")?;
+    check!(
+        big_table.table == 1000 && big_table.mtu == Some(1400) && big_table.advmss.is_none(),
+        "{big_table:?}"
+    );
+    let policy = routes
+        .iter()
+        .find(|r| r.dst == Some(net("2001:db8:88::/48")))
+        .ok_or("route in table 100 missing from the dump")?;
+    check!(
+        (
+            policy.table,
+            policy.advmss,
+            policy.priority,
+            policy.gateway,
+            policy.protocol
+        ) == (100, Some(1300), Some(77), Some(ip("2001:db8:2::1")), 3),
+        "{policy:?}"
     );
 
     expect_kernel_error(
@@ -851,6 +950,17 @@ fn invalid_requests_are_refused_locally() -> TestResult {
         "{wrong:?}"
     );
     Ok(())
+}
+
+fn in_netns_rejects_a_file_that_is_no_namespace() -> TestResult {
+    let not_a_netns = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+    match Rtnl::in_netns(not_a_netns.as_fd()) {
+        Err(NetError::Namespace(e)) => {
+            check!(e.raw_os_error() == Some(libc::EINVAL), "setns errno {e}");
+            Ok(())
+        }
+        other => Err(format!("expected a namespace error, got {other:?}")),
+    }
 }
 
 fn rtnl_is_usable_from_another_thread() -> TestResult {

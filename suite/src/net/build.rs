@@ -1,7 +1,7 @@
 //! Builders for the request messages the client sends. Each returns a ready message; flags and
 //! the exchange kind are chosen by the caller in `mod.rs`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::RawFd;
 
 use netlink_packet_route::address::{
@@ -87,6 +87,11 @@ pub(super) fn address(index: u32, addr: IpNet, adding: bool) -> AddressMessage {
                 AddressAttribute::Local(addr.addr),
                 AddressAttribute::Address(addr.addr),
             ];
+            if adding {
+                if let Some(brd) = ipv4_broadcast(v4, addr.prefix) {
+                    msg.attributes.push(AddressAttribute::Broadcast(brd));
+                }
+            }
         }
         IpAddr::V6(_) => {
             msg.header.family = AddressFamily::Inet6;
@@ -100,6 +105,12 @@ pub(super) fn address(index: u32, addr: IpNet, adding: bool) -> AddressMessage {
         }
     }
     msg
+}
+
+/// The directed broadcast address of `addr/prefix` (what `ip addr add ... brd +` sets), or
+/// `None` for /31 and /32, which have none.
+pub(super) fn ipv4_broadcast(addr: Ipv4Addr, prefix: u8) -> Option<Ipv4Addr> {
+    (prefix < 31).then(|| Ipv4Addr::from(u32::from(addr) | (u32::MAX >> prefix)))
 }
 
 /// A main-table route message. For additions the route is `proto static`, unicast, scope link
@@ -147,4 +158,36 @@ pub(super) fn route(
         msg.attributes.push(RouteAttribute::Oif(oif));
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_broadcast_sets_the_host_bits() {
+        let a: Ipv4Addr = "10.1.2.3".parse().unwrap();
+        assert_eq!(ipv4_broadcast(a, 24), Some("10.1.2.255".parse().unwrap()));
+        assert_eq!(ipv4_broadcast(a, 0), Some(Ipv4Addr::BROADCAST));
+        assert_eq!(ipv4_broadcast(a, 30), Some("10.1.2.3".parse().unwrap()));
+        assert_eq!(ipv4_broadcast(a, 31), None);
+        assert_eq!(ipv4_broadcast(a, 32), None);
+    }
+
+    #[test]
+    fn routes_clear_host_bits_and_pick_scope() {
+        let dst: IpNet = "192.168.50.7/24".parse().unwrap();
+        let add = route(false, Some(dst), None, Some(3), true);
+        assert_eq!(add.header.destination_prefix_length, 24);
+        assert!(add
+            .attributes
+            .contains(&RouteAttribute::Destination(RouteAddress::Inet(
+                "192.168.50.0".parse().unwrap()
+            ))));
+        assert_eq!(add.header.scope, RouteScope::Link);
+        assert_eq!(add.header.protocol, RouteProtocol::Static);
+        let del = route(false, Some(dst), None, None, false);
+        assert_eq!(del.header.scope, RouteScope::NoWhere);
+        assert_eq!(del.header.table, TABLE_MAIN);
+    }
 }

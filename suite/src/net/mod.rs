@@ -79,6 +79,12 @@ pub struct Rtnl {
     conn: Mutex<Conn>,
 }
 
+impl std::fmt::Debug for Rtnl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rtnl").finish_non_exhaustive()
+    }
+}
+
 impl Rtnl {
     /// Opens a socket in the calling thread's network namespace.
     pub fn new() -> NetResult<Self> {

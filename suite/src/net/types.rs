@@ -179,4 +179,26 @@ mod tests {
             assert!(bad.parse::<IpNet>().is_err(), "{bad} should be rejected");
         }
     }
+
+    #[test]
+    fn edges_of_prefixes_and_families() {
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("203.0.113.9".parse().unwrap()));
+        assert!(!all.contains("::1".parse().unwrap()), "families never mix");
+        let host: IpNet = "10.0.0.1/32".parse().unwrap();
+        assert_eq!(host.network(), host.addr);
+        assert!(!host.contains("10.0.0.2".parse().unwrap()));
+        let v6_all: IpNet = "::/0".parse().unwrap();
+        assert_eq!(v6_all.network().to_string(), "::");
+        assert!(v6_all.is_ipv6() && !host.is_ipv6());
+        assert_eq!(
+            "10.1.2.3/24".parse::<IpNet>().unwrap().to_string(),
+            "10.1.2.3/24"
+        );
+        assert_eq!(IpNet::new("::1".parse().unwrap(), 129), None);
+        assert_eq!(
+            "bad".parse::<IpNet>().unwrap_err().to_string(),
+            "\"bad\" is not an address/prefix (CIDR)"
+        );
+    }
 }
