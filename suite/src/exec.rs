@@ -54,11 +54,7 @@ pub struct Selector {
 impl Selector {
     /// Compiles the patterns.
     pub fn new(filters: &[String], skips: &[String]) -> Result<Self, regex::Error> {
-        let compile = |ps: &[String]| {
-            ps.iter()
-                .map(|p| Regex::new(p))
-                .collect::<Result<Vec<_>, _>>()
-        };
+        let compile = |ps: &[String]| ps.iter().map(|p| Regex::new(p)).collect::<Result<Vec<_>, _>>();
         Ok(Selector {
             filters: compile(filters)?,
             skips: compile(skips)?,
@@ -120,11 +116,20 @@ pub fn run_case(case: &'static Case, target: &Target, opts: &RunOptions) -> Case
         return result;
     }
     let (verdict, ctx) = match Ctx::new(target) {
-        Ok(mut ctx) => ((case.body)(&mut ctx), Some(ctx)),
-        Err(e) => (
-            Err(Verdict::Broken(format!("could not build the lab: {e}"))),
-            None,
-        ),
+        Ok(mut ctx) => {
+            // A bug in a case body must cost that case, not the run.
+            let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (case.body)(&mut ctx)))
+                .unwrap_or_else(|p| {
+                    let what = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    Err(Verdict::Broken(format!("case body panicked: {what}")))
+                });
+            (verdict, Some(ctx))
+        }
+        Err(e) => (Err(Verdict::Broken(format!("could not build the lab: {e}"))), None),
     };
     result.status = status_of(case.level, &verdict, opts.strict);
     result.finding = match verdict {
@@ -180,10 +185,5 @@ pub fn run_all(
             });
         }
     });
-    slots
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .flatten()
-        .collect()
+    slots.into_inner().unwrap_or_default().into_iter().flatten().collect()
 }

@@ -59,12 +59,9 @@ fn run(cli: Cli) -> Result<u8, Usage> {
         None => profile::builtin(&plugin_name).map_err(anyhow::Error::from),
     })?;
     if !(cli.timeout.is_finite() && cli.timeout > 0.0) {
-        return Err(Usage(anyhow!(
-            "--timeout must be a positive number of seconds"
-        )));
+        return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
     }
-    let selector =
-        usage(Selector::new(&cli.filter, &cli.skip).context("invalid --filter/--skip pattern"))?;
+    let selector = usage(Selector::new(&cli.filter, &cli.skip).context("invalid --filter/--skip pattern"))?;
     let cni_path = cni_path(&plugin, cli.cni_path.as_deref());
 
     // Everything below needs namespaces. The bootstrap must happen while single-threaded.
@@ -80,14 +77,10 @@ fn run(cli: Cli) -> Result<u8, Usage> {
         version: None,
         timeout: Duration::from_secs_f64(cli.timeout),
         strict: cli.strict,
-        path_env: std::env::var("PATH").unwrap_or_else(|_| {
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
-        }),
+        path_env: std::env::var("PATH")
+            .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
     };
-    usage(
-        preflight::versions(&mut target)
-            .context("cannot build a lab (network and mount namespaces)"),
-    )?;
+    usage(preflight::versions(&mut target).context("cannot build a lab (network and mount namespaces)"))?;
 
     let opts = RunOptions {
         jobs: cli
@@ -127,10 +120,7 @@ fn run(cli: Cli) -> Result<u8, Usage> {
     };
     print!("{text}");
     if let Some(path) = &cli.output {
-        usage(
-            std::fs::write(path, &text)
-                .with_context(|| format!("cannot write --output {}", path.display())),
-        )?;
+        usage(std::fs::write(path, &text).with_context(|| format!("cannot write --output {}", path.display())))?;
     }
     Ok(report.exit_code() as u8)
 }
@@ -151,11 +141,7 @@ fn check_plugin(path: Option<&Path>) -> Result<PathBuf> {
 /// `--cni-path`, or the plugin's directory followed by the usual install directories.
 fn cni_path(plugin: &Path, given: Option<&str>) -> Vec<PathBuf> {
     if let Some(dirs) = given {
-        return dirs
-            .split(':')
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .collect();
+        return dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect();
     }
     let mut dirs: Vec<PathBuf> = plugin.parent().map(Path::to_path_buf).into_iter().collect();
     for d in ["/opt/cni/bin", "/usr/lib/cni"] {

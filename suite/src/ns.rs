@@ -99,11 +99,7 @@ pub fn open_own(kind: &str) -> Result<OwnedFd, NsError> {
 
 /// Runs `job` on a fresh thread that first enters `mnt` (if given) and then `net` (if given).
 /// The calling thread never changes namespace.
-pub fn run_in<T, F>(
-    net: Option<BorrowedFd<'_>>,
-    mnt: Option<BorrowedFd<'_>>,
-    job: F,
-) -> Result<T, NsError>
+pub fn run_in<T, F>(net: Option<BorrowedFd<'_>>, mnt: Option<BorrowedFd<'_>>, job: F) -> Result<T, NsError>
 where
     T: Send,
     F: FnOnce() -> Result<T, NsError> + Send,
@@ -116,8 +112,7 @@ where
                     setns(mnt, CloneFlags::CLONE_NEWNS).map_err(sys("setns(mount namespace)"))?;
                 }
                 if let Some(net) = net {
-                    setns(net, CloneFlags::CLONE_NEWNET)
-                        .map_err(sys("setns(network namespace)"))?;
+                    setns(net, CloneFlags::CLONE_NEWNET).map_err(sys("setns(network namespace)"))?;
                 }
                 job()
             })
@@ -167,14 +162,10 @@ pub(crate) fn bring_lo_up() -> Result<(), NsError> {
         op: "netlink socket for lo".into(),
         source: io::Error::other(e.to_string()),
     })?;
-    let lo = rtnl
-        .link_by_name("lo")
-        .ok()
-        .flatten()
-        .ok_or_else(|| NsError::Sys {
-            op: "find lo".into(),
-            source: io::Error::from(io::ErrorKind::NotFound),
-        })?;
+    let lo = rtnl.link_by_name("lo").ok().flatten().ok_or_else(|| NsError::Sys {
+        op: "find lo".into(),
+        source: io::Error::from(io::ErrorKind::NotFound),
+    })?;
     rtnl.set_up(lo.index, true).map_err(|e| NsError::Sys {
         op: "set lo up".into(),
         source: io::Error::other(e.to_string()),

@@ -22,19 +22,11 @@ pub fn supported_from_answer(stdout: &str, success: bool) -> Vec<String> {
             .and_then(|d| d.get("msg"))
             .and_then(Value::as_str)
             .is_some_and(|m| m.contains("unknown CNI_COMMAND"));
-        return if legacy {
-            vec!["0.1.0".into()]
-        } else {
-            Vec::new()
-        };
+        return if legacy { vec!["0.1.0".into()] } else { Vec::new() };
     }
     let Some(doc) = doc else { return Vec::new() };
     match doc.get("supportedVersions").and_then(Value::as_array) {
-        Some(list) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
+        Some(list) => list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
         None if doc.get("cniVersion").and_then(Value::as_str) == Some("0.2.0") => {
             vec!["0.1.0".into(), "0.2.0".into()]
         }
@@ -70,8 +62,7 @@ pub fn versions(target: &mut Target) -> Result<()> {
     for member in target.profile.plugins.iter().take(n.saturating_sub(1)) {
         let ty = member.get("type").and_then(Value::as_str).unwrap_or("");
         if let Some(path) = target.find_plugin(ty) {
-            let theirs: Vec<SpecVersion> =
-                ask(&path).iter().filter_map(|v| v.parse().ok()).collect();
+            let theirs: Vec<SpecVersion> = ask(&path).iter().filter_map(|v| v.parse().ok()).collect();
             common.retain(|v| theirs.contains(v));
         }
     }
@@ -87,10 +78,7 @@ mod tests {
     #[test]
     fn reads_version_answers_like_libcni() {
         assert_eq!(
-            supported_from_answer(
-                r#"{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}"#,
-                true
-            ),
+            supported_from_answer(r#"{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}"#, true),
             ["0.4.0", "1.0.0"]
         );
         assert_eq!(

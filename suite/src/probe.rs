@@ -163,10 +163,7 @@ fn read_reply(
     until: Instant,
     sent_at: Instant,
 ) -> Result<Option<Duration>, ProbeError> {
-    let wait = until
-        .saturating_duration_since(Instant::now())
-        .as_millis()
-        .max(1) as i32;
+    let wait = until.saturating_duration_since(Instant::now()).as_millis().max(1) as i32;
     let mut pfd = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
@@ -178,14 +175,7 @@ fn read_reply(
     }
     let mut buf = [0u8; 65536];
     // SAFETY: recv into a buffer we own.
-    let n = unsafe {
-        libc::recv(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
     if n <= 0 {
         return Ok(None);
     }
@@ -225,9 +215,7 @@ fn socket2_addr(ip: IpAddr) -> (Vec<u8>, libc::socklen_t) {
             };
             let size = std::mem::size_of::<libc::sockaddr_in>();
             // SAFETY: viewing a plain C struct as bytes.
-            let bytes = unsafe {
-                std::slice::from_raw_parts((&sa as *const libc::sockaddr_in).cast::<u8>(), size)
-            };
+            let bytes = unsafe { std::slice::from_raw_parts((&sa as *const libc::sockaddr_in).cast::<u8>(), size) };
             (bytes.to_vec(), size as libc::socklen_t)
         }
         IpAddr::V6(a) => {
@@ -235,16 +223,12 @@ fn socket2_addr(ip: IpAddr) -> (Vec<u8>, libc::socklen_t) {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: 0,
                 sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.octets(),
-                },
+                sin6_addr: libc::in6_addr { s6_addr: a.octets() },
                 sin6_scope_id: 0,
             };
             let size = std::mem::size_of::<libc::sockaddr_in6>();
             // SAFETY: viewing a plain C struct as bytes.
-            let bytes = unsafe {
-                std::slice::from_raw_parts((&sa as *const libc::sockaddr_in6).cast::<u8>(), size)
-            };
+            let bytes = unsafe { std::slice::from_raw_parts((&sa as *const libc::sockaddr_in6).cast::<u8>(), size) };
             (bytes.to_vec(), size as libc::socklen_t)
         }
     }
@@ -292,9 +276,7 @@ impl SourceServer {
     /// Starts a TCP server bound to `addr` inside `netns`.
     pub fn tcp(netns: BorrowedFd<'_>, addr: SocketAddr) -> Result<Self, ProbeError> {
         let listener = in_ns(netns, move || TcpListener::bind(addr), "bind TCP server")?;
-        listener
-            .set_nonblocking(true)
-            .map_err(io_err("nonblocking listener"))?;
+        listener.set_nonblocking(true).map_err(io_err("nonblocking listener"))?;
         let addr = listener.local_addr().map_err(io_err("local addr"))?;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -337,11 +319,7 @@ impl Drop for SourceServer {
 
 /// Sends UDP datagrams from inside `netns` to `dst` until an answer arrives; returns the answer
 /// text (from a [`SourceServer`] it reads "src=IP:PORT").
-pub fn udp_exchange(
-    netns: BorrowedFd<'_>,
-    dst: SocketAddr,
-    timeout: Duration,
-) -> Result<String, ProbeError> {
+pub fn udp_exchange(netns: BorrowedFd<'_>, dst: SocketAddr, timeout: Duration) -> Result<String, ProbeError> {
     let any: SocketAddr = if dst.is_ipv6() {
         "[::]:0".parse()
     } else {
@@ -365,21 +343,10 @@ pub fn udp_exchange(
 }
 
 /// Opens a TCP connection from inside `netns` to `dst` and returns what the server sent.
-pub fn tcp_exchange(
-    netns: BorrowedFd<'_>,
-    dst: SocketAddr,
-    timeout: Duration,
-) -> Result<String, ProbeError> {
-    let stream = in_ns(
-        netns,
-        move || TcpStream::connect_timeout(&dst, timeout),
-        "TCP connect",
-    )?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(io_err("set timeout"))?;
+pub fn tcp_exchange(netns: BorrowedFd<'_>, dst: SocketAddr, timeout: Duration) -> Result<String, ProbeError> {
+    let stream = in_ns(netns, move || TcpStream::connect_timeout(&dst, timeout), "TCP connect")?;
+    stream.set_read_timeout(Some(timeout)).map_err(io_err("set timeout"))?;
     let mut text = String::new();
-    io::Read::read_to_string(&mut &stream, &mut text)
-        .map_err(io_err(format!("read from {dst}")))?;
+    io::Read::read_to_string(&mut &stream, &mut text).map_err(io_err(format!("read from {dst}")))?;
     Ok(text)
 }

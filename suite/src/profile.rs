@@ -77,7 +77,7 @@ fn bridge_object() -> Value {
         "isGateway": true,
         "isDefaultGateway": true,
         "ipMasq": true,
-        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/24"}]]}
     })
 }
 
@@ -107,11 +107,8 @@ fn missing_kernel_feature(kind: &str) -> Option<String> {
             .map(|d| d.contains(&format!("/{module}.ko")))
             .unwrap_or(false);
     let sys_present = Path::new(&format!("/sys/module/{module}")).exists();
-    (!(loaded || builtin || module_file || sys_present)).then(|| {
-        format!(
-            "the running kernel ({release}) has no {module} support; run with --vm to judge {kind}"
-        )
-    })
+    (!(loaded || builtin || module_file || sys_present))
+        .then(|| format!("the running kernel ({release}) has no {module} support; run with --vm to judge {kind}"))
 }
 
 /// The built-in profile for a plugin binary, by file name.
@@ -134,9 +131,7 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
         "macvlan" | "ipvlan" => {
             let mut p = mk(
                 PluginKind::Interface,
-                vec![
-                    json!({"type": plugin_name, "master": "lab-master0", "ipam": host_local_ipam()}),
-                ],
+                vec![json!({"type": plugin_name, "master": "lab-master0", "ipam": host_local_ipam()})],
             );
             p.needs.push(LabNeed::MasterLink("lab-master0".into()));
             p.unavailable = missing_kernel_feature(plugin_name);
@@ -145,9 +140,7 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
         "vlan" => {
             let mut p = mk(
                 PluginKind::Interface,
-                vec![
-                    json!({"type": "vlan", "master": "lab-master0", "vlanId": 42, "ipam": host_local_ipam()}),
-                ],
+                vec![json!({"type": "vlan", "master": "lab-master0", "vlanId": 42, "ipam": host_local_ipam()})],
             );
             p.needs.push(LabNeed::MasterLink("lab-master0".into()));
             p.unavailable = missing_kernel_feature("vlan");
@@ -164,9 +157,7 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
                 "routes": [{"dst": "0.0.0.0/0"}]}})],
         ),
         "loopback" => mk(PluginKind::Interface, vec![json!({"type": "loopback"})]),
-        "tuning" => {
-            chained(json!({"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.arp_notify": "1"}}))
-        }
+        "tuning" => chained(json!({"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.arp_notify": "1"}})),
         "portmap" => chained(json!({"type": "portmap", "capabilities": {"portMappings": true}})),
         "bandwidth" => chained(
             json!({"type": "bandwidth", "ingressRate": 8000000, "ingressBurst": 1000000, "egressRate": 8000000, "egressBurst": 1000000}),
@@ -198,14 +189,8 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
         path: shown.into(),
         problem: problem.into(),
     };
-    let obj = doc
-        .as_object()
-        .ok_or_else(|| invalid("not a JSON object"))?;
-    let network = obj
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or(NETWORK)
-        .to_string();
+    let obj = doc.as_object().ok_or_else(|| invalid("not a JSON object"))?;
+    let network = obj.get("name").and_then(Value::as_str).unwrap_or(NETWORK).to_string();
     let plugins: Vec<Value> = match obj.get("plugins") {
         Some(Value::Array(list)) if !list.is_empty() => list.clone(),
         Some(_) => return Err(invalid("\"plugins\" must be a non-empty array")),
@@ -220,9 +205,7 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
     let ipam_type = last.pointer("/ipam/type").and_then(Value::as_str);
     let kind = if plugins.len() > 1 {
         PluginKind::Chained
-    } else if ipam_type == Some(plugin_name)
-        && last.get("type").and_then(Value::as_str) != Some(plugin_name)
-    {
+    } else if ipam_type == Some(plugin_name) && last.get("type").and_then(Value::as_str) != Some(plugin_name) {
         PluginKind::Ipam
     } else {
         PluginKind::Interface
@@ -254,15 +237,9 @@ mod tests {
     #[test]
     fn kinds_from_config_shape() {
         let list = json!({"name":"n","cniVersion":"1.0.0","plugins":[{"type":"bridge"},{"type":"tuning"}]});
-        assert_eq!(
-            from_value(list, "tuning", "x").unwrap().kind,
-            PluginKind::Chained
-        );
+        assert_eq!(from_value(list, "tuning", "x").unwrap().kind, PluginKind::Chained);
         let ipam = json!({"name":"n","type":"bridge","ipam":{"type":"my-ipam"}});
-        assert_eq!(
-            from_value(ipam, "my-ipam", "x").unwrap().kind,
-            PluginKind::Ipam
-        );
+        assert_eq!(from_value(ipam, "my-ipam", "x").unwrap().kind, PluginKind::Ipam);
         let one = json!({"name":"n","type":"mine"});
         let p = from_value(one, "mine", "x").unwrap();
         assert_eq!(p.kind, PluginKind::Interface);

@@ -191,9 +191,7 @@ fn spawn(inv: &Invocation) -> std::io::Result<Child> {
     unsafe {
         cmd.pre_exec(move || {
             if let Some((mnt, net)) = ns {
-                if libc::setns(mnt, libc::CLONE_NEWNS) != 0
-                    || libc::setns(net, libc::CLONE_NEWNET) != 0
-                {
+                if libc::setns(mnt, libc::CLONE_NEWNS) != 0 || libc::setns(net, libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
@@ -228,7 +226,7 @@ fn kill_group(pgid: u32) -> bool {
 
 fn supervise(inv: &Invocation, mut child: Child, start: Instant, record: &mut Record) {
     let pid = child.id();
-    let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
+    let (Some(stdin_pipe), Some(mut stdout), Some(mut stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         kill_group(pid);
@@ -236,17 +234,15 @@ fn supervise(inv: &Invocation, mut child: Child, start: Instant, record: &mut Re
         record.exit = Exit::NotStarted("pipes missing".into());
         return;
     };
-    for fd in [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()] {
+    for fd in [stdin_pipe.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()] {
         set_nonblocking(fd);
     }
     let pidfd = pidfd_open(pid);
     let mut out = Capture::new(stdout.as_raw_fd());
     let mut err = Capture::new(stderr.as_raw_fd());
     let mut to_write: &[u8] = &inv.stdin;
-    let mut stdin_open = true;
-    if to_write.is_empty() {
-        stdin_open = false;
-    }
+    // The plugin sees EOF as soon as everything is written (dropping the pipe closes it).
+    let mut stdin = (!to_write.is_empty()).then_some(stdin_pipe);
     let deadline = start + inv.timeout;
     let mut exited_at: Option<Instant> = None;
     let mut status = None;
@@ -278,8 +274,8 @@ fn supervise(inv: &Invocation, mut child: Child, start: Instant, record: &mut Re
             exited_at = Some(Instant::now());
             continue;
         }
-        if stdin_open && to_write.is_empty() {
-            stdin_open = false;
+        if to_write.is_empty() {
+            stdin = None;
         }
         let mut fds = Vec::with_capacity(4);
         if out.open {
@@ -296,9 +292,9 @@ fn supervise(inv: &Invocation, mut child: Child, start: Instant, record: &mut Re
                 revents: 0,
             });
         }
-        if stdin_open {
+        if let Some(pipe) = &stdin {
             fds.push(libc::pollfd {
-                fd: stdin.as_raw_fd(),
+                fd: pipe.as_raw_fd(),
                 events: libc::POLLOUT,
                 revents: 0,
             });
@@ -327,21 +323,22 @@ fn supervise(inv: &Invocation, mut child: Child, start: Instant, record: &mut Re
         if err.open {
             err.pump(&mut stderr, inv.output_cap);
         }
-        if stdin_open {
-            match stdin.write(to_write) {
+        if let Some(pipe) = stdin.as_mut() {
+            match pipe.write(to_write) {
                 Ok(n) => to_write = &to_write[n..],
-                Err(e)
-                    if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
-                    stdin_open = false;
-                    to_write = &[];
-                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => to_write = &[],
+            }
+            if to_write.is_empty() {
+                stdin = None;
             }
         }
     }
     drop(stdin);
     if kill_group(pid) {
-        record.notes.push("processes of the plugin's process group were still running after it exited; the suite killed them".into());
+        record.notes.push(
+            "processes of the plugin's process group were still running after it exited; the suite killed them".into(),
+        );
     }
     if let Some(p) = pidfd {
         // SAFETY: closing the pidfd we opened.

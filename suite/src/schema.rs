@@ -45,9 +45,7 @@ pub enum SchemaError {
 }
 
 /// The spec versions that have schemas, oldest first.
-pub const VERSIONS: &[&str] = &[
-    "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
-];
+pub const VERSIONS: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
 /// Validates `doc` as a `kind` document of spec `version`. `Ok(vec![])` means valid.
 pub fn validate(version: &str, kind: DocKind, doc: &Value) -> Result<Vec<Violation>, SchemaError> {

@@ -32,10 +32,7 @@ impl FromStr for SpecVersion {
             return Err(bad());
         }
         let num = |p: &str| -> Result<u32, BadVersion> {
-            if p.is_empty()
-                || !p.bytes().all(|b| b.is_ascii_digit())
-                || (p.len() > 1 && p.starts_with('0'))
-            {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || (p.len() > 1 && p.starts_with('0')) {
                 return Err(bad());
             }
             p.parse().map_err(|_| bad())

@@ -23,10 +23,7 @@ fn list_prints_area_slug_ids() {
         .stdout
         .clone();
     let text = String::from_utf8(out).unwrap();
-    let ids: Vec<&str> = text
-        .lines()
-        .map(|l| l.split_whitespace().next().unwrap())
-        .collect();
+    let ids: Vec<&str> = text.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
     assert!(ids.len() >= 10, "only {} cases", ids.len());
     let re = regex::Regex::new(r"^[a-z0-9]+/[a-z0-9-]+$").unwrap();
     assert!(ids.iter().all(|i| re.is_match(i)), "{ids:?}");
@@ -35,18 +32,9 @@ fn list_prints_area_slug_ids() {
 
 /// Runs the CLI with `args`, expects exit 2 and exactly one line on stderr; returns that line.
 fn usage_error(args: &[&str]) -> String {
-    let out = assert_cmd()
-        .args(args)
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
+    let out = assert_cmd().args(args).assert().code(2).get_output().clone();
     let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "want one line, got: {err}"
-    );
+    assert_eq!(err.trim_end().lines().count(), 1, "want one line, got: {err}");
     assert!(out.stdout.is_empty());
     err.trim_end().to_string()
 }
@@ -59,10 +47,7 @@ fn bad_input_exits_2_with_one_clear_line() {
     let garbage = dir.join("garbage.json");
     std::fs::write(&garbage, "{ not json").unwrap();
     let plugin = upstream("bridge");
-    let plugin = plugin
-        .as_ref()
-        .map(|p| p.to_str().unwrap())
-        .unwrap_or("/bin/true");
+    let plugin = plugin.as_ref().map(|p| p.to_str().unwrap()).unwrap_or("/bin/true");
     let lines = [
         usage_error(&["/nonexistent/plugin"]),
         usage_error(&[not_exec.to_str().unwrap()]),
@@ -82,17 +67,9 @@ fn bad_input_exits_2_with_one_clear_line() {
 }
 
 fn run_json(args: &[&str]) -> (i32, serde_json::Value) {
-    let out = suite()
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}); stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let out = suite().args(args).args(["--format", "json"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code().unwrap_or(-1), report)
 }
 
@@ -109,35 +86,24 @@ fn upstream_bridge_passes_in_every_format() {
     assert_eq!(code, 0, "statuses: {st:?}");
     assert!(st.values().all(|s| s != "fail"));
     assert!(
-        st.get("add/result-matches-kernel")
-            .is_some_and(|s| s == "pass"),
+        st.get("add/result-matches-kernel").is_some_and(|s| s == "pass"),
         "{st:?}"
     );
+    assert!(st.get("del/leaves-no-trace").is_some_and(|s| s == "pass"), "{st:?}");
     assert!(
-        st.get("del/leaves-no-trace").is_some_and(|s| s == "pass"),
-        "{st:?}"
-    );
-    assert!(
-        st.get("connectivity/container-to-gateway")
-            .is_some_and(|s| s == "pass"),
+        st.get("connectivity/container-to-gateway").is_some_and(|s| s == "pass"),
         "{st:?}"
     );
     assert!(report["summary"]["duration_ms"].as_u64().is_some());
     assert_eq!(report["tool"]["name"], "cni-conformance");
-    assert!(report["plugin"]["versions"]
-        .as_array()
-        .is_some_and(|v| !v.is_empty()));
-    let written: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json_file).unwrap()).unwrap();
+    assert!(report["plugin"]["versions"].as_array().is_some_and(|v| !v.is_empty()));
+    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_file).unwrap()).unwrap();
     assert_eq!(
         written["cases"].as_array().unwrap().len(),
         report["cases"].as_array().unwrap().len()
     );
 
-    let junit = suite()
-        .args([bridge, "--format", "junit"])
-        .output()
-        .unwrap();
+    let junit = suite().args([bridge, "--format", "junit"]).output().unwrap();
     assert_eq!(junit.status.code(), Some(0));
     let xml = String::from_utf8(junit.stdout).unwrap();
     assert!(xml.starts_with("<?xml"));
@@ -214,12 +180,8 @@ fn runs_unprivileged_as_nobody() {
         .env("HOME", "/")
         .output()
         .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no report as uid 65534 ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no report as uid 65534 ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     let st = statuses(&report);
     assert_eq!(
         out.status.code(),
@@ -228,8 +190,7 @@ fn runs_unprivileged_as_nobody() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        st.get("connectivity/container-to-gateway")
-            .is_some_and(|s| s == "pass"),
+        st.get("connectivity/container-to-gateway").is_some_and(|s| s == "pass"),
         "{st:?}"
     );
 }

@@ -21,41 +21,26 @@ const INNER_ENV: &str = "CNI_CONFORMANCE_FIREWALL_TEST_INNER";
 type TestFn = fn();
 
 const TESTS: &[(&str, TestFn)] = &[
-    (
-        "empty_namespace_snapshot_is_empty",
-        empty_namespace_snapshot_is_empty,
-    ),
+    ("empty_namespace_snapshot_is_empty", empty_namespace_snapshot_is_empty),
     (
         "nft_table_chain_rule_with_comment_in_diff",
         nft_table_chain_rule_with_comment_in_diff,
     ),
-    (
-        "nft_rules_compare_as_multisets",
-        nft_rules_compare_as_multisets,
-    ),
+    ("nft_rules_compare_as_multisets", nft_rules_compare_as_multisets),
     ("nft_set_element_counts", nft_set_element_counts),
     (
         "nft_anonymous_set_content_is_part_of_rule",
         nft_anonymous_set_content_is_part_of_rule,
     ),
     ("nft_chain_policy_change", nft_chain_policy_change),
-    (
-        "nft_large_ruleset_is_read_whole",
-        nft_large_ruleset_is_read_whole,
-    ),
+    ("nft_large_ruleset_is_read_whole", nft_large_ruleset_is_read_whole),
     (
         "nft_counters_do_not_change_snapshot",
         nft_counters_do_not_change_snapshot,
     ),
-    (
-        "iptables_nft_masquerade_shows_up",
-        iptables_nft_masquerade_shows_up,
-    ),
+    ("iptables_nft_masquerade_shows_up", iptables_nft_masquerade_shows_up),
     ("iptables_nft_comment_is_read", iptables_nft_comment_is_read),
-    (
-        "snapshot_creates_no_legacy_tables",
-        snapshot_creates_no_legacy_tables,
-    ),
+    ("snapshot_creates_no_legacy_tables", snapshot_creates_no_legacy_tables),
     (
         "iptables_legacy_rules_show_as_entry_changes",
         iptables_legacy_rules_show_as_entry_changes,
@@ -64,18 +49,12 @@ const TESTS: &[(&str, TestFn)] = &[
         "iptables_legacy_counters_do_not_change_snapshot",
         iptables_legacy_counters_do_not_change_snapshot,
     ),
-    (
-        "ip6tables_legacy_rule_shows_up",
-        ip6tables_legacy_rule_shows_up,
-    ),
+    ("ip6tables_legacy_rule_shows_up", ip6tables_legacy_rule_shows_up),
 ];
 
 fn main() {
     enter_private_namespaces();
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let selected: Vec<&(&str, TestFn)> = TESTS
         .iter()
         .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
@@ -128,9 +107,7 @@ fn enter_private_namespaces() {
                 .args(std::env::args_os().skip(1))
                 .env(INNER_ENV, "1")
                 .exec();
-            panic!(
-                "could not re-execute under `unshare --user --map-root-user --net --mount`: {err}"
-            );
+            panic!("could not re-execute under `unshare --user --map-root-user --net --mount`: {err}");
         }
     }
     nix::mount::mount(
@@ -212,9 +189,7 @@ fn send_loopback_traffic() {
         };
         let socket = std::net::UdpSocket::bind(bind).expect("binding a loopback UDP socket");
         for _ in 0..3 {
-            socket
-                .send_to(b"count me", target)
-                .expect("sending over loopback");
+            socket.send_to(b"count me", target).expect("sending over loopback");
         }
     }
 }
@@ -227,18 +202,10 @@ fn assert_lines(actual: &[String], expected: &[&str]) {
 
 fn empty_namespace_snapshot_is_empty() {
     let first = snapshot();
-    assert_eq!(
-        first,
-        FirewallSnapshot::default(),
-        "fresh namespace: {first:#?}"
-    );
+    assert_eq!(first, FirewallSnapshot::default(), "fresh namespace: {first:#?}");
     // Reading must not create anything either (e.g. legacy tables instantiated by the probe).
     let second = snapshot();
-    assert_eq!(
-        second,
-        FirewallSnapshot::default(),
-        "second read: {second:#?}"
-    );
+    assert_eq!(second, FirewallSnapshot::default(), "second read: {second:#?}");
     assert!(second.diff(&first).is_empty());
 }
 
@@ -253,8 +220,7 @@ fn nft_table_chain_rule_with_comment_in_diff() {
     assert_eq!(lines[0], "+ table inet t");
     assert_eq!(lines[1], "+ chain inet t post (nat postrouting 100)");
     assert!(
-        lines[2].starts_with("+ rule inet t post: meta cmp masq #")
-            && lines[2].ends_with(" comment \"x\""),
+        lines[2].starts_with("+ rule inet t post: meta cmp masq #") && lines[2].ends_with(" comment \"x\""),
         "rule line: {}",
         lines[2]
     );
@@ -291,11 +257,7 @@ fn nft_rules_compare_as_multisets() {
          add rule ip f fw ip saddr 10.0.0.1 accept\n\
          add rule ip f fw ip saddr 10.0.0.1 accept\n");
     let reordered = snapshot();
-    assert!(
-        reordered.diff(&three).is_empty(),
-        "{:#?}",
-        reordered.diff(&three)
-    );
+    assert!(reordered.diff(&three).is_empty(), "{:#?}", reordered.diff(&three));
     // Different addresses must give different digests.
     let chain = &two.nft[0].chains[0];
     assert_ne!(chain.rules[0].summary, chain.rules[1].summary);
@@ -303,10 +265,7 @@ fn nft_rules_compare_as_multisets() {
     let flushed = snapshot();
     let lines = flushed.diff(&three);
     assert_eq!(lines.len(), 3, "{lines:#?}");
-    assert!(
-        lines.iter().all(|l| l.starts_with("- rule ip f fw: ")),
-        "{lines:#?}"
-    );
+    assert!(lines.iter().all(|l| l.starts_with("- rule ip f fw: ")), "{lines:#?}");
 }
 
 fn nft_set_element_counts() {
@@ -326,10 +285,7 @@ fn nft_set_element_counts() {
     assert_eq!(lines[3], "+ set inet s addrs (2 elements)");
     nft("add element inet s addrs { 10.0.0.3 }\n");
     let with_three = snapshot();
-    assert_lines(
-        &with_three.diff(&with_two),
-        &["~ set inet s addrs: 2 -> 3 elements"],
-    );
+    assert_lines(&with_three.diff(&with_two), &["~ set inet s addrs: 2 -> 3 elements"]);
 }
 
 fn nft_chain_policy_change() {
@@ -364,16 +320,7 @@ fn iptables_nft_masquerade_shows_up() {
     let before = snapshot();
     run(
         "iptables-nft",
-        &[
-            "-t",
-            "nat",
-            "-A",
-            "POSTROUTING",
-            "-s",
-            "10.0.0.2",
-            "-j",
-            "MASQUERADE",
-        ],
+        &["-t", "nat", "-A", "POSTROUTING", "-s", "10.0.0.2", "-j", "MASQUERADE"],
     );
     let after = snapshot();
     let lines = after.diff(&before);
@@ -397,16 +344,7 @@ fn iptables_nft_masquerade_shows_up() {
 
     run(
         "iptables-nft",
-        &[
-            "-t",
-            "nat",
-            "-D",
-            "POSTROUTING",
-            "-s",
-            "10.0.0.2",
-            "-j",
-            "MASQUERADE",
-        ],
+        &["-t", "nat", "-D", "POSTROUTING", "-s", "10.0.0.2", "-j", "MASQUERADE"],
     );
     let deleted = snapshot();
     let lines = deleted.diff(&after);
@@ -423,23 +361,11 @@ fn iptables_legacy_rules_show_as_entry_changes() {
     let before = snapshot();
     run(
         "iptables-legacy",
-        &[
-            "-t",
-            "nat",
-            "-A",
-            "POSTROUTING",
-            "-s",
-            "10.0.0.2",
-            "-j",
-            "MASQUERADE",
-        ],
+        &["-t", "nat", "-A", "POSTROUTING", "-s", "10.0.0.2", "-j", "MASQUERADE"],
     );
     let one = snapshot();
     // nat: four built-in chain policies, the rule, the final ERROR entry.
-    assert_lines(
-        &one.diff(&before),
-        &["+ iptables-legacy ipv4 nat: 6 entries"],
-    );
+    assert_lines(&one.diff(&before), &["+ iptables-legacy ipv4 nat: 6 entries"]);
     assert!(
         one.nft.is_empty(),
         "iptables-legacy must not create nftables tables: {:#?}",
@@ -448,22 +374,10 @@ fn iptables_legacy_rules_show_as_entry_changes() {
 
     run(
         "iptables-legacy",
-        &[
-            "-t",
-            "nat",
-            "-A",
-            "POSTROUTING",
-            "-s",
-            "10.0.0.3",
-            "-j",
-            "MASQUERADE",
-        ],
+        &["-t", "nat", "-A", "POSTROUTING", "-s", "10.0.0.3", "-j", "MASQUERADE"],
     );
     let two = snapshot();
-    assert_lines(
-        &two.diff(&one),
-        &["~ iptables-legacy ipv4 nat: 6 -> 7 entries"],
-    );
+    assert_lines(&two.diff(&one), &["~ iptables-legacy ipv4 nat: 6 -> 7 entries"]);
 
     // Same number of entries, different content.
     run(
@@ -489,30 +403,17 @@ fn iptables_legacy_rules_show_as_entry_changes() {
     run("iptables-legacy", &["-t", "nat", "-F", "POSTROUTING"]);
     let flushed = snapshot();
     // Back to built-in chains with ACCEPT policies only: treated as absent.
-    assert!(
-        flushed.diff(&before).is_empty(),
-        "{:#?}",
-        flushed.diff(&before)
-    );
+    assert!(flushed.diff(&before).is_empty(), "{:#?}", flushed.diff(&before));
     assert_eq!(flushed, before);
 
-    run(
-        "iptables-legacy",
-        &["-t", "filter", "-P", "FORWARD", "DROP"],
-    );
+    run("iptables-legacy", &["-t", "filter", "-P", "FORWARD", "DROP"]);
     let policy = snapshot();
-    assert_lines(
-        &policy.diff(&flushed),
-        &["+ iptables-legacy ipv4 filter: 4 entries"],
-    );
+    assert_lines(&policy.diff(&flushed), &["+ iptables-legacy ipv4 filter: 4 entries"]);
 }
 
 fn iptables_legacy_counters_do_not_change_snapshot() {
     require_iptables_legacy("iptables-legacy");
-    run(
-        "iptables-legacy",
-        &["-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT"],
-    );
+    run("iptables-legacy", &["-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT"]);
     let quiet = snapshot();
     assert_eq!(quiet.legacy.len(), 1, "{:#?}", quiet.legacy);
     send_loopback_traffic();
@@ -533,20 +434,11 @@ fn iptables_legacy_counters_do_not_change_snapshot() {
 fn ip6tables_legacy_rule_shows_up() {
     require_iptables_legacy("ip6tables-legacy");
     let before = snapshot();
-    run(
-        "ip6tables-legacy",
-        &["-A", "OUTPUT", "-d", "::1", "-j", "ACCEPT"],
-    );
+    run("ip6tables-legacy", &["-A", "OUTPUT", "-d", "::1", "-j", "ACCEPT"]);
     let after = snapshot();
     // filter: three built-in chain policies, the rule, the final ERROR entry.
-    assert_lines(
-        &after.diff(&before),
-        &["+ iptables-legacy ipv6 filter: 5 entries"],
-    );
-    run(
-        "ip6tables-legacy",
-        &["-D", "OUTPUT", "-d", "::1", "-j", "ACCEPT"],
-    );
+    assert_lines(&after.diff(&before), &["+ iptables-legacy ipv6 filter: 5 entries"]);
+    run("ip6tables-legacy", &["-D", "OUTPUT", "-d", "::1", "-j", "ACCEPT"]);
     assert_eq!(snapshot(), before);
 }
 
@@ -577,11 +469,7 @@ fn nft_anonymous_set_content_is_part_of_rule() {
         handle_of(&listing, "198.51.100.1")
     ));
     let again = snapshot();
-    assert!(
-        again.diff(&first).is_empty(),
-        "{:#?}\n{listing}",
-        again.diff(&first)
-    );
+    assert!(again.diff(&first).is_empty(), "{:#?}\n{listing}", again.diff(&first));
 }
 
 /// The handle nft prints for the rule whose line contains `needle`.
@@ -590,11 +478,7 @@ fn handle_of(listing: &str, needle: &str) -> String {
         .lines()
         .find(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("no rule with {needle} in\n{listing}"));
-    line.rsplit("# handle ")
-        .next()
-        .expect("handle")
-        .trim()
-        .to_string()
+    line.rsplit("# handle ").next().expect("handle").trim().to_string()
 }
 
 fn iptables_nft_comment_is_read() {
@@ -621,8 +505,7 @@ fn iptables_nft_comment_is_read() {
     let rules: Vec<&String> = lines.iter().filter(|l| l.starts_with("+ rule ")).collect();
     assert_eq!(rules.len(), 1, "{lines:#?}");
     assert!(
-        rules[0]
-            .starts_with("+ rule ip filter FORWARD: payload cmp match:comment counter immediate #")
+        rules[0].starts_with("+ rule ip filter FORWARD: payload cmp match:comment counter immediate #")
             && rules[0].ends_with(" comment \"cni pod x\""),
         "{}",
         rules[0]

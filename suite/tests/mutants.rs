@@ -57,18 +57,10 @@ fn each_mutant_is_caught_by_its_case() {
                                 "--config",
                                 fixture("bridge.json").to_str().unwrap(),
                             ])
-                            .args([
-                                "--filter",
-                                &format!("^{case}$"),
-                                "--format",
-                                "json",
-                                "--jobs",
-                                "1",
-                            ])
+                            .args(["--filter", &format!("^{case}$"), "--format", "json", "--jobs", "1"])
                             .output()
                             .unwrap();
-                        let report: serde_json::Value =
-                            serde_json::from_slice(&out.stdout).unwrap_or_default();
+                        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
                         let got = statuses(&report)
                             .get(case.as_str())
                             .cloned()
@@ -95,11 +87,7 @@ fn each_mutant_is_caught_by_its_case() {
         });
     }
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        missed.is_empty(),
-        "mutants not caught:\n{}",
-        missed.join("\n")
-    );
+    assert!(missed.is_empty(), "mutants not caught:\n{}", missed.join("\n"));
 }
 
 #[test]

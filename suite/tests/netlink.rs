@@ -113,29 +113,14 @@ fn ensure_private_namespace() -> Result<(), String> {
 }
 
 const TESTS: &[NamedTest] = &[
-    (
-        "loopback_is_dumped_and_set_up",
-        loopback_is_dumped_and_set_up,
-    ),
+    ("loopback_is_dumped_and_set_up", loopback_is_dumped_and_set_up),
     ("veth_and_bridge_round_trip", veth_and_bridge_round_trip),
-    (
-        "addresses_both_families_round_trip",
-        addresses_both_families_round_trip,
-    ),
-    (
-        "routes_round_trip_in_every_table",
-        routes_round_trip_in_every_table,
-    ),
-    (
-        "veth_peer_created_in_other_netns",
-        veth_peer_created_in_other_netns,
-    ),
+    ("addresses_both_families_round_trip", addresses_both_families_round_trip),
+    ("routes_round_trip_in_every_table", routes_round_trip_in_every_table),
+    ("veth_peer_created_in_other_netns", veth_peer_created_in_other_netns),
     ("link_moved_to_other_netns", link_moved_to_other_netns),
     ("dump_spanning_many_datagrams", dump_spanning_many_datagrams),
-    (
-        "kernel_errors_carry_errno_and_op",
-        kernel_errors_carry_errno_and_op,
-    ),
+    ("kernel_errors_carry_errno_and_op", kernel_errors_carry_errno_and_op),
     (
         "invalid_requests_are_refused_locally",
         invalid_requests_are_refused_locally,
@@ -144,10 +129,7 @@ const TESTS: &[NamedTest] = &[
         "in_netns_rejects_a_file_that_is_no_namespace",
         in_netns_rejects_a_file_that_is_no_namespace,
     ),
-    (
-        "rtnl_is_usable_from_another_thread",
-        rtnl_is_usable_from_another_thread,
-    ),
+    ("rtnl_is_usable_from_another_thread", rtnl_is_usable_from_another_thread),
 ];
 
 fn run_tests(args: &[String]) -> ExitCode {
@@ -185,9 +167,7 @@ fn run_tests(args: &[String]) -> ExitCode {
     let passed = selected.len() - failed.len();
     let filtered = TESTS.len() - selected.len();
     if failed.is_empty() {
-        println!(
-            "\ntest result: ok. {passed} passed; 0 failed; 0 ignored; 0 measured; {filtered} filtered out"
-        );
+        println!("\ntest result: ok. {passed} passed; 0 failed; 0 ignored; 0 measured; {filtered} filtered out");
         ExitCode::SUCCESS
     } else {
         println!("\nfailures: {}", failed.join(", "));
@@ -230,8 +210,8 @@ fn new_netns() -> Result<OwnedFd, String> {
     std::thread::spawn(|| -> Result<OwnedFd, String> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|e| format!("unshare(CLONE_NEWNET) on a thread: {e}"))?;
-        let file = std::fs::File::open("/proc/thread-self/ns/net")
-            .map_err(|e| format!("opening the new netns: {e}"))?;
+        let file =
+            std::fs::File::open("/proc/thread-self/ns/net").map_err(|e| format!("opening the new netns: {e}"))?;
         Ok(OwnedFd::from(file))
     })
     .join()
@@ -296,9 +276,7 @@ fn expect_kernel_error(result: Result<(), NetError>, errno: i32, op_contains: &s
             Ok(())
         }
         Err(other) => Err(format!("expected a kernel error {errno}, got {other:?}")),
-        Ok(()) => Err(format!(
-            "expected kernel error {errno}, the request succeeded"
-        )),
+        Ok(()) => Err(format!("expected kernel error {errno}, the request succeeded")),
     }
 }
 
@@ -309,16 +287,8 @@ fn loopback_is_dumped_and_set_up() -> TestResult {
     let rtnl = t!(Rtnl::new());
     let lo = link(&rtnl, "lo")?;
     check!(lo.index == 1, "lo index {}", lo.index);
-    check!(
-        lo.kind.is_none(),
-        "lo has no IFLA_INFO_KIND, got {:?}",
-        lo.kind
-    );
-    check!(
-        lo.mac.as_deref() == Some("00:00:00:00:00:00"),
-        "lo mac {:?}",
-        lo.mac
-    );
+    check!(lo.kind.is_none(), "lo has no IFLA_INFO_KIND, got {:?}", lo.kind);
+    check!(lo.mac.as_deref() == Some("00:00:00:00:00:00"), "lo mac {:?}", lo.mac);
     check!(lo.mtu == 65536, "lo mtu {}", lo.mtu);
     check!(lo.master.is_none() && lo.link_netnsid.is_none(), "{lo:?}");
     check!(!lo.admin_up, "lo starts down in a new netns");
@@ -326,11 +296,7 @@ fn loopback_is_dumped_and_set_up() -> TestResult {
     t!(rtnl.set_up(lo.index, true));
     let lo = link(&rtnl, "lo")?;
     check!(lo.admin_up, "lo should be up");
-    check!(
-        lo.oper_state == "unknown",
-        "lo oper state {:?}",
-        lo.oper_state
-    );
+    check!(lo.oper_state == "unknown", "lo oper state {:?}", lo.oper_state);
     let by_index = t!(rtnl.link_by_index(1)).ok_or("link_by_index(1) is None")?;
     check!(by_index == lo, "by index {by_index:?} != by name {lo:?}");
     let dumped = t!(rtnl.links());
@@ -363,16 +329,8 @@ fn veth_and_bridge_body(rtnl: &Rtnl) -> TestResult {
     let ve0 = link(rtnl, "ve0")?;
     let ve1 = link(rtnl, "ve1")?;
     let br0 = link(rtnl, "br0")?;
-    check!(
-        ve0.kind.as_deref() == Some("veth"),
-        "ve0 kind {:?}",
-        ve0.kind
-    );
-    check!(
-        br0.kind.as_deref() == Some("bridge"),
-        "br0 kind {:?}",
-        br0.kind
-    );
+    check!(ve0.kind.as_deref() == Some("veth"), "ve0 kind {:?}", ve0.kind);
+    check!(br0.kind.as_deref() == Some("bridge"), "br0 kind {:?}", br0.kind);
     check!(
         ve0.link == Some(ve1.index),
         "ve0 IFLA_LINK {:?} != ve1 {}",
@@ -380,14 +338,8 @@ fn veth_and_bridge_body(rtnl: &Rtnl) -> TestResult {
         ve1.index
     );
     check!(ve1.link == Some(ve0.index), "ve1 IFLA_LINK {:?}", ve1.link);
-    check!(
-        ve0.link_netnsid.is_none(),
-        "same-netns peer has no netnsid: {ve0:?}"
-    );
-    check!(
-        !ve0.admin_up && ve0.oper_state == "down",
-        "new veth is down: {ve0:?}"
-    );
+    check!(ve0.link_netnsid.is_none(), "same-netns peer has no netnsid: {ve0:?}");
+    check!(!ve0.admin_up && ve0.oper_state == "down", "new veth is down: {ve0:?}");
     check!(ve0.mtu == 1500 && !ve0.promisc, "{ve0:?}");
     for l in [&ve0, &ve1, &br0] {
         let mac = l.mac.as_deref().unwrap_or("");
@@ -413,31 +365,18 @@ fn veth_and_bridge_body(rtnl: &Rtnl) -> TestResult {
     let br0_now = link(rtnl, "br0")?;
     check!(ve0.master == Some(br0.index), "ve0 master {:?}", ve0.master);
     check!(ve0.mtu == 1400, "ve0 mtu {}", ve0.mtu);
-    check!(
-        br0_now.mtu == 1400,
-        "a bridge takes its port's MTU: {}",
-        br0_now.mtu
-    );
-    check!(
-        ve1.mac.as_deref() == Some("02:aa:bb:cc:dd:0e"),
-        "ve1 mac {:?}",
-        ve1.mac
-    );
+    check!(br0_now.mtu == 1400, "a bridge takes its port's MTU: {}", br0_now.mtu);
+    check!(ve1.mac.as_deref() == Some("02:aa:bb:cc:dd:0e"), "ve1 mac {:?}", ve1.mac);
     check!(ve0.admin_up && ve1.admin_up && br0_now.admin_up, "all up");
     // Operational state follows carrier through the kernel's deferred link watcher.
     let oper = wait_for_oper_state(rtnl, "ve1", "up")?;
-    check!(
-        oper == "up",
-        "ve1 with an up peer should become up, is {oper:?}"
-    );
+    check!(oper == "up", "ve1 with an up peer should become up, is {oper:?}");
 
     let dump = t!(rtnl.links());
     for l in [&ve0, &ve1, &br0_now] {
         check!(
-            dump.iter().any(|d| d.index == l.index
-                && d.name == l.name
-                && d.master == l.master
-                && d.mtu == l.mtu),
+            dump.iter()
+                .any(|d| d.index == l.index && d.name == l.name && d.master == l.master && d.mtu == l.mtu),
             "dump lacks {l:?}"
         );
     }
@@ -448,10 +387,7 @@ fn veth_and_bridge_body(rtnl: &Rtnl) -> TestResult {
     check!(ve0.master.is_none(), "ve0 released: {:?}", ve0.master);
     check!(!ve0.admin_up, "ve0 down again");
     let oper = wait_for_oper_state(rtnl, "ve1", "lowerlayerdown")?;
-    check!(
-        oper == "lowerlayerdown",
-        "ve1 should see its peer down, is {oper:?}"
-    );
+    check!(oper == "lowerlayerdown", "ve1 should see its peer down, is {oper:?}");
     t!(rtnl.delete_link(ve0.index));
     t!(rtnl.delete_link(br0.index));
     Ok(())
@@ -481,10 +417,7 @@ fn addresses_body(rtnl: &Rtnl) -> TestResult {
     for want in [v4, v6, v4b] {
         let found = addrs.iter().find(|a| a.addr == want);
         check!(found.is_some(), "{want} missing from {addrs:?}");
-        check!(
-            found.map(|a| (a.index, a.scope)) == Some((ad0.index, 0)),
-            "{found:?}"
-        );
+        check!(found.map(|a| (a.index, a.scope)) == Some((ad0.index, 0)), "{found:?}");
     }
     check!(
         addrs.iter().all(|a| a.index == ad0.index),
@@ -492,18 +425,10 @@ fn addresses_body(rtnl: &Rtnl) -> TestResult {
     );
     // The kernel adds an fe80::/64 link-local address of scope link once the link has carrier;
     // that happens asynchronously (link watcher), so wait for it.
-    let is_link_local = |a: &AddrInfo| {
-        a.addr.prefix == 64 && a.scope == 253 && a.addr.addr.to_string().starts_with("fe80:")
-    };
-    let link_local = poll(|| {
-        Ok(t!(rtnl.addresses_of(ad0.index))
-            .into_iter()
-            .find(is_link_local))
-    })?;
-    check!(
-        link_local.is_some(),
-        "no link-local address on ad0 within the wait"
-    );
+    let is_link_local =
+        |a: &AddrInfo| a.addr.prefix == 64 && a.scope == 253 && a.addr.addr.to_string().starts_with("fe80:");
+    let link_local = poll(|| Ok(t!(rtnl.addresses_of(ad0.index)).into_iter().find(is_link_local)))?;
+    check!(link_local.is_some(), "no link-local address on ad0 within the wait");
     let all = t!(rtnl.addresses());
     check!(
         all.iter().any(|a| a.addr == v6 && a.index == ad0.index),
@@ -517,11 +442,7 @@ fn addresses_body(rtnl: &Rtnl) -> TestResult {
     // With IFA_F_NODAD the IPv6 address is usable at once: binding to it succeeds now, where a
     // tentative address would give EADDRNOTAVAIL.
     let sock = std::net::UdpSocket::bind(("2001:db8:1::5", 0));
-    check!(
-        sock.is_ok(),
-        "binding to the new IPv6 address: {:?}",
-        sock.err()
-    );
+    check!(sock.is_ok(), "binding to the new IPv6 address: {:?}", sock.err());
     // IPv4 addresses get the directed broadcast (like `brd +`) unless they are /31 or /32.
     let shown = ip_output(&["-4", "addr", "show", "dev", "ad0"])?;
     check!(
@@ -540,20 +461,9 @@ fn addresses_body(rtnl: &Rtnl) -> TestResult {
         !addrs.iter().any(|a| a.addr == v6 || a.addr == v4b),
         "deleted addresses remain: {addrs:?}"
     );
-    check!(
-        addrs.iter().any(|a| a.addr == v4),
-        "{v4} should remain: {addrs:?}"
-    );
-    expect_kernel_error(
-        rtnl.del_address(ad0.index, v6),
-        libc::EADDRNOTAVAIL,
-        "2001:db8:1::5/64",
-    )?;
-    expect_kernel_error(
-        rtnl.add_address(ad0.index, v4),
-        libc::EEXIST,
-        "add address 10.1.2.3/24",
-    )?;
+    check!(addrs.iter().any(|a| a.addr == v4), "{v4} should remain: {addrs:?}");
+    expect_kernel_error(rtnl.del_address(ad0.index, v6), libc::EADDRNOTAVAIL, "2001:db8:1::5/64")?;
+    expect_kernel_error(rtnl.add_address(ad0.index, v4), libc::EEXIST, "add address 10.1.2.3/24")?;
     Ok(())
 }
 
@@ -591,17 +501,15 @@ fn routes_body(rtnl: &Rtnl) -> TestResult {
     );
     // Local table: the address itself as a local route, scope host.
     check!(
-        routes.iter().any(|r| r.table == 255
-            && r.dst == Some(net("10.1.2.3/32"))
-            && r.kind == 2
-            && r.scope == 254),
+        routes
+            .iter()
+            .any(|r| r.table == 255 && r.dst == Some(net("10.1.2.3/32")) && r.kind == 2 && r.scope == 254),
         "no local route for 10.1.2.3 in {routes:#?}"
     );
     // IPv6 inserts the local route when duplicate address detection ends, which runs on a
     // kernel work queue even with IFA_F_NODAD: it can appear shortly after add_address returns.
-    let is_v6_local = |r: &RouteInfo| {
-        r.table == 255 && r.ipv6 && r.dst == Some(net("2001:db8:2::5/128")) && r.kind == 2
-    };
+    let is_v6_local =
+        |r: &RouteInfo| r.table == 255 && r.ipv6 && r.dst == Some(net("2001:db8:2::5/128")) && r.kind == 2;
     let v6_local = poll(|| Ok(t!(rtnl.routes()).into_iter().find(is_v6_local)))?;
     check!(
         v6_local.is_some(),
@@ -612,20 +520,14 @@ fn routes_body(rtnl: &Rtnl) -> TestResult {
         .find(|r| r.table == 254 && r.dst == Some(net("2001:db8:2::/64")))
         .ok_or("no IPv6 prefix route")?;
     check!(
-        v6_connected.ipv6
-            && v6_connected.priority == Some(256)
-            && v6_connected.oif == Some(rt0.index),
+        v6_connected.ipv6 && v6_connected.priority == Some(256) && v6_connected.oif == Some(rt0.index),
         "IPv6 prefix route {v6_connected:?}"
     );
 
     // Default routes of both families, and a prefix via a gateway.
     t!(rtnl.add_route(None, Some(ip("10.1.2.1")), None));
     t!(rtnl.add_route(None, Some(ip("2001:db8:2::1")), Some(rt0.index)));
-    t!(rtnl.add_route(
-        Some(net("192.168.50.7/24")),
-        Some(ip("10.1.2.1")),
-        Some(rt0.index)
-    ));
+    t!(rtnl.add_route(Some(net("192.168.50.7/24")), Some(ip("10.1.2.1")), Some(rt0.index)));
     t!(rtnl.add_route(Some(net("10.77.0.0/16")), None, Some(rt0.index)));
 
     let routes = t!(rtnl.routes());
@@ -635,12 +537,7 @@ fn routes_body(rtnl: &Rtnl) -> TestResult {
         .ok_or_else(|| format!("no IPv4 default route in {routes:#?}"))?;
     check!(default4.gateway == Some(ip("10.1.2.1")), "{default4:?}");
     check!(
-        (
-            default4.protocol,
-            default4.kind,
-            default4.scope,
-            default4.oif
-        ) == (4, 1, 0, Some(rt0.index)),
+        (default4.protocol, default4.kind, default4.scope, default4.oif) == (4, 1, 0, Some(rt0.index)),
         "default route fields {default4:?}"
     );
     let default6 = routes
@@ -648,19 +545,14 @@ fn routes_body(rtnl: &Rtnl) -> TestResult {
         .find(|r| r.ipv6 && r.dst.is_none() && r.table == 254)
         .ok_or_else(|| format!("no IPv6 default route in {routes:#?}"))?;
     check!(
-        default6.gateway == Some(ip("2001:db8:2::1"))
-            && default6.protocol == 4
-            && default6.oif == Some(rt0.index),
+        default6.gateway == Some(ip("2001:db8:2::1")) && default6.protocol == 4 && default6.oif == Some(rt0.index),
         "{default6:?}"
     );
     let via = routes
         .iter()
         .find(|r| r.dst == Some(net("192.168.50.0/24")))
         .ok_or("host bits must be cleared: 192.168.50.0/24 missing")?;
-    check!(
-        via.gateway == Some(ip("10.1.2.1")) && via.table == 254,
-        "{via:?}"
-    );
+    check!(via.gateway == Some(ip("10.1.2.1")) && via.table == 254, "{via:?}");
     let device = routes
         .iter()
         .find(|r| r.dst == Some(net("10.77.0.0/16")))
@@ -669,10 +561,7 @@ fn routes_body(rtnl: &Rtnl) -> TestResult {
         device.gateway.is_none() && device.scope == 253 && device.oif == Some(rt0.index),
         "device route {device:?}"
     );
-    check!(
-        routes.iter().all(|r| r.mtu.is_none()),
-        "no route has an MTU metric yet"
-    );
+    check!(routes.iter().all(|r| r.mtu.is_none()), "no route has an MTU metric yet");
 
     // Policy tables, a table id above 255 (only in RTA_TABLE) and RTAX metrics, made by iproute2
     // in this same private namespace.
@@ -793,9 +682,7 @@ fn veth_peer_created_in_other_netns() -> TestResult {
             "address on vx1"
         );
         check!(
-            t!(rtnl.addresses())
-                .iter()
-                .all(|a| a.addr != net("10.5.0.2/30")),
+            t!(rtnl.addresses()).iter().all(|a| a.addr != net("10.5.0.2/30")),
             "address leaked into this namespace"
         );
 
@@ -818,17 +705,11 @@ fn link_moved_to_other_netns() -> TestResult {
         t!(rtnl.create_veth("mv0", "mv1", None));
         let mv1 = link(&rtnl, "mv1")?;
         t!(rtnl.move_to_netns(mv1.index, other.as_fd()));
-        check!(
-            t!(rtnl.link_by_name("mv1")).is_none(),
-            "mv1 still here after the move"
-        );
+        check!(t!(rtnl.link_by_name("mv1")).is_none(), "mv1 still here after the move");
         let there = t!(Rtnl::in_netns(other.as_fd()));
         let moved = link(&there, "mv1")?;
         check!(moved.kind.as_deref() == Some("veth"), "{moved:?}");
-        check!(
-            link(&rtnl, "mv0")?.link_netnsid.is_some(),
-            "mv0 now has a peer netnsid"
-        );
+        check!(link(&rtnl, "mv0")?.link_netnsid.is_some(), "mv0 now has a peer netnsid");
         t!(there.delete_link(moved.index));
         check!(
             t!(rtnl.link_by_name("mv0")).is_none(),
@@ -858,19 +739,13 @@ fn dump_spanning_many_datagrams() -> TestResult {
         let mut indexes: Vec<u32> = links.iter().map(|l| l.index).collect();
         indexes.sort_unstable();
         indexes.dedup();
-        check!(
-            indexes.len() == links.len(),
-            "a link appears twice in the dump"
-        );
+        check!(indexes.len() == links.len(), "a link appears twice in the dump");
         Ok(())
     })();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     cleanup(&rtnl, &refs);
     result?;
-    check!(
-        t!(rtnl.links()).len() < names.len(),
-        "bridges were not deleted"
-    );
+    check!(t!(rtnl.links()).len() < names.len(), "bridges were not deleted");
     Ok(())
 }
 
@@ -883,36 +758,19 @@ fn kernel_errors_carry_errno_and_op() -> TestResult {
             libc::EEXIST,
             "create veth dup0/dupx",
         )?;
-        expect_kernel_error(
-            rtnl.create_bridge("dup1"),
-            libc::EEXIST,
-            "create bridge dup1",
-        )?;
+        expect_kernel_error(rtnl.create_bridge("dup1"), libc::EEXIST, "create bridge dup1")?;
         let dup0 = link(&rtnl, "dup0")?;
         match rtnl.set_master(dup0.index, Some(999_999)) {
             Err(e @ NetError::Kernel { .. }) => {
                 let text = e.to_string();
-                check!(
-                    text.contains("999999"),
-                    "error text {text:?} names the master"
-                );
+                check!(text.contains("999999"), "error text {text:?} names the master");
             }
             other => return Err(format!("set_master to a missing index: {other:?}")),
         }
-        expect_kernel_error(
-            rtnl.delete_link(999_999),
-            libc::ENODEV,
-            "delete link index 999999",
-        )?;
+        expect_kernel_error(rtnl.delete_link(999_999), libc::ENODEV, "delete link index 999999")?;
         expect_kernel_error(rtnl.set_mtu(dup0.index, 10), libc::EINVAL, "set mtu 10")?;
-        check!(
-            t!(rtnl.link_by_name("nosuchlink")).is_none(),
-            "missing name is None"
-        );
-        check!(
-            t!(rtnl.link_by_index(999_999)).is_none(),
-            "missing index is None"
-        );
+        check!(t!(rtnl.link_by_name("nosuchlink")).is_none(), "missing name is None");
+        check!(t!(rtnl.link_by_index(999_999)).is_none(), "missing index is None");
         check!(
             t!(rtnl.link_by_name("a-name-far-too-long")).is_none(),
             "impossible name is None"
@@ -922,10 +780,7 @@ fn kernel_errors_carry_errno_and_op() -> TestResult {
             "index_of"
         );
         // The socket stays usable after errors.
-        check!(
-            t!(rtnl.links()).iter().any(|l| l.name == "dup0"),
-            "dump after errors"
-        );
+        check!(t!(rtnl.links()).iter().any(|l| l.name == "dup0"), "dump after errors");
         Ok(())
     })();
     cleanup(&rtnl, &["dup0"]);
@@ -935,20 +790,11 @@ fn kernel_errors_carry_errno_and_op() -> TestResult {
 fn invalid_requests_are_refused_locally() -> TestResult {
     let rtnl = t!(Rtnl::new());
     let no_family = rtnl.add_route(None, None, Some(1));
-    check!(
-        matches!(no_family, Err(NetError::InvalidRequest(_))),
-        "{no_family:?}"
-    );
+    check!(matches!(no_family, Err(NetError::InvalidRequest(_))), "{no_family:?}");
     let mixed = rtnl.add_route(Some(net("10.0.0.0/8")), Some(ip("2001:db8::1")), None);
-    check!(
-        matches!(mixed, Err(NetError::InvalidRequest(_))),
-        "{mixed:?}"
-    );
+    check!(matches!(mixed, Err(NetError::InvalidRequest(_))), "{mixed:?}");
     let wrong = rtnl.del_route(Some(net("10.0.0.0/8")), None, true);
-    check!(
-        matches!(wrong, Err(NetError::InvalidRequest(_))),
-        "{wrong:?}"
-    );
+    check!(matches!(wrong, Err(NetError::InvalidRequest(_))), "{wrong:?}");
     Ok(())
 }
 
@@ -965,12 +811,9 @@ fn in_netns_rejects_a_file_that_is_no_namespace() -> TestResult {
 
 fn rtnl_is_usable_from_another_thread() -> TestResult {
     let rtnl = t!(Rtnl::new());
-    let names = std::thread::spawn(move || {
-        rtnl.links()
-            .map(|l| l.into_iter().map(|l| l.name).collect::<Vec<_>>())
-    })
-    .join()
-    .map_err(|_| "thread panicked".to_string())?;
+    let names = std::thread::spawn(move || rtnl.links().map(|l| l.into_iter().map(|l| l.name).collect::<Vec<_>>()))
+        .join()
+        .map_err(|_| "thread panicked".to_string())?;
     let names = t!(names);
     check!(names.iter().any(|n| n == "lo"), "{names:?}");
     Ok(())

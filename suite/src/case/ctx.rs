@@ -52,10 +52,7 @@ impl Target {
         if plugin_type.contains('/') {
             return None;
         }
-        self.cni_path
-            .iter()
-            .map(|d| d.join(plugin_type))
-            .find(|p| p.is_file())
+        self.cni_path.iter().map(|d| d.join(plugin_type)).find(|p| p.is_file())
     }
 }
 
@@ -128,9 +125,10 @@ impl<'a> Ctx<'a> {
 
     /// The spec version the case runs at; a skip when the plugin supports none the suite knows.
     pub fn version(&self) -> Result<String, Verdict> {
-        self.target.version.clone().ok_or_else(|| {
-            Verdict::Skip("the plugin supports no released spec version (see version/*)".into())
-        })
+        self.target
+            .version
+            .clone()
+            .ok_or_else(|| Verdict::Skip("the plugin supports no released spec version (see version/*)".into()))
     }
 
     /// A new container namespace and attachment (`eth0`, a fresh container id).
@@ -179,10 +177,7 @@ impl<'a> Ctx<'a> {
             .cloned()
             .unwrap_or_default();
         obj.insert("cniVersion".into(), Value::String(version.into()));
-        obj.insert(
-            "name".into(),
-            Value::String(self.target.profile.network.clone()),
-        );
+        obj.insert("name".into(), Value::String(self.target.profile.network.clone()));
         if let Some(p) = prev {
             obj.insert("prevResult".into(), p.clone());
         }
@@ -191,11 +186,7 @@ impl<'a> Ctx<'a> {
 
     /// The request configuration of the plugin under test.
     pub fn own_request(&self, version: &str, prev: Option<&Value>) -> Value {
-        self.request(
-            self.target.profile.plugins.len().saturating_sub(1),
-            version,
-            prev,
-        )
+        self.request(self.target.profile.plugins.len().saturating_sub(1), version, prev)
     }
 
     /// Runs `program` in the lab with exactly `env` and `stdin`, and keeps the record.
@@ -255,10 +246,7 @@ impl<'a> Ctx<'a> {
         let mut own = 0;
         for i in 0..n {
             let program = self.chain_program(i)?;
-            let stdin = self
-                .request(i, version, prev.as_ref())
-                .to_string()
-                .into_bytes();
+            let stdin = self.request(i, version, prev.as_ref()).to_string().into_bytes();
             let env = self.env("ADD", Some(att));
             let idx = self.invoke(&program, env, stdin);
             let rec = &self.invocations[idx];
@@ -303,12 +291,7 @@ impl<'a> Ctx<'a> {
 
     /// DEL through the chain in reverse order; returns the index of the plugin-under-test's record.
     /// `prev` is the final ADD result (sent from 0.4.0 on, as libcni does).
-    pub fn del_raw(
-        &mut self,
-        att: &Attachment,
-        prev: Option<&Value>,
-        version: &str,
-    ) -> Result<usize, Verdict> {
+    pub fn del_raw(&mut self, att: &Attachment, prev: Option<&Value>, version: &str) -> Result<usize, Verdict> {
         let n = self.target.profile.plugins.len();
         let with_prev = version
             .parse::<crate::version::SpecVersion>()
@@ -359,13 +342,7 @@ impl<'a> Ctx<'a> {
                 format!("{kind:?} does not match the {version} schema"),
                 format!("a valid {version} document"),
                 v.iter()
-                    .map(|x| {
-                        format!(
-                            "{}: {}",
-                            if x.path.is_empty() { "/" } else { &x.path },
-                            x.message
-                        )
-                    })
+                    .map(|x| format!("{}: {}", if x.path.is_empty() { "/" } else { &x.path }, x.message))
                     .collect::<Vec<_>>()
                     .join("; "),
             )),
@@ -379,22 +356,12 @@ impl<'a> Ctx<'a> {
 pub(crate) fn first_line(stdout: &str, stderr: &str) -> String {
     if let Some(e) = crate::cni::ErrorDoc::parse(stdout) {
         if e.code.is_some() || e.msg.is_some() {
-            let code = e
-                .code
-                .map_or("no code".to_string(), |c| format!("code {c}"));
+            let code = e.code.map_or("no code".to_string(), |c| format!("code {c}"));
             let details = e.details.map(|d| format!(" ({d})")).unwrap_or_default();
-            return truncate(
-                &format!("error {code}: {}{details}", e.msg.unwrap_or_default()),
-                300,
-            );
+            return truncate(&format!("error {code}: {}{details}", e.msg.unwrap_or_default()), 300);
         }
     }
-    let pick = |s: &str| {
-        s.lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(str::to_string)
-    };
+    let pick = |s: &str| s.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string);
     let line = pick(stdout)
         .or_else(|| pick(stderr))
         .unwrap_or_else(|| "(no output)".into());
@@ -413,20 +380,12 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 impl Ctx<'_> {
     /// CHECK through the chain in list order with the final ADD result as `prevResult`; returns
     /// the index of the first failing record, or of the plugin-under-test's record when all pass.
-    pub fn check_raw(
-        &mut self,
-        att: &Attachment,
-        prev: &Value,
-        version: &str,
-    ) -> Result<(usize, bool), Verdict> {
+    pub fn check_raw(&mut self, att: &Attachment, prev: &Value, version: &str) -> Result<(usize, bool), Verdict> {
         let n = self.target.profile.plugins.len();
         let mut own = 0;
         for i in 0..n {
             let program = self.chain_program(i)?;
-            let stdin = self
-                .request(i, version, Some(prev))
-                .to_string()
-                .into_bytes();
+            let stdin = self.request(i, version, Some(prev)).to_string().into_bytes();
             let env = self.env("CHECK", Some(att));
             let idx = self.invoke(&program, env, stdin);
             if !self.invocations[idx].exit.success() {

@@ -64,11 +64,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// A violation with expected and seen values.
-    pub fn violation(
-        message: impl Into<String>,
-        expected: impl Into<String>,
-        seen: impl Into<String>,
-    ) -> Self {
+    pub fn violation(message: impl Into<String>, expected: impl Into<String>, seen: impl Into<String>) -> Self {
         Verdict::Violation(Finding {
             message: message.into(),
             expected: Some(expected.into()),
@@ -85,11 +81,7 @@ impl Verdict {
     }
 
     /// A spec-versus-reference difference.
-    pub fn quirk(
-        message: impl Into<String>,
-        expected: impl Into<String>,
-        seen: impl Into<String>,
-    ) -> Self {
+    pub fn quirk(message: impl Into<String>, expected: impl Into<String>, seen: impl Into<String>) -> Self {
         Verdict::Quirk(Finding {
             message: message.into(),
             expected: Some(expected.into()),

@@ -16,7 +16,10 @@ pub const CASES: &[Case] = &[
         title: "the ADD result matches the result schema of the requested version",
         level: Level::Must,
         spec: "SPEC §5 Success (per version)",
-        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: ALWAYS,
+        },
         body: result_schema,
     },
     Case {
@@ -24,7 +27,10 @@ pub const CASES: &[Case] = &[
         title: "the ADD result's cniVersion equals the request's cniVersion",
         level: Level::Must,
         spec: "SPEC §2 ADD, §5 (output cniVersion = input cniVersion)",
-        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: ALWAYS,
+        },
         body: result_version,
     },
     Case {
@@ -32,7 +38,10 @@ pub const CASES: &[Case] = &[
         title: "every interface, MAC, MTU, address, route and sandbox in the ADD result exists in the kernel",
         level: Level::Must,
         spec: "SPEC §5 Success (interfaces, ips, routes, sandbox); §2 ADD (create CNI_IFNAME in CNI_NETNS)",
-        applies: Applies { kinds: WITH_INTERFACES, since: ALWAYS },
+        applies: Applies {
+            kinds: WITH_INTERFACES,
+            since: ALWAYS,
+        },
         body: result_matches_kernel,
     },
     Case {
@@ -40,7 +49,10 @@ pub const CASES: &[Case] = &[
         title: "ADD honours a non-default CNI_IFNAME (net1) and the result names it",
         level: Level::Must,
         spec: "SPEC §2 ADD (create CNI_IFNAME or fail), 0.3.0+",
-        applies: Applies { kinds: &[PluginKind::Interface], since: SpecVersion(0, 3, 0) },
+        applies: Applies {
+            kinds: &[PluginKind::Interface],
+            since: SpecVersion(0, 3, 0),
+        },
         body: custom_ifname,
     },
     Case {
@@ -48,7 +60,10 @@ pub const CASES: &[Case] = &[
         title: "ADD fails when CNI_IFNAME already exists in the container",
         level: Level::Must,
         spec: "SPEC 1.0.0 §2 ADD (if an interface of that name exists, the plugin must fail)",
-        applies: Applies { kinds: &[PluginKind::Interface], since: SpecVersion(1, 0, 0) },
+        applies: Applies {
+            kinds: &[PluginKind::Interface],
+            since: SpecVersion(1, 0, 0),
+        },
         body: interface_exists,
     },
 ];
@@ -70,10 +85,7 @@ fn interface_exists(ctx: &mut Ctx) -> Result<(), Verdict> {
     ctx.blame = Some(idx);
     if ctx.record(idx).exit.success() {
         return Err(Verdict::violation(
-            format!(
-                "ADD succeeded although {} already existed in the container",
-                att.ifname
-            ),
+            format!("ADD succeeded although {} already existed in the container", att.ifname),
             "a non-zero exit",
             "exit 0",
         ));

@@ -5,9 +5,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::case::{
-    first_line, Applies, Attachment, Case, Ctx, Level, Verdict, ANY_KIND, WITH_INTERFACES,
-};
+use crate::case::{first_line, Applies, Attachment, Case, Ctx, Level, Verdict, ANY_KIND, WITH_INTERFACES};
 use crate::cni::NormalResult;
 use crate::net::IpNet;
 use crate::profile::PluginKind;
@@ -22,7 +20,10 @@ pub const CASES: &[Case] = &[
         title: "CHECK right after ADD, with the ADD result as prevResult, succeeds and prints nothing",
         level: Level::Must,
         spec: "SPEC §2 CHECK (must cope with CHECK right after ADD), 0.4.0+",
-        applies: Applies { kinds: ANY_KIND, since: SINCE },
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: SINCE,
+        },
         body: after_add,
     },
     Case {
@@ -30,7 +31,10 @@ pub const CASES: &[Case] = &[
         title: "CHECK still succeeds after a later plugin added a route and an address in the container",
         level: Level::Must,
         spec: "SPEC §2 CHECK (must tolerate changes by later plugins in the chain), 0.4.0+",
-        applies: Applies { kinds: WITH_INTERFACES, since: SINCE },
+        applies: Applies {
+            kinds: WITH_INTERFACES,
+            since: SINCE,
+        },
         body: tolerates_extra_route,
     },
     Case {
@@ -38,7 +42,10 @@ pub const CASES: &[Case] = &[
         title: "CHECK fails once an address from the result is removed from the container",
         level: Level::Should,
         spec: "SPEC §2 CHECK (should fail when a resource in the result is missing), 0.4.0+",
-        applies: Applies { kinds: &[PluginKind::Interface], since: SINCE },
+        applies: Applies {
+            kinds: &[PluginKind::Interface],
+            since: SINCE,
+        },
         body: missing_address,
     },
     Case {
@@ -46,7 +53,10 @@ pub const CASES: &[Case] = &[
         title: "CHECK fails once a route from the result is removed from the container",
         level: Level::Should,
         spec: "SPEC §2 CHECK (should fail when a resource in the result is missing), 0.4.0+",
-        applies: Applies { kinds: &[PluginKind::Interface], since: SINCE },
+        applies: Applies {
+            kinds: &[PluginKind::Interface],
+            since: SINCE,
+        },
         body: missing_route,
     },
     Case {
@@ -54,7 +64,10 @@ pub const CASES: &[Case] = &[
         title: "CHECK fails once the container interface is deleted",
         level: Level::Should,
         spec: "SPEC §2 CHECK (should fail when an interface in the result is missing), 0.4.0+",
-        applies: Applies { kinds: &[PluginKind::Interface], since: SINCE },
+        applies: Applies {
+            kinds: &[PluginKind::Interface],
+            since: SINCE,
+        },
         body: missing_interface,
     },
     Case {
@@ -62,7 +75,10 @@ pub const CASES: &[Case] = &[
         title: "CHECK fails once the host end of the container's link (e.g. the host veth) is deleted",
         level: Level::Should,
         spec: "SPEC §2 CHECK (should fail when a resource in the result is missing), 0.4.0+",
-        applies: Applies { kinds: &[PluginKind::Interface], since: SINCE },
+        applies: Applies {
+            kinds: &[PluginKind::Interface],
+            since: SINCE,
+        },
         body: host_end_gone,
     },
 ];
@@ -70,9 +86,7 @@ pub const CASES: &[Case] = &[
 fn setup(ctx: &mut Ctx) -> Result<(Attachment, Value, String), Verdict> {
     let version = ctx.version()?;
     if !version.parse::<SpecVersion>().is_ok_and(|v| v.has_check()) {
-        return Err(Verdict::Skip(format!(
-            "cases run at {version}, which has no CHECK"
-        )));
+        return Err(Verdict::Skip(format!("cases run at {version}, which has no CHECK")));
     }
     let att = ctx.attachment()?;
     let out = ctx.add(&att)?;
@@ -80,13 +94,7 @@ fn setup(ctx: &mut Ctx) -> Result<(Attachment, Value, String), Verdict> {
 }
 
 /// CHECK that must pass.
-fn check_passes(
-    ctx: &mut Ctx,
-    att: &Attachment,
-    prev: &Value,
-    version: &str,
-    after: &str,
-) -> Result<(), Verdict> {
+fn check_passes(ctx: &mut Ctx, att: &Attachment, prev: &Value, version: &str, after: &str) -> Result<(), Verdict> {
     let (idx, ok) = ctx.check_raw(att, prev, version)?;
     ctx.blame = Some(idx);
     let rec = ctx.record(idx);
@@ -108,13 +116,7 @@ fn check_passes(
 }
 
 /// CHECK that should fail after `what` was broken.
-fn check_fails(
-    ctx: &mut Ctx,
-    att: &Attachment,
-    prev: &Value,
-    version: &str,
-    what: &str,
-) -> Result<(), Verdict> {
+fn check_fails(ctx: &mut Ctx, att: &Attachment, prev: &Value, version: &str, what: &str) -> Result<(), Verdict> {
     let (idx, ok) = ctx.check_raw(att, prev, version)?;
     ctx.blame = Some(idx);
     if ok {
@@ -161,8 +163,7 @@ fn tolerates_extra_route(ctx: &mut Ctx) -> Result<(), Verdict> {
 }
 
 fn result_of(result: &Value) -> Result<NormalResult, Verdict> {
-    NormalResult::parse(result)
-        .map_err(|e| Verdict::fail(format!("the ADD result cannot be read: {e}")))
+    NormalResult::parse(result).map_err(|e| Verdict::fail(format!("the ADD result cannot be read: {e}")))
 }
 
 fn missing_address(ctx: &mut Ctx) -> Result<(), Verdict> {
@@ -214,13 +215,7 @@ fn missing_interface(ctx: &mut Ctx) -> Result<(), Verdict> {
         .link_by_name(&att.ifname)?
         .ok_or_else(|| Verdict::fail("no container interface"))?;
     rtnl.delete_link(link.index)?;
-    check_fails(
-        ctx,
-        &att,
-        &result,
-        &version,
-        &format!("{} was deleted", att.ifname),
-    )
+    check_fails(ctx, &att, &result, &version, &format!("{} was deleted", att.ifname))
 }
 
 fn host_end_gone(ctx: &mut Ctx) -> Result<(), Verdict> {

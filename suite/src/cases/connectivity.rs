@@ -27,16 +27,14 @@ fn container_to_gateway(ctx: &mut Ctx) -> Result<(), Verdict> {
     let att = ctx.attachment()?;
     let out = ctx.add(&att)?;
     ctx.blame = Some(out.record);
-    let r = NormalResult::parse(&out.result)
-        .map_err(|e| Verdict::fail(format!("result unreadable: {e}")))?;
+    let r = NormalResult::parse(&out.result).map_err(|e| Verdict::fail(format!("result unreadable: {e}")))?;
     let gateways: Vec<_> = r.ips.iter().filter_map(|ip| ip.gateway).collect();
     if gateways.is_empty() {
         return Err(Verdict::Skip("the ADD result names no gateway".into()));
     }
     let mut failures = Vec::new();
     for gw in gateways {
-        if let Err(e) = probe::icmp_echo(att.container.fd(), gw, 56, false, Duration::from_secs(3))
-        {
+        if let Err(e) = probe::icmp_echo(att.container.fd(), gw, 56, false, Duration::from_secs(3)) {
             failures.push(format!("{gw}: {e}"));
         }
     }

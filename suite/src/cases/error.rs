@@ -70,11 +70,7 @@ pub const CASES: &[Case] = &[
 ];
 
 /// Runs ADD with `stdin` and `env`, expecting failure; returns the record index.
-fn failing_add(
-    ctx: &mut Ctx,
-    env: Vec<(String, String)>,
-    stdin: Vec<u8>,
-) -> Result<usize, Verdict> {
+fn failing_add(ctx: &mut Ctx, env: Vec<(String, String)>, stdin: Vec<u8>) -> Result<usize, Verdict> {
     let program = ctx.target.plugin.clone();
     let idx = ctx.invoke(&program, env, stdin);
     let rec = ctx.record(idx);
@@ -189,11 +185,7 @@ fn missing_env_code(ctx: &mut Ctx) -> Result<(), Verdict> {
     let env = env_without_attachment_vars(ctx);
     let idx = failing_add(ctx, env, stdin)?;
     let err = error_object(ctx, idx, 4, &version)?;
-    let text = format!(
-        "{} {}",
-        err.msg.unwrap_or_default(),
-        err.details.unwrap_or_default()
-    );
+    let text = format!("{} {}", err.msg.unwrap_or_default(), err.details.unwrap_or_default());
     let unnamed: Vec<&str> = ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"]
         .into_iter()
         .filter(|v| !text.contains(v))

@@ -29,23 +29,15 @@ fn read(rtnl: &crate::net::Rtnl) -> Result<NsState, Verdict> {
 
 /// Checks every claim of `result` for attachment `att`; all problems go into one finding.
 pub fn verify_result(ctx: &Ctx, att: &Attachment, result: &Value) -> Result<(), Verdict> {
-    let r = NormalResult::parse(result).map_err(|e| {
-        Verdict::violation(
-            "the ADD result cannot be read",
-            "a well-formed result",
-            e.to_string(),
-        )
-    })?;
+    let r = NormalResult::parse(result)
+        .map_err(|e| Verdict::violation("the ADD result cannot be read", "a well-formed result", e.to_string()))?;
     let inside = read(&ctx.lab.container_rtnl(&att.container)?)?;
     let host = read(&ctx.lab.host_rtnl()?)?;
     let netns = att.netns();
     let mut problems = Vec::new();
 
     if inside.link(&att.ifname).is_none() {
-        problems.push(format!(
-            "CNI_IFNAME {:?} does not exist in the container",
-            att.ifname
-        ));
+        problems.push(format!("CNI_IFNAME {:?} does not exist in the container", att.ifname));
     }
     for (i, itf) in r.interfaces.iter().enumerate() {
         let (state, place) = match itf.sandbox.as_deref() {

@@ -15,7 +15,10 @@ pub const CASES: &[Case] = &[
         title: "VERSION with only CNI_COMMAND set prints cniVersion and a non-empty supportedVersions list",
         level: Level::Must,
         spec: "SPEC §2 VERSION; §5 Version success (0.2.0+)",
-        applies: Applies { kinds: ANY_KIND, since: SINCE },
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: SINCE,
+        },
         body: answers,
     },
     Case {
@@ -23,7 +26,10 @@ pub const CASES: &[Case] = &[
         title: "the VERSION answer matches the VERSION result schema",
         level: Level::Must,
         spec: "SPEC §5 Version success (0.2.0+)",
-        applies: Applies { kinds: ANY_KIND, since: SINCE },
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: SINCE,
+        },
         body: schema,
     },
     Case {
@@ -31,7 +37,10 @@ pub const CASES: &[Case] = &[
         title: "VERSION still answers when stdin is empty or not JSON",
         level: Level::Should,
         spec: "SPEC §2 VERSION (only CNI_COMMAND is required); libcni skel never reads stdin",
-        applies: Applies { kinds: ANY_KIND, since: SINCE },
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: SINCE,
+        },
         body: ignores_stdin,
     },
     Case {
@@ -39,7 +48,10 @@ pub const CASES: &[Case] = &[
         title: "the VERSION answer's cniVersion echoes the request's cniVersion",
         level: Level::Must,
         spec: "SPEC 1.1.0 §2 VERSION (output cniVersion = input cniVersion); digest §10.5",
-        applies: Applies { kinds: ANY_KIND, since: SINCE },
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: SINCE,
+        },
         body: echoes_request,
     },
 ];
@@ -89,11 +101,7 @@ fn answers(ctx: &mut Ctx) -> Result<(), Verdict> {
         (_, Some(l)) => {
             let bad: Vec<String> = l
                 .iter()
-                .filter(|x| {
-                    x.as_str()
-                        .and_then(|s| s.parse::<SpecVersion>().ok())
-                        .is_none()
-                })
+                .filter(|x| x.as_str().and_then(|s| s.parse::<SpecVersion>().ok()).is_none())
                 .map(Value::to_string)
                 .collect();
             if bad.is_empty() {
@@ -155,12 +163,7 @@ fn echoes_request(ctx: &mut Ctx) -> Result<(), Verdict> {
             "the plugin claims no released version of 0.2.0 or later".into(),
         ));
     };
-    let v = ask(
-        ctx,
-        json!({ "cniVersion": request.to_string() })
-            .to_string()
-            .as_bytes(),
-    )?;
+    let v = ask(ctx, json!({ "cniVersion": request.to_string() }).to_string().as_bytes())?;
     let answered = v.get("cniVersion").and_then(Value::as_str).unwrap_or("");
     if answered == request.to_string() {
         return Ok(());

@@ -77,8 +77,7 @@ fn field(path: impl Into<String>, problem: impl Into<String>) -> ResultError {
 
 fn cidr(v: &Value, path: &str) -> Result<IpNet, ResultError> {
     let s = v.as_str().ok_or_else(|| field(path, "not a string"))?;
-    s.parse()
-        .map_err(|_| field(path, format!("{s:?} is not a CIDR")))
+    s.parse().map_err(|_| field(path, format!("{s:?} is not a CIDR")))
 }
 
 fn ip(v: Option<&Value>, path: &str) -> Result<Option<IpAddr>, ResultError> {
@@ -110,20 +109,16 @@ impl NormalResult {
     pub fn parse(doc: &Value) -> Result<Self, ResultError> {
         let o = doc.as_object().ok_or(ResultError::NotObject)?;
         let mut r = NormalResult {
-            cni_version: o
-                .get("cniVersion")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            cni_version: o.get("cniVersion").and_then(Value::as_str).map(str::to_string),
             ..Default::default()
         };
         if let Some(ifs) = o.get("interfaces") {
-            let ifs = ifs
-                .as_array()
-                .ok_or_else(|| field("interfaces", "not an array"))?;
+            let ifs = ifs.as_array().ok_or_else(|| field("interfaces", "not an array"))?;
             for (i, itf) in ifs.iter().enumerate() {
-                let name = itf.get("name").and_then(Value::as_str).ok_or_else(|| {
-                    field(format!("interfaces[{i}].name"), "missing or not a string")
-                })?;
+                let name = itf
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| field(format!("interfaces[{i}].name"), "missing or not a string"))?;
                 let text = |k: &str| {
                     itf.get(k)
                         .and_then(Value::as_str)
@@ -144,10 +139,7 @@ impl NormalResult {
             for (i, e) in ips.iter().enumerate() {
                 let p = format!("ips[{i}]");
                 r.ips.push(ResultIp {
-                    address: cidr(
-                        e.get("address").unwrap_or(&Value::Null),
-                        &format!("{p}.address"),
-                    )?,
+                    address: cidr(e.get("address").unwrap_or(&Value::Null), &format!("{p}.address"))?,
                     gateway: ip(e.get("gateway"), &format!("{p}.gateway"))?,
                     interface: e.get("interface").and_then(Value::as_i64),
                 });
@@ -193,9 +185,6 @@ mod tests {
         assert_eq!(r.ips.len(), 1);
         assert_eq!(r.routes.len(), 1);
         assert!(NormalResult::parse(&json!({"ips":[{"address":"nope"}]})).is_err());
-        assert_eq!(
-            NormalResult::parse(&json!([1])),
-            Err(ResultError::NotObject)
-        );
+        assert_eq!(NormalResult::parse(&json!([1])), Err(ResultError::NotObject));
     }
 }

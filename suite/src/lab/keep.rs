@@ -27,8 +27,7 @@ pub(super) fn keep(lab: &Lab) -> Result<KeptLab, LabError> {
     // system calls (setns, setsid) on descriptors the parent keeps open until spawn returns.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setns(mnt, libc::CLONE_NEWNS) != 0 || libc::setns(net, libc::CLONE_NEWNET) != 0
-            {
+            if libc::setns(mnt, libc::CLONE_NEWNS) != 0 || libc::setns(net, libc::CLONE_NEWNET) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             libc::setsid();
@@ -54,10 +53,6 @@ pub(super) fn keep(lab: &Lab) -> Result<KeptLab, LabError> {
 
 fn in_user_namespace() -> bool {
     std::fs::read_to_string("/proc/self/uid_map")
-        .map(|m| {
-            !m.split_whitespace()
-                .collect::<Vec<_>>()
-                .starts_with(&["0", "0"])
-        })
+        .map(|m| !m.split_whitespace().collect::<Vec<_>>().starts_with(&["0", "0"]))
         .unwrap_or(false)
 }

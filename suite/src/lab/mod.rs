@@ -155,10 +155,7 @@ impl Lab {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid {
-            return Err(LabError::Container(
-                name.into(),
-                "names are letters, digits, - and _",
-            ));
+            return Err(LabError::Container(name.into(), "names are letters, digits, - and _"));
         }
         let mut map = self
             .containers
@@ -210,18 +207,16 @@ impl Lab {
     /// Reads a file inside the lab's mount namespace (e.g. a plugin's data file).
     pub fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, LabError> {
         let path = path.to_path_buf();
-        Ok(ns::run_in(
-            None,
-            Some(self.mnt()),
-            move || match std::fs::read(&path) {
+        Ok(ns::run_in(None, Some(self.mnt()), move || {
+            match std::fs::read(&path) {
                 Ok(b) => Ok(Some(b)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(NsError::Sys {
                     op: format!("read {}", path.display()),
                     source: e,
                 }),
-            },
-        )?)
+            }
+        })?)
     }
 }
 

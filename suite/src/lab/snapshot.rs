@@ -100,12 +100,7 @@ fn set_diff(before: &BTreeSet<String>, after: &BTreeSet<String>, out: &mut Vec<C
     }));
 }
 
-fn map_diff(
-    label: &str,
-    before: &BTreeMap<String, String>,
-    after: &BTreeMap<String, String>,
-    out: &mut Vec<Change>,
-) {
+fn map_diff(label: &str, before: &BTreeMap<String, String>, after: &BTreeMap<String, String>, out: &mut Vec<Change>) {
     for (k, v) in before {
         match after.get(k) {
             None => out.push(Change {
@@ -132,11 +127,7 @@ pub(super) fn take(lab: &Lab) -> Result<HostSnapshot, LabError> {
     let rtnl = lab.host_rtnl()?;
     let links = rtnl.links()?;
     let names: HashMap<u32, String> = links.iter().map(|l| (l.index, l.name.clone())).collect();
-    let name_of = |i: Option<u32>| {
-        i.map_or("-".to_string(), |i| {
-            names.get(&i).cloned().unwrap_or(format!("#{i}"))
-        })
-    };
+    let name_of = |i: Option<u32>| i.map_or("-".to_string(), |i| names.get(&i).cloned().unwrap_or(format!("#{i}")));
     let mut snap = HostSnapshot::default();
     for l in &links {
         snap.links.insert(format!(

@@ -4,12 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::RawFd;
 
-use netlink_packet_route::address::{
-    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
-};
-use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope};
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -60,11 +56,7 @@ pub(super) fn new_bridge(name: &str) -> LinkMessage {
 /// `RTM_SETLINK` payload changing only `IFF_UP`.
 pub(super) fn set_up(index: u32, up: bool) -> LinkMessage {
     let mut msg = link_by_index(index);
-    msg.header.flags = if up {
-        LinkFlags::Up
-    } else {
-        LinkFlags::empty()
-    };
+    msg.header.flags = if up { LinkFlags::Up } else { LinkFlags::empty() };
     msg.header.change_mask = LinkFlags::Up;
     msg
 }
@@ -83,10 +75,7 @@ pub(super) fn address(index: u32, addr: IpNet, adding: bool) -> AddressMessage {
             } else {
                 AddressScope::Universe
             };
-            msg.attributes = vec![
-                AddressAttribute::Local(addr.addr),
-                AddressAttribute::Address(addr.addr),
-            ];
+            msg.attributes = vec![AddressAttribute::Local(addr.addr), AddressAttribute::Address(addr.addr)];
             if adding {
                 if let Some(brd) = ipv4_broadcast(v4, addr.prefix) {
                     msg.attributes.push(AddressAttribute::Broadcast(brd));
@@ -99,8 +88,7 @@ pub(super) fn address(index: u32, addr: IpNet, adding: bool) -> AddressMessage {
             msg.attributes = vec![AddressAttribute::Address(addr.addr)];
             if adding {
                 msg.header.flags = AddressHeaderFlags::Nodad;
-                msg.attributes
-                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+                msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
             }
         }
     }
@@ -146,13 +134,10 @@ pub(super) fn route(
     if let Some(dst) = dst {
         msg.header.destination_prefix_length = dst.prefix;
         msg.attributes
-            .push(RouteAttribute::Destination(RouteAddress::from(
-                dst.network(),
-            )));
+            .push(RouteAttribute::Destination(RouteAddress::from(dst.network())));
     }
     if let Some(gw) = gw {
-        msg.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+        msg.attributes.push(RouteAttribute::Gateway(RouteAddress::from(gw)));
     }
     if let Some(oif) = oif {
         msg.attributes.push(RouteAttribute::Oif(oif));
@@ -179,11 +164,9 @@ mod tests {
         let dst: IpNet = "192.168.50.7/24".parse().unwrap();
         let add = route(false, Some(dst), None, Some(3), true);
         assert_eq!(add.header.destination_prefix_length, 24);
-        assert!(add
-            .attributes
-            .contains(&RouteAttribute::Destination(RouteAddress::Inet(
-                "192.168.50.0".parse().unwrap()
-            ))));
+        assert!(add.attributes.contains(&RouteAttribute::Destination(RouteAddress::Inet(
+            "192.168.50.0".parse().unwrap()
+        ))));
         assert_eq!(add.header.scope, RouteScope::Link);
         assert_eq!(add.header.protocol, RouteProtocol::Static);
         let del = route(false, Some(dst), None, None, false);

@@ -10,8 +10,8 @@ use std::io;
 use std::time::Duration;
 
 use netlink_packet_core::{
-    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLM_F_ACK,
-    NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLM_F_ACK, NLM_F_ACK_TLVS,
+    NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -81,12 +81,7 @@ impl Conn {
         }
     }
 
-    fn exchange_once(
-        &mut self,
-        message: RouteNetlinkMessage,
-        exchange: Exchange,
-        op: &str,
-    ) -> NetResult<Outcome> {
+    fn exchange_once(&mut self, message: RouteNetlinkMessage, exchange: Exchange, op: &str) -> NetResult<Outcome> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         self.send(message, exchange, seq)?;
@@ -142,12 +137,7 @@ impl Conn {
         }
     }
 
-    fn send(
-        &mut self,
-        message: RouteNetlinkMessage,
-        exchange: Exchange,
-        seq: u32,
-    ) -> NetResult<()> {
+    fn send(&mut self, message: RouteNetlinkMessage, exchange: Exchange, seq: u32) -> NetResult<()> {
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST
             | match exchange {
@@ -173,9 +163,7 @@ impl Conn {
     fn receive_datagram(&mut self) -> NetResult<()> {
         loop {
             self.buffer.clear();
-            let peeked = self
-                .socket
-                .recv(&mut self.buffer, libc::MSG_PEEK | libc::MSG_TRUNC);
+            let peeked = self.socket.recv(&mut self.buffer, libc::MSG_PEEK | libc::MSG_TRUNC);
             let size = match peeked {
                 Ok(size) => size,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -313,10 +301,7 @@ mod tests {
         echoed.extend_from_slice(text);
         echoed.resize(align4(echoed.len()), 0);
         let flags = NLM_F_CAPPED | NLM_F_ACK_TLVS;
-        assert_eq!(
-            extended_ack_text(flags, &echoed).as_deref(),
-            Some("Unknown device")
-        );
+        assert_eq!(extended_ack_text(flags, &echoed).as_deref(), Some("Unknown device"));
         assert_eq!(extended_ack_text(NLM_F_CAPPED, &echoed), None);
         assert_eq!(extended_ack_text(flags, &echoed[..8]), None);
     }

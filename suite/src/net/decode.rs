@@ -5,9 +5,7 @@ use std::net::IpAddr;
 
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{self, LinkAttribute, LinkFlags, LinkMessage};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteVia,
-};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteVia};
 use netlink_packet_route::AddressFamily;
 
 use super::types::{AddrInfo, IpNet, LinkInfo, RouteInfo};
@@ -32,9 +30,7 @@ pub(super) fn link_info(msg: &LinkMessage) -> LinkInfo {
             LinkAttribute::IfName(name) => info.name = name.clone(),
             LinkAttribute::Address(bytes) => info.mac = Some(hex_colon(bytes)),
             LinkAttribute::Mtu(mtu) => info.mtu = *mtu,
-            LinkAttribute::OperState(state) => {
-                info.oper_state = state.to_string().to_ascii_lowercase()
-            }
+            LinkAttribute::OperState(state) => info.oper_state = state.to_string().to_ascii_lowercase(),
             LinkAttribute::Controller(master) if *master != 0 => info.master = Some(*master),
             LinkAttribute::Link(link) => info.link = Some(*link),
             LinkAttribute::LinkNetNsId(id) => info.link_netnsid = Some(*id),
@@ -101,8 +97,7 @@ pub(super) fn route_info(msg: &RouteMessage) -> Option<RouteInfo> {
         match attr {
             RouteAttribute::Table(table) => info.table = *table,
             RouteAttribute::Destination(dst) => {
-                info.dst = route_ip(dst)
-                    .and_then(|ip| IpNet::new(ip, msg.header.destination_prefix_length))
+                info.dst = route_ip(dst).and_then(|ip| IpNet::new(ip, msg.header.destination_prefix_length))
             }
             RouteAttribute::Gateway(gw) => info.gateway = route_ip(gw),
             RouteAttribute::Via(RouteVia::Inet(gw)) => info.gateway = Some(IpAddr::V4(*gw)),
@@ -134,11 +129,7 @@ fn route_ip(addr: &RouteAddress) -> Option<IpAddr> {
 
 /// Lower-case colon-separated hex, e.g. `02:42:ac:11:00:02`.
 pub(crate) fn hex_colon(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 #[cfg(test)]

@@ -122,9 +122,7 @@ impl Rtnl {
     }
 
     fn ack(&self, message: RouteNetlinkMessage, extra_flags: u16, op: &str) -> NetResult<()> {
-        self.lock()
-            .request(message, Exchange::Ack(extra_flags), op)
-            .map(drop)
+        self.lock().request(message, Exchange::Ack(extra_flags), op).map(drop)
     }
 
     /// Sends a single-object `RTM_GETLINK` and decodes its answer; `ENODEV` means no such link.
@@ -144,10 +142,7 @@ impl Rtnl {
 
     /// Every link in the namespace.
     pub fn links(&self) -> NetResult<Vec<LinkInfo>> {
-        let answers = self.dump(
-            RouteNetlinkMessage::GetLink(LinkMessage::default()),
-            "dump links",
-        )?;
+        let answers = self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()), "dump links")?;
         Ok(answers
             .iter()
             .filter_map(|m| match m {
@@ -172,10 +167,7 @@ impl Rtnl {
         if index == 0 || index > i32::MAX as u32 {
             return Ok(None);
         }
-        self.get_link(
-            build::link_by_index(index),
-            &format!("get link index {index}"),
-        )
+        self.get_link(build::link_by_index(index), &format!("get link index {index}"))
     }
 
     /// The index of the link called `name`, or [`NetError::NoSuchLink`].
@@ -229,25 +221,13 @@ impl Rtnl {
 
     /// Creates a veth pair `name` <-> `peer`. When `peer_netns` is given the peer end is created
     /// directly in that namespace.
-    pub fn create_veth(
-        &self,
-        name: &str,
-        peer: &str,
-        peer_netns: Option<BorrowedFd<'_>>,
-    ) -> NetResult<()> {
+    pub fn create_veth(&self, name: &str, peer: &str, peer_netns: Option<BorrowedFd<'_>>) -> NetResult<()> {
         let op = match peer_netns {
-            Some(fd) => format!(
-                "create veth {name}/{peer} (peer in netns fd {})",
-                fd.as_raw_fd()
-            ),
+            Some(fd) => format!("create veth {name}/{peer} (peer in netns fd {})", fd.as_raw_fd()),
             None => format!("create veth {name}/{peer}"),
         };
         let msg = build::new_veth(name, peer, peer_netns.map(|fd| fd.as_raw_fd()));
-        self.ack(
-            RouteNetlinkMessage::NewLink(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-            &op,
-        )
+        self.ack(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL, &op)
     }
 
     /// Creates a Linux bridge.
@@ -303,8 +283,7 @@ impl Rtnl {
     /// Enslaves a link to a master (bridge); `None` releases it.
     pub fn set_master(&self, index: u32, master: Option<u32>) -> NetResult<()> {
         let mut msg = build::link_by_index(index);
-        msg.attributes
-            .push(LinkAttribute::Controller(master.unwrap_or(0)));
+        msg.attributes.push(LinkAttribute::Controller(master.unwrap_or(0)));
         let op = match master {
             Some(m) => format!("set master of link index {index} to index {m}"),
             None => format!("release link index {index} from its master"),
@@ -315,8 +294,7 @@ impl Rtnl {
     /// Moves a link into another network namespace.
     pub fn move_to_netns(&self, index: u32, netns: BorrowedFd<'_>) -> NetResult<()> {
         let mut msg = build::link_by_index(index);
-        msg.attributes
-            .push(LinkAttribute::NetNsFd(netns.as_raw_fd()));
+        msg.attributes.push(LinkAttribute::NetNsFd(netns.as_raw_fd()));
         self.ack(
             RouteNetlinkMessage::SetLink(msg),
             0,
@@ -344,12 +322,7 @@ impl Rtnl {
     }
 
     /// Adds a route in the main table. `dst` `None` means the default route of `gw`'s family.
-    pub fn add_route(
-        &self,
-        dst: Option<IpNet>,
-        gw: Option<std::net::IpAddr>,
-        oif: Option<u32>,
-    ) -> NetResult<()> {
+    pub fn add_route(&self, dst: Option<IpNet>, gw: Option<std::net::IpAddr>, oif: Option<u32>) -> NetResult<()> {
         let op = route_op("add", dst, gw, oif);
         let ipv6 = match (dst, gw) {
             (Some(d), Some(g)) if d.is_ipv6() != g.is_ipv6() => {
@@ -366,25 +339,13 @@ impl Rtnl {
             }
         };
         let msg = build::route(ipv6, dst, gw, oif, true);
-        self.ack(
-            RouteNetlinkMessage::NewRoute(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-            &op,
-        )
+        self.ack(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL, &op)
     }
 
     /// Deletes a route from the main table, matched on destination (and gateway when given).
-    pub fn del_route(
-        &self,
-        dst: Option<IpNet>,
-        gw: Option<std::net::IpAddr>,
-        family_v6: bool,
-    ) -> NetResult<()> {
+    pub fn del_route(&self, dst: Option<IpNet>, gw: Option<std::net::IpAddr>, family_v6: bool) -> NetResult<()> {
         let op = route_op("delete", dst, gw, None);
-        let mismatch = dst
-            .map(|d| d.is_ipv6())
-            .into_iter()
-            .chain(gw.map(|g| g.is_ipv6()));
+        let mismatch = dst.map(|d| d.is_ipv6()).into_iter().chain(gw.map(|g| g.is_ipv6()));
         if mismatch.into_iter().any(|v6| v6 != family_v6) {
             return Err(NetError::InvalidRequest(format!(
                 "{op}: address family does not match family_v6={family_v6}"
@@ -396,12 +357,7 @@ impl Rtnl {
 }
 
 /// Describes a route request for error messages, e.g. `add route default via 10.0.0.1 dev 3`.
-fn route_op(
-    verb: &str,
-    dst: Option<IpNet>,
-    gw: Option<std::net::IpAddr>,
-    oif: Option<u32>,
-) -> String {
+fn route_op(verb: &str, dst: Option<IpNet>, gw: Option<std::net::IpAddr>, oif: Option<u32>) -> String {
     let mut op = match dst {
         Some(d) => format!("{verb} route {d}"),
         None => format!("{verb} route default"),

@@ -34,14 +34,7 @@ fn indent(text: &str, pad: &str) -> String {
 }
 
 fn details(c: &CaseReport, out: &mut String) {
-    let _ = writeln!(
-        out,
-        "{} {} [{:?}] {}",
-        tag(c.status),
-        c.id,
-        c.level,
-        c.title
-    );
+    let _ = writeln!(out, "{} {} [{:?}] {}", tag(c.status), c.id, c.level, c.title);
     let _ = writeln!(out, "    spec:     {}", c.spec);
     let _ = writeln!(out, "    finding:  {}", c.message);
     if let Some(e) = &c.expected {
@@ -104,13 +97,7 @@ pub fn render(report: &Report) -> String {
             Status::Pass => String::new(),
             _ => format!("  — {}", c.message),
         };
-        let _ = writeln!(
-            out,
-            "  {} {:<40} {:>6} ms{note}",
-            tag(c.status),
-            c.id,
-            c.duration_ms
-        );
+        let _ = writeln!(out, "  {} {:<40} {:>6} ms{note}", tag(c.status), c.id, c.duration_ms);
     }
     let problems: Vec<&CaseReport> = report
         .cases

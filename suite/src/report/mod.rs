@@ -128,11 +128,7 @@ impl Report {
                     seen: f.seen,
                     spec_vs_reference: r.quirk,
                     duration_ms: r.duration_ms,
-                    blame: if r.status == Status::Pass {
-                        None
-                    } else {
-                        r.blame
-                    },
+                    blame: if r.status == Status::Pass { None } else { r.blame },
                     kept_lab: r.kept.map(|k| k.enter),
                     invocations: r.invocations,
                 }
@@ -156,7 +152,6 @@ impl Report {
 
     /// The JSON report.
     pub fn json(&self) -> String {
-        serde_json::to_string_pretty(self)
-            .unwrap_or_else(|e| format!("{{\"error\":\"cannot serialise report: {e}\"}}"))
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"cannot serialise report: {e}\"}}"))
     }
 }

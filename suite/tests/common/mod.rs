@@ -22,7 +22,10 @@ pub fn upstream(name: &str) -> Option<PathBuf> {
         );
         return None;
     }
-    panic!("{} is missing: apt-get install containernetworking-plugins (or set CNI_CONFORMANCE_SKIP_UPSTREAM=1 to skip)", p.display());
+    panic!(
+        "{} is missing: apt-get install containernetworking-plugins (or set CNI_CONFORMANCE_SKIP_UPSTREAM=1 to skip)",
+        p.display()
+    );
 }
 
 /// The suite binary built by cargo for this test run.
@@ -32,9 +35,7 @@ pub fn suite() -> Command {
 
 /// A fixture file path.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 /// The mutant script.
@@ -44,11 +45,7 @@ pub fn mutant_script() -> PathBuf {
 
 /// A fresh directory under /tmp that any user can read.
 pub fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "cni-conformance-{tag}-{}-{}",
-        std::process::id(),
-        nanos()
-    ));
+    let d = std::env::temp_dir().join(format!("cni-conformance-{tag}-{}-{}", std::process::id(), nanos()));
     std::fs::create_dir_all(&d).unwrap();
     let _ = Command::new("chmod").arg("0755").arg(&d).status();
     d

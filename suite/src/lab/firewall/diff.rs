@@ -28,14 +28,8 @@ pub(crate) fn legacy_tables(before: &[LegacyTable], after: &[LegacyTable]) -> Ve
     for key in union(&old, &new) {
         let (family, name) = key;
         match (old.get(&key), new.get(&key)) {
-            (None, Some(t)) => lines.push(format!(
-                "+ iptables-legacy {family} {name}: {} entries",
-                t.entries
-            )),
-            (Some(t), None) => lines.push(format!(
-                "- iptables-legacy {family} {name}: {} entries",
-                t.entries
-            )),
+            (None, Some(t)) => lines.push(format!("+ iptables-legacy {family} {name}: {} entries", t.entries)),
+            (Some(t), None) => lines.push(format!("- iptables-legacy {family} {name}: {} entries", t.entries)),
             (Some(was), Some(now)) if was.entries != now.entries => lines.push(format!(
                 "~ iptables-legacy {family} {name}: {} -> {} entries",
                 was.entries, now.entries
@@ -116,11 +110,7 @@ fn changed_chain(lines: &mut Vec<String>, table: &NftTable, before: &NftChain, a
     for rule in union(&old, &new) {
         let had = old.get(rule).copied().unwrap_or(0);
         let has = new.get(rule).copied().unwrap_or(0);
-        let (sign, times) = if has > had {
-            ('+', has - had)
-        } else {
-            ('-', had - has)
-        };
+        let (sign, times) = if has > had { ('+', has - had) } else { ('-', had - has) };
         for _ in 0..times {
             lines.push(format!("{sign} {}", rule_line(table, after, rule)));
         }
@@ -129,10 +119,7 @@ fn changed_chain(lines: &mut Vec<String>, table: &NftTable, before: &NftChain, a
 
 fn chain_line(table: &NftTable, chain: &NftChain) -> String {
     match &chain.base {
-        Some(base) => format!(
-            "chain {} {} {} ({base})",
-            table.family, table.name, chain.name
-        ),
+        Some(base) => format!("chain {} {} {} ({base})", table.family, table.name, chain.name),
         None => format!("chain {} {} {}", table.family, table.name, chain.name),
     }
 }
@@ -142,10 +129,7 @@ fn base_text(chain: &NftChain) -> String {
 }
 
 fn rule_line(table: &NftTable, chain: &NftChain, rule: &NftRule) -> String {
-    let mut line = format!(
-        "rule {} {} {}: {}",
-        table.family, table.name, chain.name, rule.summary
-    );
+    let mut line = format!("rule {} {} {}: {}", table.family, table.name, chain.name, rule.summary);
     if let Some(comment) = &rule.comment {
         line.push_str(&format!(" comment {comment:?}"));
     }
@@ -153,10 +137,7 @@ fn rule_line(table: &NftTable, chain: &NftChain, rule: &NftRule) -> String {
 }
 
 fn set_line(table: &NftTable, name: &str, count: usize) -> String {
-    format!(
-        "set {} {} {name} ({count} elements)",
-        table.family, table.name
-    )
+    format!("set {} {} {name} ({count} elements)", table.family, table.name)
 }
 
 fn rule_counts(rules: &[NftRule]) -> BTreeMap<&NftRule, usize> {

@@ -86,11 +86,7 @@ pub(crate) fn open_probes() -> Result<Vec<FamilyProbe>, FirewallError> {
     let mut probes = Vec::new();
     for (layout, domain, names_file) in [
         (IPV4, libc::AF_INET, "/proc/thread-self/net/ip_tables_names"),
-        (
-            IPV6,
-            libc::AF_INET6,
-            "/proc/thread-self/net/ip6_tables_names",
-        ),
+        (IPV6, libc::AF_INET6, "/proc/thread-self/net/ip6_tables_names"),
     ] {
         let Some(socket) = raw_socket(domain, layout.family)? else {
             continue;
@@ -100,11 +96,7 @@ pub(crate) fn open_probes() -> Result<Vec<FamilyProbe>, FirewallError> {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(_) => USUAL_TABLES.iter().map(|t| t.to_string()).collect(),
         };
-        probes.push(FamilyProbe {
-            layout,
-            socket,
-            tables,
-        });
+        probes.push(FamilyProbe { layout, socket, tables });
     }
     Ok(probes)
 }
@@ -126,13 +118,7 @@ pub(crate) fn read_tables(probes: &[FamilyProbe]) -> Result<Vec<LegacyTable>, Fi
 /// A raw socket, or `None` when the address family is not available in this kernel.
 fn raw_socket(domain: libc::c_int, family: &str) -> Result<Option<OwnedFd>, FirewallError> {
     // SAFETY: plain socket(2) call; the result is checked before use.
-    let raw = unsafe {
-        libc::socket(
-            domain,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_RAW,
-        )
-    };
+    let raw = unsafe { libc::socket(domain, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW) };
     if raw < 0 {
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() == Some(libc::EAFNOSUPPORT) {
@@ -219,11 +205,7 @@ struct Walked {
 }
 
 /// Walks the entries, zeroing each entry's packet and byte counters in place.
-fn walk_entries(
-    blob: &mut [u8],
-    layout: EntryLayout,
-    table: &str,
-) -> Result<Walked, FirewallError> {
+fn walk_entries(blob: &mut [u8], layout: EntryLayout, table: &str) -> Result<Walked, FirewallError> {
     let bad = |detail: String| FirewallError::Decode {
         what: format!("iptables-legacy {} table {table}", layout.family),
         detail,
@@ -240,9 +222,7 @@ fn walk_entries(
         let target_offset = usize::from(u16_at(entry, layout.target_offset_at));
         let next_offset = usize::from(u16_at(entry, layout.next_offset_at));
         if next_offset < layout.counters_at + COUNTERS_LEN || next_offset > entry.len() {
-            return Err(bad(format!(
-                "entry at offset {at} has next_offset {next_offset}"
-            )));
+            return Err(bad(format!("entry at offset {at} has next_offset {next_offset}")));
         }
         entry[layout.counters_at..layout.counters_at + COUNTERS_LEN].fill(0);
         let is_last = at + next_offset >= total;
@@ -272,12 +252,7 @@ fn target_is(entry: &[u8], target_offset: usize, is_last: bool) -> bool {
     name.is_empty() && verdict == Some(VERDICT_ACCEPT)
 }
 
-fn getsockopt(
-    probe: &FamilyProbe,
-    option: libc::c_int,
-    mut buf: Vec<u8>,
-    table: &str,
-) -> Result<Got, FirewallError> {
+fn getsockopt(probe: &FamilyProbe, option: libc::c_int, mut buf: Vec<u8>, table: &str) -> Result<Got, FirewallError> {
     let mut len = buf.len() as libc::socklen_t;
     // SAFETY: `buf` is valid for reads and writes of `len` bytes.
     let rc = unsafe {

@@ -121,9 +121,8 @@ impl FirewallSnapshot {
     /// holding only its built-in chains with ACCEPT policies and no rules filters nothing and is
     /// left out, so both paths give the same snapshot.
     pub fn read(netns: BorrowedFd<'_>) -> Result<Self, FirewallError> {
-        let (mut socket, probes) = netns::run_in_netns(netns, || {
-            Ok((nfnl::NfSocket::open()?, legacy::open_probes()?))
-        })?;
+        let (mut socket, probes) =
+            netns::run_in_netns(netns, || Ok((nfnl::NfSocket::open()?, legacy::open_probes()?)))?;
         let nft = nft::read_ruleset(&mut socket)?;
         let legacy = legacy::read_tables(&probes)?;
         Ok(Self { nft, legacy })

@@ -92,13 +92,7 @@ impl NfSocket {
         self.exchange(msg, family, attrs, NLM_F_REQUEST | NLM_F_ACK)
     }
 
-    fn exchange(
-        &mut self,
-        msg: u16,
-        family: u8,
-        attrs: &[u8],
-        flags: u16,
-    ) -> Result<Dump, DumpError> {
+    fn exchange(&mut self, msg: u16, family: u8, attrs: &[u8], flags: u16) -> Result<Dump, DumpError> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let request = build_request(msg, family, seq, flags, attrs);
@@ -139,9 +133,7 @@ impl NfSocket {
             }
             match kind {
                 NLMSG_DONE => {
-                    let code = payload
-                        .get(..4)
-                        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                    let code = payload.get(..4).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
                     return match code {
                         Some(code) if code < 0 => Err(DumpError::Kernel(-code)),
                         _ => Ok(true),
@@ -201,8 +193,7 @@ impl NfSocket {
     fn recv(&self, buf: &mut [u8]) -> Result<usize, FirewallError> {
         loop {
             // SAFETY: `buf` is valid for writes of its length.
-            let got =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let got = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if got >= 0 {
                 return Ok(got as usize);
             }

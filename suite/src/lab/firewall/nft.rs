@@ -127,8 +127,8 @@ fn read_once(sock: &mut NfSocket) -> Result<Option<Vec<NftTable>>, FirewallError
         let table = string_attr(msg, NFTA_RULE_TABLE);
         let chain = string_attr(msg, NFTA_RULE_CHAIN);
         let rule = decode_rule(msg, &table, &anonymous);
-        let target = find_table(&mut out, msg.family, &table)
-            .and_then(|t| t.chains.iter_mut().find(|c| c.name == chain));
+        let target =
+            find_table(&mut out, msg.family, &table).and_then(|t| t.chains.iter_mut().find(|c| c.name == chain));
         if let Some(c) = target {
             c.rules.push(rule);
         }
@@ -147,11 +147,7 @@ fn generation(sock: &mut NfSocket) -> Result<u32, FirewallError> {
     reply
         .messages
         .iter()
-        .find_map(|m| {
-            Attrs::new(&m.attrs)
-                .get(NFTA_GEN_ID)
-                .and_then(|a| a.be_u32())
-        })
+        .find_map(|m| Attrs::new(&m.attrs).get(NFTA_GEN_ID).and_then(|a| a.be_u32()))
         .ok_or_else(|| FirewallError::Decode {
             what: "NFT_MSG_NEWGEN".into(),
             detail: "no NFTA_GEN_ID attribute".into(),
@@ -159,11 +155,7 @@ fn generation(sock: &mut NfSocket) -> Result<u32, FirewallError> {
 }
 
 /// Dumps one object kind for all families; `None` when the dump was interrupted.
-fn dump_all(
-    sock: &mut NfSocket,
-    msg: u16,
-    what: &str,
-) -> Result<Option<Vec<NfMessage>>, FirewallError> {
+fn dump_all(sock: &mut NfSocket, msg: u16, what: &str) -> Result<Option<Vec<NfMessage>>, FirewallError> {
     let dump: Dump = sock
         .dump(msg, NFPROTO_UNSPEC, &[])
         .map_err(|e| kernel_error(e, &format!("dumping nftables {what}")))?;
@@ -184,12 +176,7 @@ fn set_elements(
     let dump = match sock.dump(NFT_MSG_GETSETELEM, family, &attrs) {
         Ok(dump) => dump,
         Err(DumpError::Kernel(code)) if code == libc::ENOENT => return Ok(None),
-        Err(e) => {
-            return Err(kernel_error(
-                e,
-                &format!("dumping elements of set {table} {set}"),
-            ))
-        }
+        Err(e) => return Err(kernel_error(e, &format!("dumping elements of set {table} {set}"))),
     };
     if dump.interrupted {
         return Ok(None);
@@ -231,10 +218,7 @@ fn decode_chain(msg: &NfMessage) -> NftChain {
     let name = string_attr(msg, NFTA_CHAIN_NAME);
     let base = attrs.clone().get(NFTA_CHAIN_HOOK).map(|hook| {
         let hooks = hook.nested();
-        let number = hooks
-            .clone()
-            .get(NFTA_HOOK_HOOKNUM)
-            .and_then(|a| a.be_u32());
+        let number = hooks.clone().get(NFTA_HOOK_HOOKNUM).and_then(|a| a.be_u32());
         let priority = hooks
             .clone()
             .get(NFTA_HOOK_PRIORITY)
@@ -255,10 +239,7 @@ fn decode_chain(msg: &NfMessage) -> NftChain {
             let names: Vec<String> = devs.nested().map(|d| d.string()).collect();
             base.push_str(&format!(" devices {}", names.join(",")));
         }
-        let policy = attrs
-            .clone()
-            .get(NFTA_CHAIN_POLICY)
-            .and_then(|a| a.be_u32());
+        let policy = attrs.clone().get(NFTA_CHAIN_POLICY).and_then(|a| a.be_u32());
         if policy == Some(NF_DROP) {
             base.push_str(" policy drop");
         }
@@ -275,18 +256,11 @@ fn decode_rule(msg: &NfMessage, table: &str, anonymous: &AnonymousSets) -> NftRu
     let attrs = Attrs::new(&msg.attrs);
     let mut names = Vec::new();
     let mut digest = Fnv1a::new();
-    let mut comment = attrs
-        .clone()
-        .get(NFTA_RULE_USERDATA)
-        .and_then(|a| comment_of(a.data));
+    let mut comment = attrs.clone().get(NFTA_RULE_USERDATA).and_then(|a| comment_of(a.data));
     if let Some(list) = attrs.clone().get(NFTA_RULE_EXPRESSIONS) {
         for elem in list.nested().filter(|a| a.kind == NFTA_LIST_ELEM) {
             let expr = elem.nested();
-            let name = expr
-                .clone()
-                .get(NFTA_EXPR_NAME)
-                .map(|a| a.string())
-                .unwrap_or_default();
+            let name = expr.clone().get(NFTA_EXPR_NAME).map(|a| a.string()).unwrap_or_default();
             digest.write(name.as_bytes());
             digest.write(&[0]);
             if let Some(data) = expr.clone().get(NFTA_EXPR_DATA) {
@@ -319,12 +293,7 @@ fn decode_rule(msg: &NfMessage, table: &str, anonymous: &AnonymousSets) -> NftRu
 /// state the kernel updates while packets flow (counter values, quota consumption, last-seen
 /// timestamps). A reference to an anonymous set is replaced by the digest of the set's content,
 /// so rules differing only in an inline set differ, and the kernel's `__setN` numbering does not.
-fn digest_expression_data(
-    digest: &mut Fnv1a,
-    name: &str,
-    data: Attr<'_>,
-    sets: &AnonymousLookup<'_>,
-) {
+fn digest_expression_data(digest: &mut Fnv1a, name: &str, data: Attr<'_>, sets: &AnonymousLookup<'_>) {
     if matches!(name, "counter" | "last") {
         return;
     }
@@ -401,16 +370,11 @@ fn comment_of(mut udata: &[u8]) -> Option<String> {
 
 fn find_table<'t>(tables: &'t mut [NftTable], family: u8, name: &str) -> Option<&'t mut NftTable> {
     let family = family_name(family);
-    tables
-        .iter_mut()
-        .find(|t| t.family == family && t.name == name)
+    tables.iter_mut().find(|t| t.family == family && t.name == name)
 }
 
 fn string_attr(msg: &NfMessage, kind: u16) -> String {
-    Attrs::new(&msg.attrs)
-        .get(kind)
-        .map(|a| a.string())
-        .unwrap_or_default()
+    Attrs::new(&msg.attrs).get(kind).map(|a| a.string()).unwrap_or_default()
 }
 
 fn kernel_error(err: DumpError, op: &str) -> FirewallError {
