@@ -223,6 +223,118 @@ fn every_schema_names_itself_and_says_what_it_is() {
     }
 }
 
+/// Every `*.schema.json` under `schemas/`, as (path relative to `schemas/`, parsed document).
+fn schema_files_on_disk() -> Vec<(String, Value)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
+    let mut files = Vec::new();
+    for dir in fs::read_dir(&root).unwrap() {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for path in json_files(&dir) {
+            let rel = path
+                .strip_prefix(&root)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            files.push((rel, read_json(&path)));
+        }
+    }
+    files
+}
+
+/// Calls `visit` on every object inside `value`.
+fn walk_objects(value: &Value, visit: &mut dyn FnMut(&serde_json::Map<String, Value>)) {
+    match value {
+        Value::Object(map) => {
+            visit(map);
+            map.values().for_each(|v| walk_objects(v, visit));
+        }
+        Value::Array(items) => items.iter().for_each(|v| walk_objects(v, visit)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_schema_file_on_disk_is_one_the_validator_embeds() {
+    let on_disk = schema_files_on_disk();
+    assert!(
+        on_disk.len() > 30,
+        "only {} schema files found",
+        on_disk.len()
+    );
+    for (rel, _) in &on_disk {
+        if rel.starts_with("common/") {
+            continue;
+        }
+        let (version, file) = rel.split_once('/').unwrap();
+        let kind = DocKind::ALL.iter().find(|k| k.file_name() == file);
+        let kind = kind.unwrap_or_else(|| panic!("schemas/{rel}: not a known kind"));
+        assert!(
+            schema_text(version, *kind).is_ok(),
+            "schemas/{rel} is not embedded"
+        );
+    }
+    let embedded: usize = VERSIONS.iter().map(|v| kinds_in(v).len()).sum();
+    let versioned = on_disk
+        .iter()
+        .filter(|(rel, _)| !rel.starts_with("common/"))
+        .count();
+    assert_eq!(
+        embedded, versioned,
+        "embedded schemas vs files in schemas/<version>/"
+    );
+}
+
+/// A version reads on its own: its `$ref`s point into its own directory or to `common/`.
+#[test]
+fn references_stay_within_the_version_or_common() {
+    for (rel, schema) in schema_files_on_disk() {
+        let dir = rel.split_once('/').unwrap().0.to_string();
+        walk_objects(&schema, &mut |map| {
+            let Some(Value::String(target)) = map.get("$ref") else {
+                return;
+            };
+            let file = target.split('#').next().unwrap();
+            let ok = file.is_empty()
+                || file.starts_with("../common/")
+                || (!file.contains('/')
+                    && Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("../schemas")
+                        .join(&dir)
+                        .join(file)
+                        .exists());
+            assert!(ok, "schemas/{rel}: $ref {target:?} leaves the version");
+        });
+    }
+}
+
+/// An `errorMessage` keyed by keyword must name a keyword of the same subschema, or the message
+/// could never be shown.
+#[test]
+fn error_messages_belong_to_keywords_that_exist() {
+    let mut seen = 0;
+    for (rel, schema) in schema_files_on_disk() {
+        walk_objects(&schema, &mut |map| match map.get("errorMessage") {
+            Some(Value::Object(by_keyword)) => {
+                for keyword in by_keyword.keys() {
+                    assert!(
+                        map.contains_key(keyword),
+                        "schemas/{rel}: errorMessage for absent {keyword}"
+                    );
+                    seen += 1;
+                }
+            }
+            Some(Value::String(_)) => seen += 1,
+            Some(other) => panic!("schemas/{rel}: errorMessage {other}"),
+            None => {}
+        });
+    }
+    assert!(seen > 50, "only {seen} error messages");
+}
+
 // ---------------------------------------------------------------- hand-written fixtures
 
 #[rstest]
