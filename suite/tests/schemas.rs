@@ -482,6 +482,19 @@ fn validation_survives_hostile_documents() {
         json!({"\u{0}/~01": {"~": [{"/": 1}]}}),
         deep,
     ];
+    // Deeper than serde_json's parser allows, under keys whose value every version rejects or
+    // checks, so messages would have to render it.
+    let mut very_deep = json!(0);
+    for _ in 0..3_000 {
+        very_deep = json!([very_deep]);
+    }
+    let docs: Vec<Value> = docs
+        .into_iter()
+        .chain([
+            json!({"ip4": very_deep.clone(), "ips": very_deep.clone(), "cniVersion": very_deep.clone()}),
+            json!({"name": very_deep.clone(), "plugins": [very_deep.clone()], "code": very_deep}),
+        ])
+        .collect();
     for version in VERSIONS {
         for kind in kinds_in(version) {
             for doc in &docs {

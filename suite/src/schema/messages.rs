@@ -17,6 +17,9 @@ use super::Violation;
 /// The longest rendering of a value quoted in a message, in characters.
 const MAX_VALUE_CHARS: usize = 80;
 
+/// Values nested deeper than this are not rendered (serializing them recurses once per level).
+const MAX_VALUE_DEPTH: usize = 32;
+
 /// Validates `doc` and describes every error. `schemas` maps `$id` to schema document, to find
 /// the `errorMessage` of the failing subschema; `root_uri` is the schema validated against;
 /// `root_name` names the whole document ("the result").
@@ -196,12 +199,33 @@ fn type_name(value: &Value) -> &'static str {
 
 /// Compact JSON of a value, shortened to [`MAX_VALUE_CHARS`].
 fn render_value(value: &Value) -> String {
+    if nested_deeper_than(value, MAX_VALUE_DEPTH) {
+        return format!("a value nested more than {MAX_VALUE_DEPTH} levels deep");
+    }
     let text = value.to_string();
     if text.chars().count() <= MAX_VALUE_CHARS {
         return text;
     }
     let short: String = text.chars().take(MAX_VALUE_CHARS).collect();
     format!("{short}…")
+}
+
+/// Whether `value` has containers nested more than `limit` levels deep (a lone array or object is
+/// one level), found without recursion.
+fn nested_deeper_than(value: &Value, limit: usize) -> bool {
+    let mut pending = vec![(value, 0usize)];
+    while let Some((value, depth)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth >= limit {
+            return true;
+        }
+        pending.extend(children.map(|child| (child, depth + 1)));
+    }
+    false
 }
 
 /// A JSON pointer into `doc` as `ips[0].address`; the root is `root_name`.
@@ -305,6 +329,21 @@ mod tests {
         assert_eq!(percent_decode("/%24defs/x"), "/$defs/x");
         assert_eq!(percent_decode("/a%2"), "/a%2");
         assert_eq!(percent_decode("%zz%"), "%zz%");
+    }
+
+    #[test]
+    fn deep_values_are_not_rendered() {
+        let mut deep = json!(1);
+        for _ in 0..40 {
+            deep = json!([deep]);
+        }
+        assert!(render_value(&deep).starts_with("a value nested"));
+        assert_eq!(render_value(&json!([[[1]]])), "[[[1]]]");
+        let three_levels = json!({"a": [1, {"b": 2}]});
+        assert!(!nested_deeper_than(&three_levels, 3));
+        assert!(nested_deeper_than(&three_levels, 2));
+        assert!(nested_deeper_than(&json!({"a": [1, {"b": []}]}), 3));
+        assert!(!nested_deeper_than(&json!("scalar"), 0));
     }
 
     #[test]
