@@ -163,7 +163,7 @@ pub fn schema_text(version: &str, kind: DocKind) -> Result<&'static str, SchemaE
 
 /// Validates `doc` as a `kind` document of spec `version`. `Ok(vec![])` means valid.
 ///
-/// Violations are sorted by path, then message. A schema that fails to compile (a bug in
+/// Violations are sorted by path (byte order of the JSON pointer), then message, without duplicates. A schema that fails to compile (a bug in
 /// `schemas/`, caught by the tests) is reported as a violation at the root rather than a panic.
 pub fn validate(version: &str, kind: DocKind, doc: &Value) -> Result<Vec<Violation>, SchemaError> {
     let path = schema_path(version, kind)?;
