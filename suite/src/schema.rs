@@ -227,8 +227,8 @@ fn parsed_schemas() -> Result<&'static HashMap<String, Value>, &'static str> {
             embedded::FILES
                 .iter()
                 .map(|(path, text)| {
-                    let value: Value = serde_json::from_str(text)
-                        .map_err(|e| format!("schemas/{path} is not JSON: {e}"))?;
+                    let value: Value =
+                        serde_json::from_str(text).map_err(|e| format!("schemas/{path} is not JSON: {e}"))?;
                     Ok((format!("{}{path}", embedded::BASE_URI), value))
                 })
                 .collect()
@@ -259,9 +259,7 @@ fn compiled(
 /// Compiles the schema `uri` with every embedded schema available to `$ref` and the custom
 /// formats switched on. Nothing is fetched from the network or the file system.
 fn compile(uri: &str, schemas: &'static HashMap<String, Value>) -> Result<Validator, String> {
-    let root = schemas
-        .get(uri)
-        .ok_or_else(|| format!("{uri} is not embedded"))?;
+    let root = schemas.get(uri).ok_or_else(|| format!("{uri} is not embedded"))?;
     let registry = Registry::new()
         .extend(schemas.iter().map(|(id, value)| (id.as_str(), value)))
         .and_then(|builder| builder.prepare())
@@ -275,9 +273,7 @@ fn compile(uri: &str, schemas: &'static HashMap<String, Value>) -> Result<Valida
     for (name, check) in formats::ALL {
         options = options.with_format(*name, *check);
     }
-    options
-        .build(root)
-        .map_err(|e| format!("{uri} does not compile: {e}"))
+    options.build(root).map_err(|e| format!("{uri} does not compile: {e}"))
 }
 
 /// `ips[N].interface` values of `result` that do not index an entry of `interfaces[]`.
@@ -304,12 +300,8 @@ fn interface_index_violations(result: &Value, prefix: &str, doc: &Value) -> Vec<
                 0 => format!(
                     "{subject} is {index}, but the result lists no interfaces; it must index an entry of interfaces[]"
                 ),
-                1 => format!(
-                    "{subject} is {index}, but interfaces[] has 1 entry; it must be 0"
-                ),
-                n => format!(
-                    "{subject} is {index}, but interfaces[] has {n} entries; it must be below {n}"
-                ),
+                1 => format!("{subject} is {index}, but interfaces[] has 1 entry; it must be 0"),
+                n => format!("{subject} is {index}, but interfaces[] has {n} entries; it must be below {n}"),
             };
             Some(Violation { path, message })
         })

@@ -87,43 +87,19 @@ fn every_version_has_exactly_the_kinds_the_spec_defines() {
         ("0.2.0", &[AddResult, Error, VersionResult, PluginConfig]),
         (
             "0.3.0",
-            &[
-                AddResult,
-                Error,
-                VersionResult,
-                PluginConfig,
-                NetworkConfigList,
-            ],
+            &[AddResult, Error, VersionResult, PluginConfig, NetworkConfigList],
         ),
         (
             "0.3.1",
-            &[
-                AddResult,
-                Error,
-                VersionResult,
-                PluginConfig,
-                NetworkConfigList,
-            ],
+            &[AddResult, Error, VersionResult, PluginConfig, NetworkConfigList],
         ),
         (
             "0.4.0",
-            &[
-                AddResult,
-                Error,
-                VersionResult,
-                PluginConfig,
-                NetworkConfigList,
-            ],
+            &[AddResult, Error, VersionResult, PluginConfig, NetworkConfigList],
         ),
         (
             "1.0.0",
-            &[
-                AddResult,
-                Error,
-                VersionResult,
-                PluginConfig,
-                NetworkConfigList,
-            ],
+            &[AddResult, Error, VersionResult, PluginConfig, NetworkConfigList],
         ),
         (
             "1.1.0",
@@ -137,10 +113,7 @@ fn every_version_has_exactly_the_kinds_the_spec_defines() {
             ],
         ),
     ];
-    assert_eq!(
-        VERSIONS,
-        expected.iter().map(|(v, _)| *v).collect::<Vec<_>>()
-    );
+    assert_eq!(VERSIONS, expected.iter().map(|(v, _)| *v).collect::<Vec<_>>());
     for (version, kinds) in expected {
         assert_eq!(kinds_in(version), *kinds, "kinds_in({version})");
     }
@@ -156,18 +129,13 @@ fn every_schema_that_should_exist_compiles_and_the_others_are_refused() {
             if kinds_in(version).contains(&kind) {
                 let violations = result.unwrap_or_else(|e| panic!("{version} {kind:?}: {e}"));
                 assert!(
-                    violations
-                        .iter()
-                        .all(|v| !v.message.contains("internal error")),
+                    violations.iter().all(|v| !v.message.contains("internal error")),
                     "{version} {kind:?} does not compile:\n{}",
                     render(&violations)
                 );
             } else {
                 match result {
-                    Err(SchemaError::NotInVersion {
-                        kind: k,
-                        version: v,
-                    }) => {
+                    Err(SchemaError::NotInVersion { kind: k, version: v }) => {
                         assert_eq!((k, v.as_str()), (kind, *version));
                     }
                     other => panic!("{version} {kind:?}: expected NotInVersion, got {other:?}"),
@@ -202,10 +170,7 @@ fn every_schema_names_itself_and_says_what_it_is() {
     for version in VERSIONS {
         for kind in kinds_in(version) {
             let schema: Value = serde_json::from_str(schema_text(version, *kind).unwrap()).unwrap();
-            assert_eq!(
-                schema["$schema"],
-                "https://json-schema.org/draft/2020-12/schema"
-            );
+            assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
             let id = schema["$id"].as_str().unwrap();
             assert!(
                 id.ends_with(&format!("/schemas/{version}/{}", kind.file_name())),
@@ -233,12 +198,7 @@ fn schema_files_on_disk() -> Vec<(String, Value)> {
             continue;
         }
         for path in json_files(&dir) {
-            let rel = path
-                .strip_prefix(&root)
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_string();
+            let rel = path.strip_prefix(&root).unwrap().to_str().unwrap().to_string();
             files.push((rel, read_json(&path)));
         }
     }
@@ -260,11 +220,7 @@ fn walk_objects(value: &Value, visit: &mut dyn FnMut(&serde_json::Map<String, Va
 #[test]
 fn every_schema_file_on_disk_is_one_the_validator_embeds() {
     let on_disk = schema_files_on_disk();
-    assert!(
-        on_disk.len() > 30,
-        "only {} schema files found",
-        on_disk.len()
-    );
+    assert!(on_disk.len() > 30, "only {} schema files found", on_disk.len());
     for (rel, _) in &on_disk {
         if rel.starts_with("common/") {
             continue;
@@ -272,20 +228,11 @@ fn every_schema_file_on_disk_is_one_the_validator_embeds() {
         let (version, file) = rel.split_once('/').unwrap();
         let kind = DocKind::ALL.iter().find(|k| k.file_name() == file);
         let kind = kind.unwrap_or_else(|| panic!("schemas/{rel}: not a known kind"));
-        assert!(
-            schema_text(version, *kind).is_ok(),
-            "schemas/{rel} is not embedded"
-        );
+        assert!(schema_text(version, *kind).is_ok(), "schemas/{rel} is not embedded");
     }
     let embedded: usize = VERSIONS.iter().map(|v| kinds_in(v).len()).sum();
-    let versioned = on_disk
-        .iter()
-        .filter(|(rel, _)| !rel.starts_with("common/"))
-        .count();
-    assert_eq!(
-        embedded, versioned,
-        "embedded schemas vs files in schemas/<version>/"
-    );
+    let versioned = on_disk.iter().filter(|(rel, _)| !rel.starts_with("common/")).count();
+    assert_eq!(embedded, versioned, "embedded schemas vs files in schemas/<version>/");
 }
 
 /// A version reads on its own: its `$ref`s point into its own directory or to `common/`.
@@ -341,18 +288,11 @@ fn error_messages_belong_to_keywords_that_exist() {
 fn valid_fixture_validates_clean(#[files("tests/fixtures/schemas/*/valid/*.json")] path: PathBuf) {
     let version = version_of(&path, 2);
     let violations = validate(&version, kind_of(&path), &read_json(&path)).unwrap();
-    assert!(
-        violations.is_empty(),
-        "{}:\n{}",
-        path.display(),
-        render(&violations)
-    );
+    assert!(violations.is_empty(), "{}:\n{}", path.display(), render(&violations));
 }
 
 #[rstest]
-fn invalid_fixture_has_violations(
-    #[files("tests/fixtures/schemas/*/invalid/*.json")] path: PathBuf,
-) {
+fn invalid_fixture_has_violations(#[files("tests/fixtures/schemas/*/invalid/*.json")] path: PathBuf) {
     let version = version_of(&path, 2);
     let violations = validate(&version, kind_of(&path), &read_json(&path)).unwrap();
     assert!(!violations.is_empty(), "{} validated clean", path.display());
@@ -376,9 +316,7 @@ fn invalid_fixture_has_violations(
 /// Every kind of every version has valid and invalid fixtures (so the globs above cannot
 /// silently match nothing), and the messages of all invalid fixtures are pinned per version.
 #[rstest]
-fn invalid_fixture_messages(
-    #[values("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")] version: &str,
-) {
+fn invalid_fixture_messages(#[values("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")] version: &str) {
     let dir = Path::new(FIXTURES).join(version);
     let valid = json_files(&dir.join("valid"));
     let invalid = json_files(&dir.join("invalid"));
@@ -393,10 +331,7 @@ fn invalid_fixture_messages(
     let mut report = String::new();
     for path in &invalid {
         let violations = validate(version, kind_of(path), &read_json(path)).unwrap();
-        report.push_str(&format!(
-            "{}\n",
-            path.file_name().unwrap().to_str().unwrap()
-        ));
+        report.push_str(&format!("{}\n", path.file_name().unwrap().to_str().unwrap()));
         report.push_str(&render(&violations));
     }
     insta::assert_snapshot!(format!("invalid_messages_{version}"), report);
@@ -454,11 +389,7 @@ fn a_malformed_address_gets_one_message_not_a_format_and_a_family_message() {
     let doc = json!({"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.300/24"}});
     let violations = validate("0.2.0", DocKind::AddResult, &doc).unwrap();
     assert_eq!(violations.len(), 1, "{violations:?}");
-    assert!(
-        violations[0].message.contains("CIDR"),
-        "{}",
-        violations[0].message
-    );
+    assert!(violations[0].message.contains("CIDR"), "{}", violations[0].message);
 }
 
 #[test]
@@ -500,11 +431,7 @@ fn validation_survives_hostile_documents() {
             for doc in &docs {
                 let violations = validate(version, *kind, doc).unwrap();
                 for v in &violations {
-                    assert!(
-                        v.message.chars().count() < 1_000,
-                        "message too long: {}",
-                        v.message
-                    );
+                    assert!(v.message.chars().count() < 1_000, "message too long: {}", v.message);
                 }
             }
         }
@@ -569,10 +496,7 @@ fn upstream_recordings_cover_every_plugin_version_and_error() {
             "static",
         ] {
             let name = format!("{version}/add-result-{what}.json");
-            assert!(
-                all.iter().any(|r| r.name == name),
-                "missing recording {name}"
-            );
+            assert!(all.iter().any(|r| r.name == name), "missing recording {name}");
         }
     }
     assert!(
@@ -591,12 +515,7 @@ fn upstream_outputs_validate_against_their_own_version() {
         }
         match r.kind {
             DocKind::AddResult | DocKind::VersionResult => {
-                assert_eq!(
-                    r.doc["cniVersion"],
-                    r.version.as_str(),
-                    "{}: cniVersion",
-                    r.name
-                );
+                assert_eq!(r.doc["cniVersion"], r.version.as_str(), "{}: cniVersion", r.name);
             }
             DocKind::Error => assert!(r.doc.get("cniVersion").is_none(), "{}", r.name),
             other => panic!("{}: unexpected kind {other:?}", r.name),
@@ -606,10 +525,7 @@ fn upstream_outputs_validate_against_their_own_version() {
             failures.push_str(&format!("{}\n{}", r.name, render(&violations)));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "upstream outputs break their schema:\n{failures}"
-    );
+    assert!(failures.is_empty(), "upstream outputs break their schema:\n{failures}");
 }
 
 #[test]

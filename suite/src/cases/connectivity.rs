@@ -1,5 +1,6 @@
 //! `connectivity/*`: real packets through what the plugin built (DESIGN §2).
 
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use crate::case::{Applies, Case, Ctx, Level, Verdict};
@@ -34,7 +35,7 @@ fn container_to_gateway(ctx: &mut Ctx) -> Result<(), Verdict> {
     }
     let mut failures = Vec::new();
     for gw in gateways {
-        if let Err(e) = probe::icmp_echo(att.container.fd(), gw, 56, false, Duration::from_secs(3)) {
+        if let Err(e) = probe::icmp_echo(att.container.fd()?.as_fd(), gw, 56, false, Duration::from_secs(3)) {
             failures.push(format!("{gw}: {e}"));
         }
     }

@@ -66,13 +66,23 @@ pub struct ContainerNs {
     pub name: String,
     /// Path of the namespace file inside the lab (the `CNI_NETNS` value).
     pub path: PathBuf,
-    fd: OwnedFd,
+    /// The suite's handle; dropped when the namespace is removed so the kernel can free it.
+    fd: Mutex<Option<OwnedFd>>,
 }
 
 impl ContainerNs {
-    /// The open namespace handle.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+    /// A fresh handle to the namespace (the caller drops it when done, so nothing pins a removed
+    /// namespace); an error once the namespace was removed.
+    pub fn fd(&self) -> Result<OwnedFd, LabError> {
+        let guard = self
+            .fd
+            .lock()
+            .map_err(|_| LabError::Other("namespace handle poisoned".into()))?;
+        let fd = guard
+            .as_ref()
+            .ok_or_else(|| LabError::Container(self.name.clone(), "was removed"))?;
+        fd.try_clone()
+            .map_err(|e| LabError::Other(format!("dup namespace handle: {e}")))
     }
 }
 
@@ -169,7 +179,7 @@ impl Lab {
         let c = Arc::new(ContainerNs {
             name: name.into(),
             path,
-            fd,
+            fd: Mutex::new(Some(fd)),
         });
         map.insert(name.into(), Arc::clone(&c));
         Ok(c)
@@ -186,12 +196,15 @@ impl Lab {
             .remove(name)
             .ok_or_else(|| LabError::Container(name.into(), "unknown"))?;
         ns::remove_netns_file(self.mnt(), &c.path)?;
+        if let Ok(mut fd) = c.fd.lock() {
+            fd.take();
+        }
         Ok(())
     }
 
     /// A netlink socket inside a container namespace.
     pub fn container_rtnl(&self, c: &ContainerNs) -> Result<Rtnl, LabError> {
-        Ok(Rtnl::in_netns(c.fd())?)
+        Ok(Rtnl::in_netns(c.fd()?.as_fd())?)
     }
 
     /// Snapshot of the lab host: links, addresses, routes, sysctls, packet filter, data dirs.

@@ -140,11 +140,17 @@ pub(super) fn take(lab: &Lab) -> Result<HostSnapshot, LabError> {
             l.mac.as_deref().unwrap_or("-"),
         ));
     }
-    for a in rtnl.addresses()? {
+    // IPv6 link-local addresses and their routes are made by the kernel for every link, some of
+    // them asynchronously after the link came up; a leaked link shows up as a link line anyway.
+    let derived = |net: Option<crate::net::IpNet>| match net.map(|n| n.addr) {
+        Some(std::net::IpAddr::V6(a)) => (a.segments()[0] & 0xffc0) == 0xfe80 || a.segments()[0] >> 8 == 0xff,
+        _ => false,
+    };
+    for a in rtnl.addresses()?.into_iter().filter(|a| !derived(Some(a.addr))) {
         snap.addresses
             .insert(format!("address {} on {}", a.addr, name_of(Some(a.index))));
     }
-    for r in rtnl.routes()? {
+    for r in rtnl.routes()?.into_iter().filter(|r| !derived(r.dst)) {
         let dst = r.dst.map_or_else(
             || {
                 if r.ipv6 {

@@ -8,12 +8,7 @@ use std::net::IpAddr;
 pub(super) type Check = fn(&str) -> bool;
 
 /// The formats registered with every validator, by the name the schemas use.
-pub(super) const ALL: &[(&str, Check)] = &[
-    ("semver", is_semver),
-    ("ip", is_ip),
-    ("cidr", is_cidr),
-    ("mac", is_mac),
-];
+pub(super) const ALL: &[(&str, Check)] = &[("semver", is_semver), ("ip", is_ip), ("cidr", is_cidr), ("mac", is_mac)];
 
 /// A Semantic Versioning 2.0.0 version: `MAJOR.MINOR.PATCH`, optionally followed by
 /// `-prerelease` and `+build`. Numeric identifiers have no leading zeros.
@@ -32,8 +27,7 @@ pub fn is_semver(s: &str) -> bool {
     }
     let pre_ok = pre.is_none_or(|pre| {
         pre.split('.').all(|id| {
-            is_alphanumeric_identifier(id)
-                && (!id.bytes().all(|b| b.is_ascii_digit()) || is_numeric_identifier(id))
+            is_alphanumeric_identifier(id) && (!id.bytes().all(|b| b.is_ascii_digit()) || is_numeric_identifier(id))
         })
     });
     let build_ok = build.is_none_or(|build| build.split('.').all(is_alphanumeric_identifier));

@@ -86,10 +86,7 @@ fn schema_message<'s>(
             let (base, fragment) = uri.as_str().split_once('#').unwrap_or((uri.as_str(), ""));
             (base.to_string(), percent_decode(fragment))
         }
-        None => (
-            root_uri.to_string(),
-            error.schema_path().as_str().to_string(),
-        ),
+        None => (root_uri.to_string(), error.schema_path().as_str().to_string()),
     };
     let schema = schemas.get(&resource)?;
     let (parent, keyword) = pointer.rsplit_once('/')?;
@@ -135,9 +132,7 @@ fn generic_text(error: &ValidationError<'_>, value: &str) -> String {
         ValidationErrorKind::Constant { expected_value } => {
             format!("must be {}, not {value}", render_value(expected_value))
         }
-        ValidationErrorKind::Not { .. } | ValidationErrorKind::FalseSchema => {
-            "is not allowed here".to_string()
-        }
+        ValidationErrorKind::Not { .. } | ValidationErrorKind::FalseSchema => "is not allowed here".to_string(),
         ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } => {
             format!("({value}) matches none of the allowed forms")
         }
@@ -153,12 +148,8 @@ fn format_text(format: &str, value: &str) -> String {
     match format {
         "semver" => format!("({value}) is not a SemVer 2.0 version such as \"1.0.0\""),
         "ip" => format!("({value}) is not an IPv4 or IPv6 address (without prefix length)"),
-        "cidr" => format!(
-            "({value}) is not an IP address with prefix length (CIDR) such as \"10.1.0.5/16\""
-        ),
-        "mac" => format!(
-            "({value}) is not a MAC address: 6, 8 or 20 colon-separated pairs of hex digits"
-        ),
+        "cidr" => format!("({value}) is not an IP address with prefix length (CIDR) such as \"10.1.0.5/16\""),
+        "mac" => format!("({value}) is not a MAC address: 6, 8 or 20 colon-separated pairs of hex digits"),
         other => format!("({value}) is not a valid {other}"),
     }
 }
@@ -265,9 +256,7 @@ pub(super) fn render_path(pointer: &str, doc: &Value, root_name: &str) -> String
 /// Keys that read well after a dot: letters, digits, `_` and `-`, not starting with a digit.
 fn is_plain_key(key: &str) -> bool {
     let mut chars = key.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -301,9 +290,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn hex_value(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
+    char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 #[cfg(test)]

@@ -203,6 +203,12 @@ def del_needs_netns(cmd, stdin):
     passthrough(real(stdin))
 
 
+def del_needs_netns_noop(cmd, stdin):
+    if cmd == "DEL" and not os.path.exists(os.environ.get("CNI_NETNS", "")):
+        sys.exit(0)
+    passthrough(real(stdin))
+
+
 def del_empty_netns_fails(cmd, stdin):
     if cmd == "DEL" and not os.environ.get("CNI_NETNS"):
         emit({"code": 4, "msg": "required env variables [CNI_NETNS] missing"}, 1)
@@ -259,6 +265,7 @@ MUTANTS = {
     "check-always-fails": (check_always_fails, "check/after-add", "fail"),
     "check-no-extra-addresses": (check_no_extra_addresses, "check/tolerates-extra-route", "fail"),
     "del-needs-netns": (del_needs_netns, "del/netns-gone", "fail"),
+    "del-netns-gone-noop": (del_needs_netns_noop, "del/netns-gone-leaves-no-trace", "warn"),
     "del-empty-netns-fails": (del_empty_netns_fails, "del/empty-netns", "fail"),
     "del-empty-netns-noop": (del_empty_netns_noop, "del/empty-netns-leaves-no-trace", "warn"),
     "del-without-prevresult-noop": (del_without_prevresult_noop, "del/without-prevresult", "fail"),
