@@ -65,11 +65,19 @@ pub const CASES: &[Case] = &[
     },
     Case {
         id: "del/without-prevresult",
-        title: "DEL without prevResult after an ADD succeeds and leaves no trace",
+        title: "DEL without prevResult after an ADD succeeds",
         level: Level::Must,
-        spec: "SPEC §2 DEL (a plugin should still succeed when prevResult is absent)",
+        spec: "SPEC §2 DEL (must succeed; 0.x runtimes send no prevResult on DEL)",
         applies: Applies { kinds: ANY_KIND, since: ALWAYS },
         body: without_prevresult,
+    },
+    Case {
+        id: "del/without-prevresult-leaves-no-trace",
+        title: "DEL without prevResult still removes everything ADD made on the host",
+        level: Level::Should,
+        spec: "SPEC §2 DEL (best effort when prevResult is missing)",
+        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        body: without_prevresult_no_trace,
     },
     Case {
         id: "del/after-failed-add",
@@ -218,6 +226,12 @@ fn empty_netns_no_trace(ctx: &mut Ctx) -> Result<(), Verdict> {
 }
 
 fn without_prevresult(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let att = ctx.attachment()?;
+    ctx.add(&att)?;
+    del_with_env(ctx, &att, None, None)
+}
+
+fn without_prevresult_no_trace(ctx: &mut Ctx) -> Result<(), Verdict> {
     let leaks = second_attachment_leaks(ctx, |ctx, att, _| del_with_env(ctx, att, None, None))?;
     no_leaks(ctx, leaks, "without prevResult")
 }

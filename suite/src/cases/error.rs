@@ -160,14 +160,12 @@ fn missing_env(ctx: &mut Ctx) -> Result<(), Verdict> {
     let version = ctx.version()?;
     let stdin = ctx.own_request(&version, None).to_string().into_bytes();
     let env = env_without_attachment_vars(ctx);
+    let names = |ctx: &Ctx| -> Result<Vec<String>, Verdict> {
+        Ok(ctx.lab.host_rtnl()?.links()?.into_iter().map(|l| l.name).collect())
+    };
+    let before = names(ctx)?;
     failing_add(ctx, env, stdin)?;
-    let links = ctx.lab.host_rtnl()?.links()?;
-    let before = ["lo", crate::lab::UPLINK_IFNAME];
-    let made: Vec<String> = links
-        .iter()
-        .filter(|l| !before.contains(&l.name.as_str()))
-        .map(|l| l.name.clone())
-        .collect();
+    let made: Vec<String> = names(ctx)?.into_iter().filter(|n| !before.contains(n)).collect();
     if made.is_empty() {
         Ok(())
     } else {
