@@ -25,7 +25,10 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(Usage(e)) => {
-            eprintln!("cni-conformance: {e:#}");
+            // One line, whatever the error chain holds (regex errors come with a caret diagram).
+            let text = format!("{e:#}");
+            let line: Vec<&str> = text.split_whitespace().collect();
+            eprintln!("cni-conformance: {}", line.join(" "));
             ExitCode::from(2)
         }
     }
@@ -135,7 +138,8 @@ fn check_plugin(path: Option<&Path>) -> Result<PathBuf> {
     if meta.permissions().mode() & 0o111 == 0 {
         bail!("plugin {} is not executable", path.display());
     }
-    std::fs::canonicalize(path).with_context(|| format!("plugin {}", path.display()))
+    // Absolute but not resolved: the file name picks the profile, and a symlink's name counts.
+    std::path::absolute(path).with_context(|| format!("plugin {}", path.display()))
 }
 
 /// `--cni-path`, or the plugin's directory followed by the usual install directories.

@@ -67,7 +67,12 @@ pub fn versions(target: &mut Target) -> Result<()> {
         }
     }
     common.sort();
-    target.version = common.last().map(ToString::to_string);
+    // A plugin without a usable VERSION answer is treated as 0.1.0-only, as runtimes do.
+    target.version = if target.supported.is_empty() {
+        Some("0.1.0".into())
+    } else {
+        common.last().map(ToString::to_string)
+    };
     Ok(())
 }
 

@@ -50,7 +50,7 @@ pub enum ProfileError {
     #[error("no built-in profile for a plugin named {0:?}; pass --config FILE with a network configuration for it")]
     Unknown(String),
     /// The config file could not be read.
-    #[error("cannot read --config {path}: {source}")]
+    #[error("cannot read --config {path}")]
     Read {
         /// The path.
         path: String,

@@ -214,8 +214,13 @@ fn host_is_unchanged_after_a_run_and_after_sigkill() {
     assert_eq!(ok.status.code(), Some(0));
     assert_eq!(before, host_state(), "a normal run changed the host");
 
+    // Through a symlink in a directory of its own, so this run's plugin processes can be told
+    // apart from those of tests running at the same time.
+    let dir = tempdir("sigkill");
+    let linked = dir.join("bridge");
+    std::os::unix::fs::symlink(&bridge, &linked).unwrap();
     let mut child = suite()
-        .args([bridge.to_str().unwrap(), "--jobs", "2"])
+        .args([linked.to_str().unwrap(), "--cni-path", "/usr/lib/cni", "--jobs", "2"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -233,7 +238,7 @@ fn host_is_unchanged_after_a_run_and_after_sigkill() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(before, host_state(), "a SIGKILLed run changed the host");
     let leftover = std::process::Command::new("pgrep")
-        .args(["-f", "/usr/lib/cni/"])
+        .args(["-f", dir.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(
@@ -241,4 +246,5 @@ fn host_is_unchanged_after_a_run_and_after_sigkill() {
         "plugin processes survived: {}",
         String::from_utf8_lossy(&leftover.stdout)
     );
+    let _ = std::fs::remove_dir_all(dir);
 }
