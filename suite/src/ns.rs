@@ -22,9 +22,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 #[derive(Debug, thiserror::Error)]
 pub enum NsError {
     /// User namespaces are not available to this unprivileged user.
-    #[error(
-        "cannot create a user namespace as uid {uid} ({source}); run as root or enable unprivileged user namespaces"
-    )]
+    #[error("cannot create a user namespace as uid {uid}; run as root or enable unprivileged user namespaces")]
     UserNsUnavailable {
         /// The caller's uid.
         uid: u32,

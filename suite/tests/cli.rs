@@ -248,3 +248,18 @@ fn host_is_unchanged_after_a_run_and_after_sigkill() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn no_namespace_support_exits_2() {
+    let Some(bridge) = upstream("bridge") else { return };
+    // An unprivileged user where creating user namespaces is forbidden (max_user_namespaces=0 in
+    // an enclosing user namespace, so the machine's own setting is untouched).
+    let out = std::process::Command::new(fixture("nouserns.sh"))
+        .args([env!("CARGO_BIN_EXE_cni-conformance"), bridge.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot create a user namespace as uid 65534"), "{err}");
+}
