@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -15,10 +15,58 @@ pub enum Format {
     Junit,
 }
 
-/// Judges a CNI plugin binary against the CNI specification, inside private network namespaces.
+/// Judges a CNI plugin binary (or a runtime) against the CNI specification, inside private network
+/// namespaces.
 #[derive(Debug, Parser)]
-#[command(name = "cni-conformance", version, about, long_about = None)]
+#[command(name = "cni-conformance", version, about, long_about = None, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
+    /// `runtime` or `invoke`; without one, the command judges a plugin.
+    #[command(subcommand)]
+    pub mode: Option<Mode>,
+    /// Plugin-mode arguments.
+    #[command(flatten)]
+    pub plugin: PluginArgs,
+}
+
+/// The command's modes besides judging a plugin.
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// Judge how a runtime invokes plugins (DESIGN §6): cni-conformance runtime [OPTIONS] -- CMD...
+    Runtime(RuntimeArgs),
+    /// Run a plugin or network configuration by hand, like libcni: invoke add|check|del|gc|status ...
+    Invoke(InvokeArgs),
+}
+
+/// Arguments of runtime mode.
+#[derive(Debug, Args)]
+pub struct RuntimeArgs {
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Also write the report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// `should` failures and spec/reference differences fail the run.
+    #[arg(long)]
+    pub strict: bool,
+    /// The runtime command, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Arguments of `invoke`.
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    /// The verb: add, check, del, gc, status (or version).
+    pub verb: String,
+    /// Everything else, parsed by the invoke module.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub rest: Vec<String>,
+}
+
+/// Arguments of plugin mode.
+#[derive(Debug, Args)]
+pub struct PluginArgs {
     /// The plugin binary to judge.
     #[arg(required_unless_present = "list")]
     pub plugin: Option<PathBuf>,
@@ -67,4 +115,12 @@ pub struct Cli {
     /// Keep the lab of a failed case for inspection and print how to enter it.
     #[arg(long)]
     pub keep: bool,
+
+    /// Run the same command inside a QEMU VM (DESIGN §7).
+    #[arg(long)]
+    pub vm: bool,
+
+    /// Kernel image for --vm (default: a Debian kernel fetched with apt and cached).
+    #[arg(long, value_name = "FILE", requires = "vm")]
+    pub kernel: Option<PathBuf>,
 }

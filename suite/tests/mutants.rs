@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use common::{fixture, mutant_script, statuses, suite, tempdir, upstream};
 
-/// (mutant, case, status) rows from the mutant table.
-fn table() -> Vec<(String, String, String)> {
+/// (mutant, case, status, config fixture) rows from the mutant table.
+fn table() -> Vec<(String, String, String, String)> {
     let out = std::process::Command::new(mutant_script())
         .arg("--table")
         .output()
@@ -19,7 +19,7 @@ fn table() -> Vec<(String, String, String)> {
         .lines()
         .map(|l| {
             let v: Vec<&str> = l.split_whitespace().collect();
-            (v[0].to_string(), v[1].to_string(), v[2].to_string())
+            (v[0].to_string(), v[1].to_string(), v[2].to_string(), v[3].to_string())
         })
         .collect()
 }
@@ -32,7 +32,7 @@ fn every_case_is_killed_by_a_mutant() {
         .lines()
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .collect();
-    let killed: BTreeSet<String> = table().into_iter().map(|(_, case, _)| case).collect();
+    let killed: BTreeSet<String> = table().into_iter().map(|(_, case, _, _)| case).collect();
     let unkilled: Vec<&String> = ids.difference(&killed).collect();
     assert!(unkilled.is_empty(), "cases no mutant fails: {unkilled:?}");
 }
@@ -47,16 +47,12 @@ fn each_mutant_is_caught_by_its_case() {
         std::thread::scope(|s| {
             let handles: Vec<_> = chunk
                 .iter()
-                .map(|(name, case, want)| {
+                .map(|(name, case, want, config)| {
                     let plugin = dir.join(name);
                     std::os::unix::fs::symlink(mutant_script(), &plugin).unwrap();
                     s.spawn(move || {
                         let out = suite()
-                            .args([
-                                plugin.to_str().unwrap(),
-                                "--config",
-                                fixture("bridge.json").to_str().unwrap(),
-                            ])
+                            .args([plugin.to_str().unwrap(), "--config", fixture(config).to_str().unwrap()])
                             .args(["--filter", &format!("^{case}$"), "--format", "json", "--jobs", "1"])
                             .output()
                             .unwrap();

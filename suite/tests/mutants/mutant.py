@@ -1,291 +1,51 @@
 #!/usr/bin/python3
 """Deliberately broken CNI plugins for the suite's self-test.
 
-Each mutant wraps Debian's upstream bridge (/usr/lib/cni/bridge) and breaks exactly one rule.
-The mutant is chosen by the file name this script is invoked under (the tests create symlinks
-named after the keys of MUTANTS). The table says which case must catch each mutant: a case that
-no mutant can fail proves nothing.
+Each mutant wraps an upstream plugin (Debian's /usr/lib/cni) and breaks exactly one rule. The
+mutant is chosen by the file name this script is invoked under (the tests create symlinks named
+after the table keys). The tables live in the m_*.py modules beside this file, one per area; each
+row names the case that must catch the mutant and the status it must report. A case that no
+mutant can fail proves nothing: `cargo test` checks every listed case appears in some row.
+
+    mutant.py --table     prints: name case status config
 """
-import json
+import glob
+import importlib
 import os
-import subprocess
 import sys
 
-REAL = "/usr/lib/cni/bridge"
-
-
-def real(stdin, env=None):
-    p = subprocess.run([REAL], input=stdin, capture_output=True, env=env if env is not None else os.environ)
-    sys.stderr.buffer.write(p.stderr)
-    return p
-
-
-def passthrough(p):
-    sys.stdout.buffer.write(p.stdout)
-    sys.exit(p.returncode)
-
-
-def emit(doc, code=0):
-    sys.stdout.write(json.dumps(doc))
-    sys.exit(code)
-
-
-def is_json(stdin):
-    try:
-        json.loads(stdin)
-        return True
-    except ValueError:
-        return False
-
-
-def rewrite_add(stdin, change):
-    """Runs the real ADD and lets `change` edit the result before printing it."""
-    p = real(stdin)
-    if p.returncode != 0:
-        passthrough(p)
-    result = json.loads(p.stdout)
-    change(result)
-    emit(result)
-
-
-def version_not_json(cmd, stdin):
-    if cmd == "VERSION":
-        print("bridge plugin, versions 0.1.0 to 1.0.0")
-        sys.exit(0)
-    passthrough(real(stdin))
-
-
-def version_bad_semver(cmd, stdin):
-    if cmd == "VERSION":
-        emit({"cniVersion": "1.0", "supportedVersions": ["0.4.0", "1.0.0"]})
-    passthrough(real(stdin))
-
-
-def version_bad_list(cmd, stdin):
-    if cmd == "VERSION":
-        emit({"cniVersion": "1.0.0", "supportedVersions": ["1.0", "latest"]})
-    passthrough(real(stdin))
-
-
-def version_needs_stdin(cmd, stdin):
-    if cmd == "VERSION" and not is_json(stdin):
-        emit({"code": 6, "msg": "cannot decode VERSION request"}, 1)
-    passthrough(real(stdin))
-
-
-def version_echo(cmd, stdin):
-    if cmd == "VERSION":
-        emit({"cniVersion": "1.0.0", "supportedVersions": ["0.3.1", "0.4.0", "1.0.0"]})
-    passthrough(real(stdin))
-
-
-def error_accepts_garbage(cmd, stdin):
-    if cmd == "ADD" and not is_json(stdin):
-        emit({"cniVersion": "1.0.0"})
-    passthrough(real(stdin))
-
-
-def error_generic_code(cmd, stdin):
-    p = real(stdin)
-    if p.returncode != 0:
-        emit({"code": 999, "msg": "something went wrong"}, 1)
-    passthrough(p)
-
-
-def error_ignores_env(cmd, stdin):
-    env = dict(os.environ)
-    if cmd == "ADD":
-        env.setdefault("CNI_CONTAINERID", "made-up")
-        env.setdefault("CNI_IFNAME", "eth9")
-        if "CNI_NETNS" not in env:
-            os.makedirs("/run/netns", exist_ok=True)
-            subprocess.run(["ip", "netns", "add", "mutant-made-up"], check=False)
-            env["CNI_NETNS"] = "/run/netns/mutant-made-up"
-    passthrough(real(stdin, env))
-
-
-def error_any_version(cmd, stdin):
-    if cmd == "ADD" and is_json(stdin):
-        conf = json.loads(stdin)
-        if conf.get("cniVersion") not in ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0"):
-            conf["cniVersion"] = "1.0.0"
-            stdin = json.dumps(conf).encode()
-    passthrough(real(stdin))
-
-
-def add_extra_version_field(cmd, stdin):
-    if cmd == "ADD":
-        def change(r):
-            for ip in r.get("ips", []):
-                ip["version"] = "6" if ":" in ip["address"] else "4"
-        rewrite_add(stdin, change)
-    passthrough(real(stdin))
-
-
-def add_wrong_version(cmd, stdin):
-    if cmd == "ADD":
-        rewrite_add(stdin, lambda r: r.update(cniVersion="0.4.0"))
-    passthrough(real(stdin))
-
-
-def add_lies_mac(cmd, stdin):
-    if cmd == "ADD":
-        def change(r):
-            for itf in r.get("interfaces", []):
-                if itf.get("sandbox"):
-                    itf["mac"] = "02:00:00:00:be:ef"
-        rewrite_add(stdin, change)
-    passthrough(real(stdin))
-
-
-def add_lies_gateway(cmd, stdin):
-    if cmd == "ADD":
-        def change(r):
-            for ip in r.get("ips", []):
-                ip["gateway"] = "10.88.0.254"
-        rewrite_add(stdin, change)
-    passthrough(real(stdin))
-
-
-def del_fails_twice(cmd, stdin):
-    if cmd == "DEL":
-        marker = "/run/mutant-del-" + os.environ.get("CNI_CONTAINERID", "")
-        if os.path.exists(marker):
-            emit({"code": 3, "msg": "container already deleted"}, 1)
-        open(marker, "w").close()
-    passthrough(real(stdin))
-
-
-def del_needs_add(cmd, stdin):
-    if cmd == "DEL" and "prevResult" not in json.loads(stdin or b"{}"):
-        emit({"code": 3, "msg": "unknown container"}, 1)
-    passthrough(real(stdin))
-
-
-def del_noop(cmd, stdin):
-    if cmd == "DEL":
-        sys.exit(0)
-    passthrough(real(stdin))
-
-
-def netns_run(args):
-    ns = os.environ.get("CNI_NETNS", "")
-    return subprocess.run(["nsenter", "--net=" + ns] + args, capture_output=True, text=True)
-
-
-def check_always_ok(cmd, stdin):
-    if cmd == "CHECK":
-        sys.exit(0)
-    passthrough(real(stdin))
-
-
-def check_always_fails(cmd, stdin):
-    if cmd == "CHECK":
-        emit({"code": 100, "msg": "container is unhealthy"}, 1)
-    passthrough(real(stdin))
-
-
-def check_no_extra_addresses(cmd, stdin):
-    if cmd == "CHECK":
-        conf = json.loads(stdin)
-        want = len(conf.get("prevResult", {}).get("ips", []))
-        ifname = os.environ.get("CNI_IFNAME", "")
-        out = netns_run(["ip", "-4", "-j", "addr", "show", "dev", ifname]).stdout or "[]"
-        have = sum(len(link.get("addr_info", [])) for link in json.loads(out))
-        if have > want:
-            emit({"code": 100, "msg": f"{ifname} has {have} IPv4 addresses, expected {want}"}, 1)
-    passthrough(real(stdin))
-
-
-def del_needs_netns(cmd, stdin):
-    if cmd == "DEL" and not os.path.exists(os.environ.get("CNI_NETNS", "")):
-        emit({"code": 100, "msg": "failed to open netns"}, 1)
-    passthrough(real(stdin))
-
-
-def del_needs_netns_noop(cmd, stdin):
-    if cmd == "DEL" and not os.path.exists(os.environ.get("CNI_NETNS", "")):
-        sys.exit(0)
-    passthrough(real(stdin))
-
-
-def del_empty_netns_fails(cmd, stdin):
-    if cmd == "DEL" and not os.environ.get("CNI_NETNS"):
-        emit({"code": 4, "msg": "required env variables [CNI_NETNS] missing"}, 1)
-    passthrough(real(stdin))
-
-
-def del_empty_netns_noop(cmd, stdin):
-    if cmd == "DEL" and not os.environ.get("CNI_NETNS"):
-        sys.exit(0)
-    passthrough(real(stdin))
-
-
-def del_without_prevresult_noop(cmd, stdin):
-    if cmd == "DEL" and "prevResult" not in json.loads(stdin or b"{}"):
-        sys.exit(0)
-    passthrough(real(stdin))
-
-
-def add_ignores_ifname(cmd, stdin):
-    env = dict(os.environ)
-    env["CNI_IFNAME"] = "eth0"
-    passthrough(real(stdin, env))
-
-
-def add_replaces_existing(cmd, stdin):
-    if cmd == "ADD":
-        netns_run(["ip", "link", "del", os.environ.get("CNI_IFNAME", "")])
-    passthrough(real(stdin))
-
-
-# name -> (what it breaks, the case that must catch it, the status that case must report)
-MUTANTS = {
-    "version-not-json": (version_not_json, "version/answers", "fail"),
-    "version-bad-semver": (version_bad_semver, "version/schema", "fail"),
-    "version-bad-list": (version_bad_list, "version/answers", "fail"),
-    "version-needs-stdin": (version_needs_stdin, "version/ignores-stdin", "warn"),
-    "version-no-echo": (version_echo, "version/echoes-request", "warn"),
-    "error-accepts-garbage": (error_accepts_garbage, "error/non-json-stdin", "fail"),
-    "error-generic-code": (error_generic_code, "error/non-json-stdin-code", "warn"),
-    "error-generic-code-env": (error_generic_code, "error/missing-env-code", "warn"),
-    "error-ignores-env": (error_ignores_env, "error/missing-env", "fail"),
-    "error-any-version": (error_any_version, "error/incompatible-version", "fail"),
-    "add-extra-version-field": (add_extra_version_field, "add/result-schema", "fail"),
-    "add-wrong-version": (add_wrong_version, "add/result-version", "fail"),
-    "add-lies-mac": (add_lies_mac, "add/result-matches-kernel", "fail"),
-    "add-lies-gateway": (add_lies_gateway, "connectivity/container-to-gateway", "fail"),
-    "del-fails-twice": (del_fails_twice, "del/idempotent", "fail"),
-    "del-needs-add": (del_needs_add, "del/without-add", "fail"),
-    "del-noop": (del_noop, "del/leaves-no-trace", "fail"),
-    "check-always-ok": (check_always_ok, "check/missing-address", "warn"),
-    "check-always-ok-route": (check_always_ok, "check/missing-route", "warn"),
-    "check-always-ok-link": (check_always_ok, "check/missing-interface", "warn"),
-    "check-always-ok-host": (check_always_ok, "check/host-end-gone", "warn"),
-    "check-always-fails": (check_always_fails, "check/after-add", "fail"),
-    "check-no-extra-addresses": (check_no_extra_addresses, "check/tolerates-extra-route", "fail"),
-    "del-needs-netns": (del_needs_netns, "del/netns-gone", "fail"),
-    "del-netns-gone-noop": (del_needs_netns_noop, "del/netns-gone-leaves-no-trace", "warn"),
-    "del-empty-netns-fails": (del_empty_netns_fails, "del/empty-netns", "fail"),
-    "del-empty-netns-noop": (del_empty_netns_noop, "del/empty-netns-leaves-no-trace", "warn"),
-    "del-without-prevresult-noop": (del_without_prevresult_noop, "del/without-prevresult-leaves-no-trace", "warn"),
-    "del-without-prevresult-fails": (del_needs_add, "del/without-prevresult", "fail"),
-    "del-needs-add-after-failure": (del_needs_add, "del/after-failed-add", "fail"),
-    "add-ignores-ifname": (add_ignores_ifname, "add/custom-ifname", "fail"),
-    "add-replaces-existing": (add_replaces_existing, "add/interface-exists", "fail"),
-}
+HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path.insert(0, HERE)
+
+import mutantlib  # noqa: E402
+
+
+def load():
+    table = {}
+    for path in sorted(glob.glob(os.path.join(HERE, "m_*.py"))):
+        module = importlib.import_module(os.path.basename(path)[:-3])
+        for name, row in module.MUTANTS.items():
+            if name in table:
+                raise SystemExit(f"mutant {name} defined twice")
+            func, case, status = row[:3]
+            real = row[3] if len(row) > 3 else "/usr/lib/cni/bridge"
+            config = row[4] if len(row) > 4 else "bridge.json"
+            table[name] = (func, case, status, real, config)
+    return table
 
 
 def main():
-    name = os.path.basename(sys.argv[0])
+    table = load()
     if len(sys.argv) > 1 and sys.argv[1] == "--table":
-        for key, (_, case, status) in MUTANTS.items():
-            print(f"{key} {case} {status}")
+        for name, (_, case, status, _, config) in table.items():
+            print(f"{name} {case} {status} {config}")
         return
-    entry = MUTANTS.get(name)
+    name = os.path.basename(sys.argv[0])
+    entry = table.get(name)
     if entry is None:
-        print(json.dumps({"code": 100, "msg": f"unknown mutant {name}"}))
+        print('{"code": 100, "msg": "unknown mutant %s"}' % name)
         sys.exit(1)
+    mutantlib.REAL = entry[3]
     stdin = sys.stdin.buffer.read()
     entry[0](os.environ.get("CNI_COMMAND", ""), stdin)
 

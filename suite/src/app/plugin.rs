@@ -1,0 +1,138 @@
+//! Plugin mode: `cni-conformance [OPTIONS] <PLUGIN>`.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::{usage, Usage};
+use cni_conformance::case::Target;
+use cni_conformance::cli::{Format, PluginArgs};
+use cni_conformance::exec::{self, RunOptions, Selector};
+use cni_conformance::report::{self, PluginInfo, Report};
+use cni_conformance::{cases, ns, preflight, profile};
+
+/// Runs plugin mode; returns the exit status.
+pub fn run(cli: PluginArgs) -> Result<u8, Usage> {
+    if cli.vm {
+        return super::vm::run_plugin(cli);
+    }
+    if cli.list {
+        let mut out = std::io::stdout().lock();
+        for c in cases::all() {
+            let _ = writeln!(
+                out,
+                "{:<40} {:<6} {}",
+                c.id,
+                format!("{:?}", c.level).to_lowercase(),
+                c.title
+            );
+        }
+        return Ok(0);
+    }
+    let plugin = usage(check_plugin(cli.plugin.as_deref()))?;
+    let plugin_name = plugin
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let profile = usage(match &cli.config {
+        Some(file) => profile::from_file(file, &plugin_name).map_err(anyhow::Error::from),
+        None => profile::builtin(&plugin_name).map_err(anyhow::Error::from),
+    })?;
+    if !(cli.timeout.is_finite() && cli.timeout > 0.0) {
+        return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
+    }
+    let selector = usage(Selector::new(&cli.filter, &cli.skip).context("invalid --filter/--skip pattern"))?;
+    let cni_path = cni_path(&plugin, cli.cni_path.as_deref());
+
+    // Everything below needs namespaces. The bootstrap must happen while single-threaded.
+    usage(ns::bootstrap_unprivileged().map_err(anyhow::Error::from))?;
+
+    let start = Instant::now();
+    let mut target = Target {
+        plugin: plugin.clone(),
+        plugin_name,
+        cni_path,
+        profile,
+        supported: Vec::new(),
+        version: None,
+        timeout: Duration::from_secs_f64(cli.timeout),
+        strict: cli.strict,
+        path_env: std::env::var("PATH")
+            .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+    };
+    usage(preflight::versions(&mut target).context("cannot build a lab (network and mount namespaces)"))?;
+
+    let opts = RunOptions {
+        jobs: cli
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1),
+        strict: cli.strict,
+        keep: cli.keep,
+    };
+    let all = cases::all();
+    let chosen = exec::applicable(&all, &target, &selector);
+    if chosen.is_empty() {
+        return Err(Usage(anyhow!(
+            "no case matches the filters for this {:?} plugin",
+            target.profile.kind
+        )));
+    }
+    let human = cli.format == Format::Human;
+    let progress = |r: &exec::CaseResult, done: usize, total: usize| {
+        if human {
+            eprintln!("{}", report::progress_line(r, done, total));
+        }
+    };
+    let results = exec::run_all(&chosen, &target, &opts, &progress);
+    let info = PluginInfo {
+        path: plugin.display().to_string(),
+        versions: target.supported.clone(),
+        tested_version: target.version.clone(),
+        kind: target.profile.kind,
+        profile: target.profile.origin.clone(),
+    };
+    let report = Report::new(info, results, start.elapsed().as_millis() as u64);
+    let text = match cli.format {
+        Format::Human => report::human(&report),
+        Format::Json => report.json(),
+        Format::Junit => report::junit(&report),
+    };
+    print!("{text}");
+    if let Some(path) = &cli.output {
+        usage(std::fs::write(path, &text).with_context(|| format!("cannot write --output {}", path.display())))?;
+    }
+    Ok(report.exit_code() as u8)
+}
+
+/// The plugin path must name an executable regular file.
+fn check_plugin(path: Option<&Path>) -> Result<PathBuf> {
+    let path = path.ok_or_else(|| anyhow!("no plugin given"))?;
+    let meta = std::fs::metadata(path).with_context(|| format!("plugin {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("plugin {} is not a regular file", path.display());
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        bail!("plugin {} is not executable", path.display());
+    }
+    // Absolute but not resolved: the file name picks the profile, and a symlink's name counts.
+    std::path::absolute(path).with_context(|| format!("plugin {}", path.display()))
+}
+
+/// `--cni-path`, or the plugin's directory followed by the usual install directories.
+fn cni_path(plugin: &Path, given: Option<&str>) -> Vec<PathBuf> {
+    if let Some(dirs) = given {
+        return dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect();
+    }
+    let mut dirs: Vec<PathBuf> = plugin.parent().map(Path::to_path_buf).into_iter().collect();
+    for d in ["/opt/cni/bin", "/usr/lib/cni"] {
+        let d = PathBuf::from(d);
+        if !dirs.contains(&d) && d.is_dir() {
+            dirs.push(d);
+        }
+    }
+    dirs
+}
