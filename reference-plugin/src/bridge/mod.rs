@@ -1,0 +1,1 @@
+//! The `bridge` interface plugin (digest §8). Work in progress.

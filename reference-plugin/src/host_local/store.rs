@@ -1,0 +1,326 @@
+//! The on-disk reservation store, byte-compatible with the upstream Go plugin (digest §7.3), so
+//! either implementation can take over a node's existing state:
+//!
+//! ```text
+//! <dataDir>/<network>/            directory, mode 0755
+//! <dataDir>/<network>/lock        empty file, mode 0750, flock(LOCK_EX) while working
+//! <dataDir>/<network>/<ip>        one per reservation, mode 0644: "<containerID>\r\n<ifname>"
+//! <dataDir>/<network>/last_reserved_ip.<N>   the last address taken from range set N
+//! ```
+//!
+//! (Files written by very old versions hold only `<containerID>`; they are still matched.)
+//!
+//! # Locking
+//! [`Store::open`] takes `flock(LOCK_EX)` on `lock` and keeps it until the store is dropped, so
+//! one ADD/DEL/CHECK/GC holds the lock for its whole duration (all range sets at once). The Go
+//! plugin takes the same lock, so both can run side by side on one network.
+//!
+//! # Crash safety (kill -9 at any instruction)
+//! A reservation file must never exist without its owner, or the address would leak forever
+//! (nothing would ever match it on DEL or GC). Upstream creates the file with `O_EXCL` and then
+//! writes the owner, so a kill between the two leaves an empty, ownerless file. Here the order is:
+//!
+//! 1. create a private temporary `.<ip>.reserve.tmp` with `O_CREAT|O_EXCL` and write the owner
+//!    into it;
+//! 2. `link(2)` it to `<ip>`: the link appears atomically *with its content*, and fails with
+//!    `EEXIST` exactly like `O_EXCL` when the address is taken;
+//! 3. unlink the temporary;
+//! 4. write `last_reserved_ip.N` to a temporary and `rename(2)` it into place, so that file is
+//!    always either the old or the new complete address.
+//!
+//! A kill before step 2 leaves only a temporary (not a reservation); a kill after step 2 leaves
+//! a complete reservation whose owner's DEL (which the runtime owes every ADD, even a failed one)
+//! or a GC removes. A kill before step 4 only costs one round-robin step. Temporaries left by a
+//! kill are removed by the next operation that takes the lock (no writer can be active then).
+//! On file systems without hard links the store falls back to upstream's `O_EXCL`-then-write.
+//! The store does not `fsync`: it is safe against process death, not against power loss, like
+//! upstream.
+
+use crate::cni::ipnet;
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Separates the container ID from the interface name in a reservation file.
+pub const LINE_BREAK: &str = "\r\n";
+/// Prefix of the per-range-set round-robin files.
+pub const LAST_RESERVED_PREFIX: &str = "last_reserved_ip.";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Who holds a reservation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// The container ID (trimmed).
+    pub container_id: String,
+    /// The interface name; `None` for files written by old versions.
+    pub ifname: Option<String>,
+}
+
+impl Owner {
+    /// Parse the content of a reservation file.
+    pub fn parse(content: &str) -> Owner {
+        let content = content.trim();
+        match content.split_once(LINE_BREAK) {
+            Some((id, ifname)) => Owner {
+                container_id: id.to_string(),
+                ifname: Some(ifname.to_string()),
+            },
+            None => Owner {
+                container_id: content.to_string(),
+                ifname: None,
+            },
+        }
+    }
+}
+
+/// One reservation file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// The reserved address (the file name).
+    pub ip: IpAddr,
+    /// Its owner (the file content).
+    pub owner: Owner,
+}
+
+/// An open, locked store for one network.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    _lock: File,
+}
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+impl Store {
+    /// Open (creating it when `create`) and lock the store of `network` under `data_dir`.
+    /// Returns `None` when the directory does not exist and `create` is false.
+    pub fn open(data_dir: &Path, network: &str, create: bool) -> io::Result<Option<Store>> {
+        let dir = data_dir.join(network);
+        if create {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(&dir)?;
+        } else if !dir.is_dir() {
+            return Ok(None);
+        }
+        let lock_path = cstring(&dir.join("lock"))?;
+        // O_RDONLY|O_CREAT with mode 0750, as upstream's go-filemutex does (std's OpenOptions
+        // refuses create without write access).
+        // SAFETY: lock_path is a valid NUL-terminated string.
+        let fd = unsafe {
+            libc::open(
+                lock_path.as_ptr(),
+                libc::O_RDONLY | libc::O_CREAT | libc::O_CLOEXEC,
+                0o750 as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just opened and is owned by nothing else.
+        let lock = unsafe { File::from_raw_fd(fd) };
+        loop {
+            // SAFETY: fd is a valid open descriptor owned by `lock`.
+            if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {
+                break;
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+        let store = Store { dir, _lock: lock };
+        store.sweep_temporaries();
+        Ok(Some(store))
+    }
+
+    /// The network's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn sweep_temporaries(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    fn create_exclusive(path: &Path) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)
+    }
+
+    /// Reserve `ip` for `(container_id, ifname)`; `Ok(false)` when it is already taken. On
+    /// success `last_reserved_ip.<range_set>` names `ip`.
+    pub fn reserve(
+        &self,
+        ip: IpAddr,
+        container_id: &str,
+        ifname: &str,
+        range_set: usize,
+    ) -> io::Result<bool> {
+        let content = format!("{}{LINE_BREAK}{ifname}", container_id.trim());
+        let target = self.dir.join(ip.to_string());
+        let temp = self.dir.join(format!(".{ip}.reserve{TEMP_SUFFIX}"));
+        let _ = fs::remove_file(&temp);
+        {
+            let mut file = Self::create_exclusive(&temp)?;
+            if let Err(e) = file.write_all(content.as_bytes()) {
+                let _ = fs::remove_file(&temp);
+                return Err(e);
+            }
+        }
+        let linked = fs::hard_link(&temp, &target);
+        let _ = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(
+                        libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS | libc::EXDEV | libc::EMLINK
+                    )
+                ) =>
+            {
+                // No hard links here: upstream's way (exclusive create, then write).
+                let mut file = match Self::create_exclusive(&target) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+                    Err(e) => return Err(e),
+                };
+                if let Err(e) = file.write_all(content.as_bytes()) {
+                    let _ = fs::remove_file(&target);
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        self.write_last_reserved(ip, range_set)?;
+        Ok(true)
+    }
+
+    fn write_last_reserved(&self, ip: IpAddr, range_set: usize) -> io::Result<()> {
+        let name = format!("{LAST_RESERVED_PREFIX}{range_set}");
+        let temp = self.dir.join(format!(".{name}{TEMP_SUFFIX}"));
+        let _ = fs::remove_file(&temp);
+        {
+            let mut file = Self::create_exclusive(&temp)?;
+            file.write_all(ip.to_string().as_bytes())?;
+        }
+        fs::rename(&temp, self.dir.join(name))
+    }
+
+    /// The address in `last_reserved_ip.<range_set>`, if readable.
+    pub fn last_reserved(&self, range_set: usize) -> Option<IpAddr> {
+        let text =
+            fs::read_to_string(self.dir.join(format!("{LAST_RESERVED_PREFIX}{range_set}"))).ok()?;
+        text.trim().parse::<IpAddr>().ok().map(ipnet::canonical)
+    }
+
+    /// Every reservation file (files named by an address), with its owner.
+    pub fn reservations(&self) -> io::Result<Vec<Reservation>> {
+        self.scan(|_| true)
+    }
+
+    /// Scan reservation files; `size_ok` filters on the file size before reading it.
+    fn scan(&self, size_ok: impl Fn(u64) -> bool) -> io::Result<Vec<Reservation>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(ip) = name.to_str().and_then(|n| n.parse::<IpAddr>().ok()) else {
+                continue;
+            };
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() || !size_ok(meta.len()) {
+                continue;
+            }
+            let Ok(content) = fs::read(entry.path()) else {
+                continue;
+            };
+            out.push(Reservation {
+                ip: ipnet::canonical(ip),
+                owner: Owner::parse(&String::from_utf8_lossy(&content)),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Addresses held by `(container_id, ifname)`, counting old-format files that hold only
+    /// the container ID (as upstream's duplicate check does).
+    pub fn held_by(&self, container_id: &str, ifname: &str) -> io::Result<Vec<IpAddr>> {
+        let id = container_id.trim();
+        let legacy_len = id.len() as u64;
+        let full_len = (id.len() + LINE_BREAK.len() + ifname.len()) as u64;
+        // Upstream trims the content, so allow some trailing whitespace; skip the rest unread.
+        let found = self.scan(|len| len >= legacy_len && len <= full_len + 8)?;
+        Ok(found
+            .into_iter()
+            .filter(|r| {
+                r.owner.container_id == id && r.owner.ifname.as_deref().is_none_or(|i| i == ifname)
+            })
+            .map(|r| r.ip)
+            .collect())
+    }
+
+    /// Remove the reservations of `(container_id, ifname)`; when there are none, those of
+    /// old-format files holding only `container_id`. Returns the released addresses.
+    pub fn release(&self, container_id: &str, ifname: &str) -> io::Result<Vec<IpAddr>> {
+        let id = container_id.trim();
+        let all = self.scan(|len| len >= id.len() as u64)?;
+        let exact: Vec<IpAddr> = all
+            .iter()
+            .filter(|r| r.owner.container_id == id && r.owner.ifname.as_deref() == Some(ifname))
+            .map(|r| r.ip)
+            .collect();
+        let chosen = if exact.is_empty() {
+            all.iter()
+                .filter(|r| r.owner.container_id == id && r.owner.ifname.is_none())
+                .map(|r| r.ip)
+                .collect()
+        } else {
+            exact
+        };
+        for ip in &chosen {
+            self.remove(*ip)?;
+        }
+        Ok(chosen)
+    }
+
+    /// Remove one reservation; a missing file is not an error.
+    pub fn remove(&self, ip: IpAddr) -> io::Result<()> {
+        match fs::remove_file(self.dir.join(ip.to_string())) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Prove the directory is writable by creating and removing a temporary file.
+    pub fn probe_writable(&self) -> io::Result<()> {
+        let probe = self.dir.join(format!(".status-probe{TEMP_SUFFIX}"));
+        let _ = fs::remove_file(&probe);
+        drop(Self::create_exclusive(&probe)?);
+        fs::remove_file(&probe)
+    }
+}
