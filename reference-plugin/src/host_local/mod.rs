@@ -165,6 +165,9 @@ impl Plugin for HostLocal {
             .ok_or_else(|| CniError::new(error::INTERNAL, "store vanished while opening"))?;
         let (cid, ifname) = (&req.env.container_id, &req.env.ifname);
         let mut reserved = Vec::new();
+        let last_before: Vec<Option<IpAddr>> = (0..cfg.range_sets.len())
+            .map(|i| store.last_reserved(i))
+            .collect();
         match self.allocate(&cfg, &store, cid, ifname, &mut reserved) {
             Ok(ips) => Ok(CniResult {
                 interfaces: Vec::new(),
@@ -177,6 +180,11 @@ impl Plugin for HostLocal {
                 // attachment held before (a duplicate ADD must not free the original).
                 for ip in reserved {
                     let _ = store.remove(ip);
+                }
+                for (index, previous) in last_before.into_iter().enumerate() {
+                    if store.last_reserved(index) != previous {
+                        let _ = store.restore_last_reserved(index, previous);
+                    }
                 }
                 Err(e)
             }

@@ -220,6 +220,24 @@ impl Store {
         Ok(true)
     }
 
+    /// Put `last_reserved_ip.<range_set>` back to `previous` (removing it when `None`); used to
+    /// undo a failed ADD completely.
+    pub fn restore_last_reserved(
+        &self,
+        range_set: usize,
+        previous: Option<IpAddr>,
+    ) -> io::Result<()> {
+        match previous {
+            Some(ip) => self.write_last_reserved(ip, range_set),
+            None => {
+                match fs::remove_file(self.dir.join(format!("{LAST_RESERVED_PREFIX}{range_set}"))) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
     fn write_last_reserved(&self, ip: IpAddr, range_set: usize) -> io::Result<()> {
         let name = format!("{LAST_RESERVED_PREFIX}{range_set}");
         let temp = self.dir.join(format!(".{name}{TEMP_SUFFIX}"));
