@@ -8,8 +8,12 @@
 //! - [`host_local`]: the `host-local` IPAM plugin with an on-disk store that is byte-compatible
 //!   with the upstream Go plugin.
 //! - [`bridge`]: the `bridge` interface plugin.
+//! - [`netlink`]: a small synchronous rtnetlink client used by `bridge`.
+//! - [`masq`]: ipMasq through nftables over netlink.
 #![deny(missing_docs)]
 
 pub mod bridge;
 pub mod cni;
 pub mod host_local;
+pub mod masq;
+pub mod netlink;

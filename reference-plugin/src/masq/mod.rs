@@ -1,0 +1,1 @@
+//! ipMasq through nftables over netlink (work in progress).
