@@ -38,6 +38,8 @@ pub const CHECK_FAILED: u32 = 102;
 pub const KERNEL_OPERATION_FAILED: u32 = 103;
 /// Plugin-specific: a delegated plugin could not be run or answered garbage.
 pub const DELEGATE_FAILED: u32 = 104;
+/// Plugin-specific: `CNI_IFNAME` already exists in the container (spec 1.0: ADD MUST fail).
+pub const INTERFACE_EXISTS: u32 = 105;
 /// Internal error (skel's `ErrInternal`).
 pub const INTERNAL: u32 = 999;
 
