@@ -34,6 +34,8 @@ pub(crate) const NLM_F_REPLACE: u16 = 0x100;
 pub(crate) const NLM_F_EXCL: u16 = 0x200;
 /// New-object flag: create the object if it does not exist.
 pub(crate) const NLM_F_CREATE: u16 = 0x400;
+/// New-object flag: append (nf_tables rules: at the end of the chain).
+pub(crate) const NLM_F_APPEND: u16 = 0x800;
 
 const NLM_F_CAPPED: u16 = 0x100;
 const NLM_F_ACK_TLVS: u16 = 0x200;
@@ -50,6 +52,14 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
+    /// The errno, whichever side it came from.
+    pub(crate) fn errno(&self) -> Option<i32> {
+        match self {
+            Failure::Io(e) => e.raw_os_error(),
+            Failure::Kernel { errno, .. } => Some(*errno),
+        }
+    }
+
     /// Names the failure after the operation that hit it.
     pub(crate) fn into_error(self, op: String) -> Error {
         match self {
@@ -223,7 +233,6 @@ impl NlSocket {
     /// Sends an nfnetlink batch whose messages (sequence numbers `first..=last`, all with
     /// `NLM_F_ACK`) are processed by the kernel while `send` runs, then reads the answers.
     /// Returns the first error and the sequence number of the message that caused it.
-    #[allow(dead_code)] // TEMP: used by masq
     pub(crate) fn transact_batch(
         &self,
         request: &[u8],

@@ -72,7 +72,6 @@ impl MsgBuf {
     }
 
     /// Appends an attribute holding a big-endian `u32` (nf_tables convention).
-    #[allow(dead_code)] // TEMP: used by masq
     pub(crate) fn attr_be32(&mut self, kind: u16, value: u32) {
         self.attr(kind, &value.to_be_bytes());
     }
@@ -192,12 +191,6 @@ pub(crate) fn ne_u32(value: &[u8]) -> Option<u32> {
 /// Reads a native-endian `i32` attribute value.
 pub(crate) fn ne_i32(value: &[u8]) -> Option<i32> {
     Some(i32::from_ne_bytes(value.get(..4)?.try_into().ok()?))
-}
-
-/// Reads a big-endian `u32` attribute value.
-#[allow(dead_code)] // TEMP: used by masq
-pub(crate) fn be_u32(value: &[u8]) -> Option<u32> {
-    Some(u32::from_be_bytes(value.get(..4)?.try_into().ok()?))
 }
 
 /// Reads a string attribute value, dropping the trailing NUL.
