@@ -6,6 +6,7 @@
 mod common;
 mod nsharness;
 
+use cni_reference_plugins::masq::Masq;
 use cni_reference_plugins::netlink::{self, LinkChange, NetNs, Rtnl};
 use common::{Call, Outcome};
 use serde_json::{json, Value};
@@ -122,6 +123,19 @@ fn with_prev(conf: &Value, prev: &Value) -> Value {
 
 fn host() -> Rtnl {
     Rtnl::new().unwrap()
+}
+
+/// The masqueraded addresses of `network` with their owner tags.
+fn masq_entries(network: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Masq::open()
+        .unwrap()
+        .entries(network)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.ip.to_string(), e.owner.unwrap_or_default()))
+        .collect();
+    out.sort();
+    out
 }
 
 fn reservation_exists(network: &str, ip: &str) -> bool {
@@ -287,7 +301,7 @@ fn check_passes_then_detects_breakage() {
 
 fn del_removes_everything_and_is_idempotent() {
     let c = Container::new("del1");
-    let conf = config("1.1.0", "br-del", "10.24.0.0/24", json!({}));
+    let conf = config("1.1.0", "br-del", "10.24.0.0/24", json!({"ipMasq": true}));
     let r = call("ADD", &c, "eth0", "ctr-del", &conf).ok();
     let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
     let with = with_prev(&conf, &r);
@@ -313,17 +327,32 @@ fn del_removes_everything_and_is_idempotent() {
 
 fn del_when_netns_is_gone_releases_ipam() {
     let mut c = Container::new("gone1");
-    let conf = config("1.1.0", "br-gone", "10.25.0.0/24", json!({}));
+    let conf = config("1.1.0", "br-gone", "10.25.0.0/24", json!({"ipMasq": true}));
     let r = call("ADD", &c, "eth0", "ctr-gone", &conf).ok();
     assert!(reservation_exists("net-br-gone", "10.25.0.2"));
+    assert_eq!(masq_entries("net-br-gone").len(), 1);
     c.destroy();
     call("DEL", &c, "eth0", "ctr-gone", &with_prev(&conf, &r)).ok();
     assert!(!reservation_exists("net-br-gone", "10.25.0.2"));
+    assert!(
+        masq_entries("net-br-gone").is_empty(),
+        "masquerade entry left behind"
+    );
+    // Even without prevResult the entry is found by its owner.
+    let mut c2 = Container::new("gone2");
+    call("ADD", &c2, "eth0", "ctr-gone2", &conf).ok();
+    c2.destroy();
+    call("DEL", &c2, "eth0", "ctr-gone2", &conf).ok();
+    assert!(
+        masq_entries("net-br-gone").is_empty(),
+        "masquerade entry left behind"
+    );
+    assert!(!reservation_exists("net-br-gone", "10.25.0.3"));
 }
 
 fn del_with_empty_netns_removes_host_veth_via_prev_result() {
     let c = Container::new("empty1");
-    let conf = config("1.1.0", "br-empty", "10.26.0.0/24", json!({}));
+    let conf = config("1.1.0", "br-empty", "10.26.0.0/24", json!({"ipMasq": true}));
     let r = call("ADD", &c, "eth0", "ctr-empty", &conf).ok();
     let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
     let out = Call::new(BRIDGE, "DEL")
@@ -343,6 +372,10 @@ fn del_with_empty_netns_removes_host_veth_via_prev_result() {
         "the pair goes with its host end"
     );
     assert!(!reservation_exists("net-br-empty", "10.26.0.2"));
+    assert!(
+        masq_entries("net-br-empty").is_empty(),
+        "masquerade entry left behind"
+    );
 }
 
 fn failure_after_ipam_add_releases_the_address() {
@@ -603,6 +636,86 @@ fn own_netns_is_refused_before_anything() {
     assert!(host().link_by_name("lo").unwrap().is_some());
 }
 
+fn ipmasq_entries_follow_the_attachments() {
+    let c = Container::new("masq1");
+    let conf = config(
+        "1.1.0",
+        "br-masq",
+        "10.34.0.0/24",
+        json!({"ipMasq": true, "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.34.0.0/24"}], [{"subnet": "fd00:34::/64"}]]}}),
+    );
+    let a = call("ADD", &c, "eth0", "ctr-a", &conf).ok();
+    let b = call("ADD", &c, "eth1", "ctr-b", &conf).ok();
+    assert_eq!(
+        masq_entries("net-br-masq"),
+        vec![
+            (
+                "10.34.0.2".to_string(),
+                "net-br-masq/ctr-a/eth0".to_string()
+            ),
+            (
+                "10.34.0.3".to_string(),
+                "net-br-masq/ctr-b/eth1".to_string()
+            ),
+            (
+                "fd00:34::2".to_string(),
+                "net-br-masq/ctr-a/eth0".to_string()
+            ),
+            (
+                "fd00:34::3".to_string(),
+                "net-br-masq/ctr-b/eth1".to_string()
+            ),
+        ]
+    );
+    let with_a = with_prev(&conf, &a);
+    call("CHECK", &c, "eth0", "ctr-a", &with_a).ok();
+    // CHECK notices a missing masquerade entry.
+    let m = Masq::open().unwrap();
+    let removed = m
+        .del(
+            "net-br-masq",
+            "ctr-a",
+            "eth0",
+            Some(&["10.34.0.2/24".parse().unwrap()]),
+        )
+        .unwrap();
+    assert_eq!(removed, 1);
+    let e = call("CHECK", &c, "eth0", "ctr-a", &with_a).err();
+    assert!(
+        e["msg"]
+            .as_str()
+            .unwrap()
+            .contains("masquerade entry missing for 10.34.0.2/24"),
+        "{e}"
+    );
+    // GC keeps b, removes what is left of a (entries and reservations), and forwards to IPAM.
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "ctr-b", "ifname": "eth1"}]);
+    Call::new(BRIDGE, "GC")
+        .env("CNI_PATH", &cni_path())
+        .stdin(&gc)
+        .run()
+        .ok();
+    assert_eq!(
+        masq_entries("net-br-masq"),
+        vec![
+            (
+                "10.34.0.3".to_string(),
+                "net-br-masq/ctr-b/eth1".to_string()
+            ),
+            (
+                "fd00:34::3".to_string(),
+                "net-br-masq/ctr-b/eth1".to_string()
+            ),
+        ]
+    );
+    assert!(!reservation_exists("net-br-masq", "10.34.0.2"));
+    assert!(reservation_exists("net-br-masq", "10.34.0.3"));
+    call("DEL", &c, "eth1", "ctr-b", &with_prev(&conf, &b)).ok();
+    assert!(masq_entries("net-br-masq").is_empty());
+    call("DEL", &c, "eth0", "ctr-a", &with_a).ok();
+}
+
 fn main() {
     nsharness::enter_private_namespaces();
     std::fs::create_dir_all("/run").ok();
@@ -665,6 +778,10 @@ fn main() {
         (
             "own_netns_is_refused_before_anything",
             own_netns_is_refused_before_anything,
+        ),
+        (
+            "ipmasq_entries_follow_the_attachments",
+            ipmasq_entries_follow_the_attachments,
         ),
     ]);
 }

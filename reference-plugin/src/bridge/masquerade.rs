@@ -1,57 +1,89 @@
 //! The bridge's view of masquerading: entries belong to one attachment
-//! `(network, containerID, ifname)` and cover its addresses. This adapter turns those into calls
-//! of the nftables module [`crate::masq`].
-//!
-//! Until that module offers its API, `ipMasq: true` is refused with code 2 instead of being
-//! silently ignored.
+//! `(network, containerID, ifname)` and cover its addresses. This adapter maps those calls onto
+//! the nftables module [`crate::masq`] (one hash-set element per address, so ADD and DEL cost
+//! the same with 1 or 1,000 attachments) and its errors onto CNI errors.
 
+use super::{kernel, to_nl};
 use crate::cni::config::Attachment;
 use crate::cni::error::{self, CniError};
 use crate::cni::ipnet::IpNet;
+use crate::masq::Masq;
 
-fn unavailable() -> CniError {
-    CniError::with_details(
-        error::UNSUPPORTED_FIELD,
-        "ipMasq: true is not supported by this build yet",
-        "the nftables masquerade backend is not wired in; set ipMasq to false",
-    )
+fn open() -> Result<Masq, CniError> {
+    Masq::open().map_err(kernel)
 }
 
-/// Masquerade traffic from `addrs` of the attachment leaving their subnets.
+/// Masquerade traffic from `addrs` of the attachment that leaves their subnets.
 pub fn setup(
     network: &str,
     container_id: &str,
     ifname: &str,
     addrs: &[IpNet],
 ) -> Result<(), CniError> {
-    let _ = (network, container_id, ifname, addrs);
-    Err(unavailable())
+    let masq = open()?;
+    for addr in addrs {
+        masq.add(network, container_id, ifname, to_nl(*addr))
+            .map_err(kernel)?;
+    }
+    Ok(())
 }
 
-/// Remove the attachment's masquerade entries (idempotent).
+/// Remove the attachment's masquerade entries (idempotent). With addresses (from the netns or
+/// `prevResult`) only those are looked up; without any, the network's entries are scanned for
+/// the attachment's owner tag.
 pub fn teardown(
     network: &str,
     container_id: &str,
     ifname: &str,
     addrs: &[IpNet],
 ) -> Result<(), CniError> {
-    let _ = (network, container_id, ifname, addrs);
-    Ok(())
+    let masq = open()?;
+    let nl: Vec<_> = addrs.iter().map(|a| to_nl(*a)).collect();
+    let ips = (!nl.is_empty()).then_some(nl.as_slice());
+    masq.del(network, container_id, ifname, ips)
+        .map(|_| ())
+        .map_err(kernel)
 }
 
-/// Fail unless the attachment's masquerade entries exist for every address.
+/// Fail unless every address of the attachment is masqueraded for it.
 pub fn check(
     network: &str,
     container_id: &str,
     ifname: &str,
     addrs: &[IpNet],
 ) -> Result<(), CniError> {
-    let _ = (network, container_id, ifname, addrs);
-    Err(unavailable())
+    if addrs.is_empty() {
+        return Ok(());
+    }
+    let masq = open()?;
+    let nl: Vec<_> = addrs.iter().map(|a| to_nl(*a)).collect();
+    if masq
+        .check(network, container_id, ifname, &nl)
+        .map_err(kernel)?
+    {
+        Ok(())
+    } else {
+        let list: Vec<String> = addrs.iter().map(IpNet::to_string).collect();
+        Err(CniError::with_details(
+            error::CHECK_FAILED,
+            format!(
+                "masquerade entry missing for {} of {network}/{container_id}/{ifname}",
+                list.join(", ")
+            ),
+            format!(
+                "expected an element owned by the attachment in table inet {}",
+                crate::masq::TABLE
+            ),
+        ))
+    }
 }
 
 /// Remove the masquerade entries of `network` whose attachment is not in `valid`.
 pub fn gc(network: &str, valid: &[Attachment]) -> Result<(), CniError> {
-    let _ = (network, valid);
-    Ok(())
+    let masq = open()?;
+    let pairs: Vec<(&str, &str)> = valid
+        .iter()
+        .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
+        .collect();
+    masq.gc(network, &pairs).map(|_| ()).map_err(kernel)
 }
