@@ -9,6 +9,7 @@ use crate::cni::dispatch::Request;
 use crate::cni::error::{self, CniError};
 use crate::cni::ipnet::{Family, IpNet};
 use crate::cni::result::{CniResult, Interface, IpConfig, Route};
+use crate::cni::trace::mark;
 use crate::netlink::{
     self, run_in_netns, write_sysctl, BridgePortSettings, BridgeSpec, BridgeVlan, Link, LinkChange,
     Mac, NetNs, OperState, Rtnl, VethSpec, RT_TABLE_MAIN,
@@ -50,6 +51,7 @@ impl Undo<'_> {
 
 /// ADD.
 pub fn add(req: &Request) -> Result<CniResult, CniError> {
+    mark("add: start");
     let cfg = BridgeConfig::load(&req.conf, &req.env.args, true)?;
     if cfg.macspoofchk {
         return Err(CniError::with_details(
@@ -81,6 +83,7 @@ pub fn add(req: &Request) -> Result<CniResult, CniError> {
             e.to_string(),
         )
     })?;
+    mark("add: bridge ready, netns open");
     let ctr = Rtnl::in_netns(netns.as_fd()).map_err(kernel)?;
     let ifname = req.env.ifname.as_str();
     if ctr.link_by_name(ifname).map_err(kernel)?.is_some() {
@@ -142,6 +145,7 @@ fn build(
             }
         })?;
     undo.veth_index = Some(veth.index);
+    mark("add: veth created");
     let _ = write_sysctl(&format!("net/ipv6/conf/{}/accept_ra", veth.name), "0");
     configure_port(host, cfg, veth.index)?;
     let ctr_link = ctr.link_by_name(ifname).map_err(kernel)?.ok_or_else(|| {
@@ -160,6 +164,7 @@ fn build(
             &req.conf.cni_version,
         )?;
         undo.ipam = Some(ipam.clone());
+        mark("add: ipam done");
         if ipam_result.ips.is_empty() {
             return Err(CniError::new(
                 error::DELEGATE_FAILED,
@@ -184,19 +189,23 @@ fn build(
             add_default_routes(&mut result);
         }
         configure_container(cfg, netns, ctr, &ctr_link, &result)?;
+        mark("add: container configured");
         if cfg.is_gateway {
             configure_gateway(host, cfg, bridge, &result)?;
+            mark("add: gateway configured");
         }
         if cfg.ip_masq {
             let addrs: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
             undo.masq_addrs = addrs.clone();
             masquerade::setup(&req.conf.name, &req.env.container_id, ifname, &addrs)?;
+            mark("add: masquerade set");
         }
     } else if !cfg.disable_container_interface {
         ctr.set_up(ctr_link.index, true).map_err(kernel)?;
     }
     if !cfg.disable_container_interface {
         wait_port_up(host, veth.index)?;
+        mark("add: port up");
     }
 
     let bridge_now = host

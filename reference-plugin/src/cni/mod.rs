@@ -11,7 +11,8 @@
 //! - [`result`]: the Success result of every spec version and the conversions between them;
 //! - [`netns`]: the "is `CNI_NETNS` my own namespace?" test;
 //! - [`delegate`]: running a delegated (IPAM) plugin found through `CNI_PATH`;
-//! - [`dispatch`]: the skel-equivalent main loop a plugin binary calls.
+//! - [`dispatch`]: the skel-equivalent main loop a plugin binary calls;
+//! - [`trace`]: phase timings on stderr when `CNI_REF_TRACE=1`.
 
 pub mod args;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod ipnet;
 pub mod json;
 pub mod netns;
 pub mod result;
+pub mod trace;
 pub mod version;
 
 pub use config::NetConf;
