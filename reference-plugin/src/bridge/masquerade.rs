@@ -40,9 +40,13 @@ pub fn teardown(
     let masq = open()?;
     let nl: Vec<_> = addrs.iter().map(|a| to_nl(*a)).collect();
     let ips = (!nl.is_empty()).then_some(nl.as_slice());
-    masq.del(network, container_id, ifname, ips)
-        .map(|_| ())
-        .map_err(kernel)
+    let removed = masq
+        .del(network, container_id, ifname, ips)
+        .map_err(kernel)?;
+    if removed > 0 {
+        super::linger::hand_over_open_files();
+    }
+    Ok(())
 }
 
 /// Fail unless every address of the attachment is masqueraded for it.
@@ -85,5 +89,9 @@ pub fn gc(network: &str, valid: &[Attachment]) -> Result<(), CniError> {
         .iter()
         .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
         .collect();
-    masq.gc(network, &pairs).map(|_| ()).map_err(kernel)
+    let removed = masq.gc(network, &pairs).map_err(kernel)?;
+    if removed > 0 {
+        super::linger::hand_over_open_files();
+    }
+    Ok(())
 }

@@ -11,12 +11,14 @@
 //! - any failure after the IPAM ADD undoes the ADD: veth deleted, masquerading removed, IPAM DEL.
 //!
 //! One module per verb: [`add`], [`del`], [`check`]; [`config`] parses and validates;
-//! [`masquerade`] adapts the nftables module to the attachment's identity.
+//! [`masquerade`] adapts the nftables module to the attachment's identity; [`linger`] keeps the
+//! exit fast after nftables deletions.
 
 pub mod add;
 pub mod check;
 pub mod config;
 pub mod del;
+pub mod linger;
 pub mod masquerade;
 
 use crate::cni::delegate;
