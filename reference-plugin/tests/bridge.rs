@@ -716,6 +716,179 @@ fn ipmasq_entries_follow_the_attachments() {
     call("DEL", &c, "eth0", "ctr-a", &with_a).ok();
 }
 
+const UPSTREAM_BRIDGE: &str = "/usr/lib/cni/bridge";
+
+fn call_with(
+    bin: &str,
+    cni_path: &str,
+    command: &str,
+    c: &Container,
+    cid: &str,
+    conf: &Value,
+) -> Outcome {
+    Call::new(bin, command)
+        .env("CNI_CONTAINERID", cid)
+        .env("CNI_NETNS", c.path())
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", cni_path)
+        .stdin(conf)
+        .run()
+}
+
+/// What ADD left in the kernel, with names and the subnet's third octet abstracted away.
+fn kernel_view(c: &Container, bridge: &str, result: &Value) -> Vec<String> {
+    let h = host();
+    let br = h.link_by_name(bridge).unwrap().expect("bridge");
+    let veth = h
+        .link_by_name(result["interfaces"][1]["name"].as_str().unwrap())
+        .unwrap()
+        .expect("veth");
+    let ctr = c.rtnl();
+    let eth0 = ctr.link_by_name("eth0").unwrap().expect("eth0");
+    let norm = |s: String| s.replace(".41.", ".X.").replace(".40.", ".X.");
+    let mut view = vec![
+        format!(
+            "bridge up={} promisc={} mtu={}",
+            br.is_up(),
+            br.is_promisc(),
+            br.mtu
+        ),
+        format!(
+            "veth master-is-bridge={} up={} mtu={}",
+            veth.master == Some(br.index),
+            veth.is_up(),
+            veth.mtu
+        ),
+        format!(
+            "veth port flags {:?}",
+            h.bridge_port_flags(veth.index).unwrap()
+        ),
+        format!(
+            "eth0 kind={:?} up={} mtu={}",
+            eth0.kind,
+            eth0.is_up(),
+            eth0.mtu
+        ),
+    ];
+    for a in h.addresses(Some(br.index), netlink::Family::V4).unwrap() {
+        view.push(norm(format!("bridge addr {}", a.net)));
+    }
+    for a in ctr
+        .addresses(Some(eth0.index), netlink::Family::V4)
+        .unwrap()
+    {
+        view.push(norm(format!("eth0 addr {}", a.net)));
+    }
+    let mut routes: Vec<String> = ctr
+        .routes(netlink::Family::V4, Some(netlink::RT_TABLE_MAIN))
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            norm(format!(
+                "route {} via {:?} oif-is-eth0={}",
+                r.dst,
+                r.gw,
+                r.oif == Some(eth0.index)
+            ))
+        })
+        .collect();
+    routes.sort();
+    view.extend(routes);
+    view
+}
+
+/// The result with names, MACs and the subnet abstracted, for comparing two plugins.
+fn result_shape(r: &Value) -> Value {
+    let mut r = r.clone();
+    let text = serde_json::to_string(&r)
+        .unwrap()
+        .replace(".41.", ".X.")
+        .replace(".40.", ".X.");
+    r = serde_json::from_str(&text).unwrap();
+    if let Some(ifs) = r["interfaces"].as_array_mut() {
+        for i in ifs {
+            i["mac"] = json!(i["mac"].as_str().map(|m| m.len()));
+            let name = i["name"].as_str().unwrap_or_default().to_string();
+            if name.starts_with("veth") {
+                i["name"] = json!("veth*");
+            }
+            if name.starts_with("br-") {
+                i["name"] = json!("bridge");
+            }
+            if i.get("sandbox").is_some() {
+                i["sandbox"] = json!("netns");
+            }
+        }
+    }
+    r.as_object_mut().unwrap().remove("dns");
+    r
+}
+
+fn matches_upstream_bridge_side_by_side_and_interoperates() {
+    assert!(
+        Path::new(UPSTREAM_BRIDGE).is_file(),
+        "{UPSTREAM_BRIDGE} is required for the side-by-side test (Debian package containernetworking-plugins)"
+    );
+    let extra = json!({"mtu": 1400, "hairpinMode": true});
+    let conf_up = config("1.0.0", "br-up", "10.40.0.0/24", extra.clone());
+    let conf_ours = config("1.0.0", "br-ours", "10.41.0.0/24", extra);
+    let c_up = Container::new("side-up");
+    let c_ours = Container::new("side-ours");
+    let r_up = call_with(
+        UPSTREAM_BRIDGE,
+        "/usr/lib/cni",
+        "ADD",
+        &c_up,
+        "side-up",
+        &conf_up,
+    )
+    .ok();
+    let r_ours = call_with(BRIDGE, &cni_path(), "ADD", &c_ours, "side-ours", &conf_ours).ok();
+    assert_eq!(
+        result_shape(&r_ours),
+        result_shape(&r_up),
+        "results differ in shape"
+    );
+    assert_eq!(
+        kernel_view(&c_ours, "br-ours", &r_ours),
+        kernel_view(&c_up, "br-up", &r_up)
+    );
+
+    // Drop-in: each CHECKs and DELs what the other ADDed. Our bridge with upstream's host-local
+    // (and vice versa) also exercises the shared on-disk store.
+    let up_with = with_prev(&conf_up, &r_up);
+    call_with(BRIDGE, "/usr/lib/cni", "CHECK", &c_up, "side-up", &up_with).ok();
+    call_with(BRIDGE, &cni_path(), "DEL", &c_up, "side-up", &up_with).ok();
+    assert!(c_up.rtnl().link_by_name("eth0").unwrap().is_none());
+    assert!(host()
+        .link_by_name(r_up["interfaces"][1]["name"].as_str().unwrap())
+        .unwrap()
+        .is_none());
+    assert!(!reservation_exists("net-br-up", "10.40.0.2"));
+
+    let ours_with = with_prev(&conf_ours, &r_ours);
+    call_with(
+        UPSTREAM_BRIDGE,
+        "/usr/lib/cni",
+        "CHECK",
+        &c_ours,
+        "side-ours",
+        &ours_with,
+    )
+    .ok();
+    call_with(
+        UPSTREAM_BRIDGE,
+        "/usr/lib/cni",
+        "DEL",
+        &c_ours,
+        "side-ours",
+        &ours_with,
+    )
+    .ok();
+    assert!(c_ours.rtnl().link_by_name("eth0").unwrap().is_none());
+    assert!(!reservation_exists("net-br-ours", "10.41.0.2"));
+}
+
 fn main() {
     nsharness::enter_private_namespaces();
     std::fs::create_dir_all("/run").ok();
@@ -782,6 +955,10 @@ fn main() {
         (
             "ipmasq_entries_follow_the_attachments",
             ipmasq_entries_follow_the_attachments,
+        ),
+        (
+            "matches_upstream_bridge_side_by_side_and_interoperates",
+            matches_upstream_bridge_side_by_side_and_interoperates,
         ),
     ]);
 }
