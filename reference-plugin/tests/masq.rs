@@ -181,6 +181,15 @@ fn address_reuse_changes_owner() {
     assert_eq!(m.del("net3", "old", "eth0", Some(&[ip])).unwrap(), 0);
     assert_eq!(m.del("net3", "old", "eth0", None).unwrap(), 0);
     assert!(m.check("net3", "new", "eth0", &[ip]).unwrap());
+    // A rule removed behind our back makes CHECK fail even though the element is there.
+    let rule = rules_of("net3").pop().unwrap();
+    let handle = rule["handle"].to_string();
+    nft(&["delete", "rule", "inet", TABLE, CHAIN, "handle", &handle]);
+    assert!(!m.check("net3", "new", "eth0", &[ip]).unwrap());
+    m.ensure_network("net3", &[ip]).unwrap();
+    assert!(m.check("net3", "new", "eth0", &[ip]).unwrap());
+    m.ensure_network("net3", &[ip]).unwrap();
+    assert_eq!(rules_of("net3").len(), 1, "repair duplicated the rule");
 }
 
 fn del_by_scan_without_addresses() {
