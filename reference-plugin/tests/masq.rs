@@ -181,6 +181,15 @@ fn address_reuse_changes_owner() {
     assert_eq!(m.del("net3", "old", "eth0", Some(&[ip])).unwrap(), 0);
     assert_eq!(m.del("net3", "old", "eth0", None).unwrap(), 0);
     assert!(m.check("net3", "new", "eth0", &[ip]).unwrap());
+    // A rule removed behind our back makes CHECK fail even though the element is there.
+    let rule = rules_of("net3").pop().unwrap();
+    let handle = rule["handle"].to_string();
+    nft(&["delete", "rule", "inet", TABLE, CHAIN, "handle", &handle]);
+    assert!(!m.check("net3", "new", "eth0", &[ip]).unwrap());
+    m.ensure_network("net3", &[ip]).unwrap();
+    assert!(m.check("net3", "new", "eth0", &[ip]).unwrap());
+    m.ensure_network("net3", &[ip]).unwrap();
+    assert_eq!(rules_of("net3").len(), 1, "repair duplicated the rule");
 }
 
 fn del_by_scan_without_addresses() {
@@ -357,37 +366,41 @@ fn udp_in(ns: &NetNs, bind: &str) -> UdpSocket {
 /// Sends one datagram from a fresh socket in the container to the outside server; returns the
 /// source address the server saw, and whether the server's reply reached the container.
 fn round_trip(container: &NetNs, server: &UdpSocket) -> (IpAddr, bool) {
-    let client = udp_in(container, "0.0.0.0:0");
-    client.send_to(b"ping", "198.18.0.2:5555").unwrap();
+    let target = server.local_addr().unwrap();
+    let any = if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let client = udp_in(container, any);
+    client.send_to(b"ping", target).unwrap();
     let mut buf = [0u8; 16];
     let (n, from) = server.recv_from(&mut buf).expect("server got nothing");
     assert_eq!(&buf[..n], b"ping");
     let replied = server.send_to(b"pong", from).is_ok();
-    let got = replied
-        && matches!(client.recv_from(&mut buf), Ok((4, src)) if src.ip().to_string() == "198.18.0.2");
+    let got =
+        replied && matches!(client.recv_from(&mut buf), Ok((4, src)) if src.ip() == target.ip());
     (from.ip(), got)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
 }
 
 fn real_packets_are_masqueraded() {
     let container = new_netns();
     let outside = new_netns();
     let c = wire(&container, "hc0", "10.77.0.1/24", "10.77.0.2/24");
-    c.add_route(&Route::default_via("10.77.0.1".parse().unwrap()))
-        .unwrap();
+    c.add_route(&Route::default_via(ip("10.77.0.1"))).unwrap();
     let _o = wire(&outside, "ho0", "198.18.0.1/24", "198.18.0.2/24");
     write_sysctl("net/ipv4/ip_forward", "1").unwrap();
     let server = udp_in(&outside, "198.18.0.2:5555");
-    let container_ip: IpAddr = "10.77.0.2".parse().unwrap();
 
     let m = Masq::open().unwrap();
     m.add("pktnet", "cidP", "eth0", net("10.77.0.2/24"))
         .unwrap();
     let (seen, replied) = round_trip(&container, &server);
-    assert_eq!(
-        seen,
-        "198.18.0.1".parse::<IpAddr>().unwrap(),
-        "not masqueraded"
-    );
+    assert_eq!(seen, ip("198.18.0.1"), "not masqueraded");
     assert!(
         replied,
         "the reply did not come back through the masquerade"
@@ -399,20 +412,53 @@ fn real_packets_are_masqueraded() {
         1
     );
     let (seen, replied) = round_trip(&container, &server);
-    assert_eq!(seen, container_ip, "still masqueraded after del");
+    assert_eq!(seen, ip("10.77.0.2"), "still masqueraded after del");
     assert!(
         !replied,
         "outside has no route back to the container subnet"
     );
 
-    // Owned by nobody else, re-added: masqueraded again (new flow, new conntrack entry).
+    // Re-added: masqueraded again (a new flow gets a new conntrack entry).
     m.add("pktnet", "cidP", "eth0", net("10.77.0.2/24"))
         .unwrap();
-    assert_eq!(
-        round_trip(&container, &server).0,
-        "198.18.0.1".parse::<IpAddr>().unwrap()
-    );
+    assert_eq!(round_trip(&container, &server).0, ip("198.18.0.1"));
     write_sysctl("net/ipv4/ip_forward", "0").unwrap();
+}
+
+/// Adds an IPv6 address without duplicate address detection on `name` in `rtnl`'s namespace.
+fn add_v6(rtnl: &Rtnl, name: &str, addr: &str) {
+    let link = rtnl.link_by_name(name).unwrap().unwrap();
+    rtnl.add_address(link.index, net(addr), true).unwrap();
+}
+
+fn real_ipv6_packets_are_masqueraded() {
+    let container = new_netns();
+    let outside = new_netns();
+    let c = wire(&container, "hc6", "10.78.0.1/24", "10.78.0.2/24");
+    let o = wire(&outside, "ho6", "198.19.0.1/24", "198.19.0.2/24");
+    let here = Rtnl::new().unwrap();
+    add_v6(&here, "hc6", "fd00:78::1/64");
+    add_v6(&c, "eth0", "fd00:78::2/64");
+    add_v6(&here, "ho6", "fd00:18::1/64");
+    add_v6(&o, "eth0", "fd00:18::2/64");
+    c.add_route(&Route::default_via(ip("fd00:78::1"))).unwrap();
+    write_sysctl("net/ipv6/conf/all/forwarding", "1").unwrap();
+    let server = udp_in(&outside, "[fd00:18::2]:5556");
+
+    let m = Masq::open().unwrap();
+    m.add("pktnet6", "cid6", "eth0", net("fd00:78::2/64"))
+        .unwrap();
+    let (seen, replied) = round_trip(&container, &server);
+    assert_eq!(seen, ip("fd00:18::1"), "not masqueraded");
+    assert!(
+        replied,
+        "the reply did not come back through the masquerade"
+    );
+    assert_eq!(m.del("pktnet6", "cid6", "eth0", None).unwrap(), 1);
+    let (seen, replied) = round_trip(&container, &server);
+    assert_eq!(seen, ip("fd00:78::2"), "still masqueraded after del");
+    assert!(!replied);
+    write_sysctl("net/ipv6/conf/all/forwarding", "0").unwrap();
 }
 
 /// Not an assertion: the cost of one attachment's add+del at 1 and at 1,000 elements.
@@ -484,6 +530,10 @@ fn main() {
         ("other_tables_are_left_alone", other_tables_are_left_alone),
         ("rejects_bad_network_names", rejects_bad_network_names),
         ("real_packets_are_masqueraded", real_packets_are_masqueraded),
+        (
+            "real_ipv6_packets_are_masqueraded",
+            real_ipv6_packets_are_masqueraded,
+        ),
         ("bench_add_del", bench_add_del),
     ]);
 }

@@ -336,6 +336,19 @@ fn routes_add_list_delete() {
     let v6 = Route::default_via(ip("fd00:9::1"));
     inner.add_route(&v6).unwrap();
     assert!(inner.add_route(&r1).unwrap_err().is_exists());
+    let mut second_gw = Route::to(net("10.10.0.0/16"));
+    second_gw.gw = Some(ip("10.9.0.3"));
+    second_gw.priority = Some(50);
+    assert!(inner.add_route(&second_gw).unwrap_err().is_exists());
+    inner.append_route(&second_gw).unwrap();
+    let both = inner.routes(Family::V4, Some(254)).unwrap();
+    let gws: Vec<_> = both
+        .iter()
+        .filter(|r| r.dst == net("10.10.0.0/16"))
+        .map(|r| r.gw)
+        .collect();
+    assert_eq!(gws.len(), 2, "{both:?}");
+    assert!(inner.del_route(&second_gw).unwrap());
 
     let main = inner.routes(Family::V4, Some(254)).unwrap();
     let got = main
@@ -468,6 +481,34 @@ fn bridge_vlans() {
                 rtnl.link_by_name("tbr4").unwrap().is_none(),
                 "half-created bridge"
             );
+            // Adding a VLAN to a port must fail loudly too, naming the operation.
+            let br = rtnl
+                .create_bridge(&BridgeSpec {
+                    name: "tbr4",
+                    ..Default::default()
+                })
+                .unwrap();
+            let port = rtnl
+                .create_veth(&VethSpec {
+                    name: "tvport",
+                    peer_name: "tvportp",
+                    master: Some(br.index),
+                    ..Default::default()
+                })
+                .unwrap();
+            let err = rtnl
+                .set_bridge_port(
+                    port.index,
+                    &BridgePortSettings {
+                        add_vlans: &[BridgeVlan::tagged(100)],
+                        ..Default::default()
+                    },
+                )
+                .unwrap_err();
+            println!("note: VLAN on a port: {err}");
+            assert!(err.to_string().contains("set bridge port"), "{err}");
+            rtnl.delete_link(port.index).unwrap();
+            rtnl.delete_link(br.index).unwrap();
             println!("note: kernel has no bridge VLAN filtering; checked the EOPNOTSUPP path only");
             return;
         }

@@ -157,16 +157,34 @@ impl Masq {
             .transact_batch(batch.buf.bytes(), batch.first, last)
     }
 
-    /// Makes sure the table, the chain, and for each subnet its set and rule exist. Safe to
-    /// call concurrently from many processes; cheap when everything exists (one batch per
-    /// subnet that the kernel rejects with `EEXIST`). [`Masq::add`] calls it by itself when
-    /// needed, so callers only need it to prepare a network ahead of time.
+    /// Makes sure the table, the chain, and for each subnet its set and rule exist, and puts
+    /// back a rule someone deleted while its set stayed. Safe to call concurrently from many
+    /// processes (a concurrent repair could at worst append a harmless duplicate rule).
+    /// [`Masq::add`] creates what is missing by itself, so callers need this only to prepare a
+    /// network ahead of time or to repair it (e.g. after a failed CHECK).
     pub fn ensure_network(&self, network: &str, subnets: &[IpNet]) -> Result<()> {
         Self::check_network(network, || {
             format!("masquerade setup for network {network:?}")
         })?;
         for subnet in subnets {
             self.ensure_subnet(network, &subnet.network())?;
+        }
+        // Repair: a rule deleted by hand while its set stayed is put back.
+        let rules = self.rules()?;
+        for subnet in subnets.iter().map(IpNet::network) {
+            let (set, comment) = (set_name(network, &subnet), set_comment(network, &subnet));
+            let present = rules.iter().any(|r| {
+                r.ends_in_masq
+                    && r.comment.as_deref() == Some(comment.as_str())
+                    && r.lookups.contains(&set)
+            });
+            if !present {
+                let mut b = self.new_batch();
+                b.message(msg::NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
+                nft::masq_rule(&mut b.buf, TABLE, CHAIN, &set, 0, &subnet, &comment);
+                self.send_batch(&mut b)
+                    .map_err(|(_, f)| f.into_error(format!("restore masquerade rule for {set}")))?;
+            }
         }
         Ok(())
     }
@@ -457,8 +475,8 @@ impl Masq {
         self.delete_elements(&doomed, op)
     }
 
-    /// True when every address in `ips` is masqueraded for this attachment (the element exists
-    /// with this owner; its set's rule was created with it). False for an empty list.
+    /// True when every address in `ips` is masqueraded for this attachment: the element exists
+    /// with this owner, and the rule of its subnet is in the chain. False for an empty list.
     pub fn check(
         &self,
         network: &str,
@@ -481,7 +499,35 @@ impl Masq {
                 return Ok(false);
             }
         }
-        Ok(true)
+        // The rules could have been removed by hand while the sets stayed.
+        let rules = self.rules()?;
+        Ok(ips.iter().all(|ip| {
+            let subnet = ip.network();
+            let (set, comment) = (set_name(network, &subnet), set_comment(network, &subnet));
+            rules.iter().any(|r| {
+                r.ends_in_masq
+                    && r.comment.as_deref() == Some(comment.as_str())
+                    && r.lookups.contains(&set)
+            })
+        }))
+    }
+
+    /// Every rule of the base chain.
+    fn rules(&self) -> Result<Vec<nft::RuleInfo>> {
+        let mut buf = MsgBuf::new();
+        let seq = self.sock.next_seq();
+        nft::get_request(&mut buf, msg::GETRULE, NLM_F_DUMP, seq);
+        nft::rule_filter(&mut buf, TABLE, CHAIN);
+        buf.finish();
+        let mut out = Vec::new();
+        match self
+            .sock
+            .transact(buf.bytes(), seq, |m| out.extend(nft::parse_rule(m)))
+        {
+            Ok(()) => Ok(out),
+            Err(f) if f.errno() == Some(libc::ENOENT) => Ok(Vec::new()),
+            Err(f) => Err(f.into_error(format!("list rules of {TABLE} {CHAIN}"))),
+        }
     }
 
     /// Removes every element of `network` whose owner is not one of the `valid`

@@ -24,6 +24,7 @@ pub(crate) mod msg {
     pub(crate) const NEWTABLE: u16 = 0;
     pub(crate) const NEWCHAIN: u16 = 3;
     pub(crate) const NEWRULE: u16 = 6;
+    pub(crate) const GETRULE: u16 = 7;
     pub(crate) const NEWSET: u16 = 9;
     pub(crate) const GETSET: u16 = 10;
     pub(crate) const NEWSETELEM: u16 = 12;
@@ -459,6 +460,58 @@ fn bytes_to_ip(b: &[u8]) -> Option<IpAddr> {
         16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
         _ => None,
     }
+}
+
+/// Body of a rule dump restricted to one chain.
+pub(crate) fn rule_filter(buf: &mut MsgBuf, table: &str, chain: &str) {
+    buf.attr_str(NFTA_RULE_TABLE, table);
+    buf.attr_str(NFTA_RULE_CHAIN, chain);
+}
+
+/// What a dumped rule is made of, as far as the masquerade cares.
+pub(crate) struct RuleInfo {
+    /// The rule's comment.
+    pub(crate) comment: Option<String>,
+    /// The sets it looks addresses up in.
+    pub(crate) lookups: Vec<String>,
+    /// Its last expression is `masq`.
+    pub(crate) ends_in_masq: bool,
+}
+
+/// Parses a `NEWRULE` message of a dump.
+pub(crate) fn parse_rule(m: &NlMsg<'_>) -> Option<RuleInfo> {
+    let attrs = m.payload.get(4..)?;
+    let mut info = RuleInfo {
+        comment: None,
+        lookups: Vec::new(),
+        ends_in_masq: false,
+    };
+    for (k, v) in Attrs(attrs) {
+        match k {
+            NFTA_RULE_USERDATA => info.comment = read_comment(v, UDATA_COMMENT),
+            NFTA_RULE_EXPRESSIONS => {
+                for (_, expr) in Attrs(v) {
+                    let mut name = String::new();
+                    for (ek, ev) in Attrs(expr) {
+                        match ek {
+                            NFTA_EXPR_NAME => name = string(ev),
+                            NFTA_EXPR_DATA if name == "lookup" => {
+                                for (lk, lv) in Attrs(ev) {
+                                    if lk == 1 {
+                                        info.lookups.push(string(lv)); // NFTA_LOOKUP_SET
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    info.ends_in_masq = name == "masq";
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(info)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use super::addr::{ip_bytes, parse_ip};
 use super::error::{Error, Result};
 use super::rtnl::Rtnl;
-use super::socket::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use super::socket::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use super::types::{Family, IpNet, Route, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE};
 use super::wire::{ne_u32, Attrs, MsgBuf, NlMsg};
 
@@ -167,6 +167,15 @@ impl Rtnl {
         let (mut buf, seq) =
             self.route_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, route, false)?;
         self.ack(&mut buf, seq, || format!("add route {route:?}"))
+    }
+
+    /// Adds `route` even when a route to the same destination exists (`NLM_F_APPEND`): IPv6
+    /// merges them into one multipath route, IPv4 keeps them side by side. Still fails with
+    /// `EEXIST` for an identical route.
+    pub fn append_route(&self, route: &Route) -> Result<()> {
+        let (mut buf, seq) =
+            self.route_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_APPEND, route, false)?;
+        self.ack(&mut buf, seq, || format!("append route {route:?}"))
     }
 
     /// Adds `route`, replacing a route with the same destination, table, priority (and type).
