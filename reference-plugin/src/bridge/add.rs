@@ -415,7 +415,8 @@ fn configure_container(
             advmss: route.advmss,
             ..netlink::Route::to(to_nl(route.dst))
         };
-        match ctr.add_route(&nl_route) {
+        // Like upstream (RouteAddEcmp): a second route to the same destination is appended.
+        match ctr.append_route(&nl_route) {
             Ok(()) => {}
             Err(e) if e.is_exists() => {}
             Err(e) => return Err(kernel(e)),
