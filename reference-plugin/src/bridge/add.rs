@@ -415,8 +415,10 @@ fn configure_container(
             advmss: route.advmss,
             ..netlink::Route::to(to_nl(route.dst))
         };
-        // Like upstream (RouteAddEcmp): a second route to the same destination is appended.
-        match ctr.append_route(&nl_route) {
+        // Upstream appends (RouteAddEcmp), which turns two IPv6 default routes of two
+        // interfaces into one multipath route; the netlink client does not read multipath
+        // routes back yet (CHECK could not verify them), so an existing route is kept instead.
+        match ctr.add_route(&nl_route) {
             Ok(()) => {}
             Err(e) if e.is_exists() => {}
             Err(e) => return Err(kernel(e)),
