@@ -718,6 +718,80 @@ fn ipmasq_entries_follow_the_attachments() {
 
 const UPSTREAM_BRIDGE: &str = "/usr/lib/cni/bridge";
 
+fn nft_table_bridge_nat() -> String {
+    let out = std::process::Command::new("nft")
+        .args(["list", "table", "bridge", "nat"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn macspoofchk_rules_follow_the_attachment() {
+    let c = Container::new("spoof1");
+    let mut conf = config(
+        "1.0.0",
+        "br-spoof",
+        "10.35.0.0/24",
+        json!({"macspoofchk": true}),
+    );
+    conf["runtimeConfig"] = json!({"mac": "0a:58:0a:23:00:07"});
+    let r = call("ADD", &c, "eth0", "ctr-spoof", &conf).ok();
+    let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
+    let table = nft_table_bridge_nat();
+    assert!(
+        table.contains(&format!(
+            "iifname \"{veth}\" jump cni-br-iface-ctr-spoof-eth0"
+        )),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "ether saddr 0a:58:0a:23:00:07 return comment \"macspoofchk-ctr-spoof-eth0\""
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains("drop comment \"macspoofchk-ctr-spoof-eth0\""),
+        "{table}"
+    );
+    let with = with_prev(&conf, &r);
+    call("CHECK", &c, "eth0", "ctr-spoof", &with).ok();
+    // Without the jump from PREROUTING the check is ineffective: CHECK fails.
+    let status = std::process::Command::new("nft")
+        .args(["flush", "chain", "bridge", "nat", "PREROUTING"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(call("CHECK", &c, "eth0", "ctr-spoof", &with).err()["msg"]
+        .as_str()
+        .unwrap()
+        .contains("macspoofchk"));
+    call("DEL", &c, "eth0", "ctr-spoof", &with).ok();
+    assert!(
+        !nft_table_bridge_nat().contains("ctr-spoof"),
+        "{}",
+        nft_table_bridge_nat()
+    );
+
+    // Drop-in: upstream's DEL removes the rules our ADD made.
+    let r = call("ADD", &c, "eth0", "ctr-spoof2", &conf).ok();
+    assert!(nft_table_bridge_nat().contains("macspoofchk-ctr-spoof2-eth0"));
+    call_with(
+        UPSTREAM_BRIDGE,
+        "/usr/lib/cni",
+        "DEL",
+        &c,
+        "ctr-spoof2",
+        &with_prev(&conf, &r),
+    )
+    .ok();
+    assert!(
+        !nft_table_bridge_nat().contains("ctr-spoof2"),
+        "{}",
+        nft_table_bridge_nat()
+    );
+}
+
 fn call_with(
     bin: &str,
     cni_path: &str,
@@ -959,6 +1033,10 @@ fn main() {
         (
             "matches_upstream_bridge_side_by_side_and_interoperates",
             matches_upstream_bridge_side_by_side_and_interoperates,
+        ),
+        (
+            "macspoofchk_rules_follow_the_attachment",
+            macspoofchk_rules_follow_the_attachment,
         ),
     ]);
 }

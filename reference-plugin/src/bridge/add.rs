@@ -3,7 +3,7 @@
 //! already done (masquerading removed, veth deleted, IPAM DEL).
 
 use super::config::BridgeConfig;
-use super::{kernel, masquerade, to_nl};
+use super::{kernel, masquerade, spoofcheck, to_nl};
 use crate::cni::delegate;
 use crate::cni::dispatch::Request;
 use crate::cni::error::{self, CniError};
@@ -28,6 +28,7 @@ struct Undo<'a> {
     veth_index: Option<u32>,
     ipam: Option<String>,
     masq_addrs: Vec<IpNet>,
+    spoofcheck: bool,
 }
 
 impl Undo<'_> {
@@ -39,6 +40,9 @@ impl Undo<'_> {
                 &self.req.env.ifname,
                 &self.masq_addrs,
             );
+        }
+        if self.spoofcheck {
+            let _ = spoofcheck::teardown(&self.req.env.container_id, &self.req.env.ifname);
         }
         if let Some(index) = self.veth_index {
             let _ = self.host.delete_link(index);
@@ -53,13 +57,6 @@ impl Undo<'_> {
 pub fn add(req: &Request) -> Result<CniResult, CniError> {
     mark("add: start");
     let cfg = BridgeConfig::load(&req.conf, &req.env.args, true)?;
-    if cfg.macspoofchk {
-        return Err(CniError::with_details(
-            error::UNSUPPORTED_FIELD,
-            "macspoofchk: true is not supported by this plugin yet",
-            "remove macspoofchk or set it to false",
-        ));
-    }
     if cfg.is_gateway && cfg.vlan != 0 {
         return Err(CniError::with_details(
             error::UNSUPPORTED_FIELD,
@@ -103,6 +100,7 @@ pub fn add(req: &Request) -> Result<CniResult, CniError> {
         veth_index: None,
         ipam: None,
         masq_addrs: Vec::new(),
+        spoofcheck: false,
     };
     match build(req, &cfg, mac, &host, &bridge, &netns, &ctr, &mut undo) {
         Ok(result) => Ok(result),
@@ -154,6 +152,13 @@ fn build(
             format!("{ifname} vanished after creation"),
         )
     })?;
+
+    if cfg.macspoofchk {
+        let mac = ctr_link.mac.map(|m| m.to_string()).unwrap_or_default();
+        undo.spoofcheck = true;
+        spoofcheck::setup(&req.env.container_id, ifname, &veth.name, &mac)?;
+        mark("add: macspoofchk set");
+    }
 
     let mut result = CniResult::default();
     if let Some(ipam) = &cfg.ipam_type {

@@ -6,7 +6,7 @@
 //! delegate's CHECK passes.
 
 use super::config::BridgeConfig;
-use super::{kernel, masquerade};
+use super::{kernel, masquerade, spoofcheck};
 use crate::cni::delegate;
 use crate::cni::dispatch::Request;
 use crate::cni::error::{self, CniError};
@@ -103,6 +103,10 @@ pub fn check(req: &Request) -> Result<(), CniError> {
     }
     check_mac_mtu(host_veth.0, &host_veth.1, cfg.mtu)?;
 
+    if cfg.macspoofchk {
+        let mac = ctr_link.mac.map(|m| m.to_string()).unwrap_or_default();
+        spoofcheck::check(&req.env.container_id, &req.env.ifname, &mac)?;
+    }
     check_addresses(&ctr, &ctr_link, &prev)?;
     check_routes(&ctr, &prev)?;
     if cfg.ip_masq && cfg.ipam_type.is_some() {

@@ -12,7 +12,7 @@
 //! Every step runs even if an earlier one failed; the errors are reported together.
 
 use super::config::BridgeConfig;
-use super::{join_errors, kernel, masquerade};
+use super::{join_errors, kernel, masquerade, spoofcheck};
 use crate::cni::delegate;
 use crate::cni::dispatch::Request;
 use crate::cni::error::CniError;
@@ -76,6 +76,12 @@ pub fn del(req: &Request) -> Result<(), CniError> {
         }
     }
     mark("del: masquerade done");
+    if cfg.macspoofchk {
+        // Like upstream, a failure here is only logged: the veth it matched is gone anyway.
+        if let Err(e) = spoofcheck::teardown(&req.env.container_id, &req.env.ifname) {
+            eprintln!("bridge DEL: {e}");
+        }
+    }
     join_errors(failures)
 }
 

@@ -11,7 +11,8 @@
 //! - any failure after the IPAM ADD undoes the ADD: veth deleted, masquerading removed, IPAM DEL.
 //!
 //! One module per verb: [`add`], [`del`], [`check`]; [`config`] parses and validates;
-//! [`masquerade`] adapts the nftables module to the attachment's identity; [`linger`] keeps the
+//! [`masquerade`] adapts the nftables module to the attachment's identity; [`spoofcheck`]
+//! installs the `macspoofchk` rules; [`linger`] keeps the
 //! exit fast after nftables deletions.
 
 pub mod add;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod del;
 pub mod linger;
 pub mod masquerade;
+pub mod spoofcheck;
 
 use crate::cni::delegate;
 use crate::cni::dispatch::{Plugin, Request};
