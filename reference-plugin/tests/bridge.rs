@@ -497,6 +497,12 @@ fn l2_only_bridge() {
     // Unlike upstream, CHECK of an L2-only attachment works.
     call("CHECK", &c, "eth0", "ctr-l2", &with_prev(&conf, &r)).ok();
     call("DEL", &c, "eth0", "ctr-l2", &with_prev(&conf, &r)).ok();
+    // disableContainerInterface leaves the container end down.
+    let mut down = conf.clone();
+    down["disableContainerInterface"] = json!(true);
+    let r = call("ADD", &c, "eth0", "ctr-l2", &down).ok();
+    assert!(!c.rtnl().link_by_name("eth0").unwrap().unwrap().is_up());
+    call("DEL", &c, "eth0", "ctr-l2", &with_prev(&down, &r)).ok();
     // An L2-only result cannot be written as 0.2.0: refused before anything is created.
     conf["cniVersion"] = json!("0.2.0");
     assert_eq!(call("ADD", &c, "eth0", "ctr-l2", &conf).code(), 1);
@@ -567,11 +573,17 @@ fn mtu_mac_promisc_and_port_flags_are_applied() {
         "1.1.0",
         "br-mtu",
         "10.32.0.0/24",
-        json!({"mtu": 1300, "promiscMode": true, "portIsolation": true}),
+        json!({"mtu": 1300, "promiscMode": true, "portIsolation": true,
+               "dns": {"nameservers": ["10.32.0.53"], "search": ["svc.example"]}}),
     );
     conf["runtimeConfig"] = json!({"mac": "0a:58:0a:20:00:99"});
     let r = call("ADD", &c, "eth0", "ctr-mtu", &conf).ok();
     assert_eq!(r["interfaces"][2]["mac"], "0a:58:0a:20:00:99");
+    // The configuration's dns replaces IPAM's.
+    assert_eq!(
+        r["dns"],
+        json!({"nameservers": ["10.32.0.53"], "search": ["svc.example"]})
+    );
     assert_eq!(r["interfaces"][2]["mtu"], 1300);
     let eth0 = c.rtnl().link_by_name("eth0").unwrap().unwrap();
     assert_eq!(eth0.mtu, 1300);
@@ -963,6 +975,79 @@ fn matches_upstream_bridge_side_by_side_and_interoperates() {
     assert!(!reservation_exists("net-br-ours", "10.41.0.2"));
 }
 
+/// Whether this kernel can create a VLAN-filtering bridge (CONFIG_BRIDGE_VLAN_FILTERING).
+fn kernel_has_vlan_filtering() -> bool {
+    let h = host();
+    match h.create_bridge(&netlink::BridgeSpec {
+        name: "br-vprobe",
+        vlan_filtering: true,
+        ..Default::default()
+    }) {
+        Ok(link) => {
+            h.delete_link(link.index).unwrap();
+            true
+        }
+        Err(e) => {
+            assert_eq!(
+                e.errno(),
+                Some(libc::EOPNOTSUPP),
+                "unexpected probe failure: {e}"
+            );
+            false
+        }
+    }
+}
+
+fn vlan_port_settings_or_a_clear_refusal() {
+    let c = Container::new("vlan1");
+    let conf = config(
+        "1.1.0",
+        "br-vlan",
+        "10.36.0.0/24",
+        json!({"isGateway": false, "isDefaultGateway": false, "vlan": 100, "vlanTrunk": [{"minID": 200, "maxID": 202}]}),
+    );
+    if kernel_has_vlan_filtering() {
+        let r = call("ADD", &c, "eth0", "ctr-vlan", &conf).ok();
+        let h = host();
+        let veth = h
+            .link_by_name(r["interfaces"][1]["name"].as_str().unwrap())
+            .unwrap()
+            .unwrap();
+        let vlans = h.bridge_vlans(veth.index).unwrap();
+        assert!(
+            vlans.iter().any(|v| v.vid == 100 && v.pvid && v.untagged),
+            "{vlans:?}"
+        );
+        for vid in 200..=202 {
+            assert!(
+                vlans.iter().any(|v| v.vid == vid && !v.pvid && !v.untagged),
+                "{vlans:?}"
+            );
+        }
+        assert!(
+            !vlans.iter().any(|v| v.vid == 1),
+            "default VLAN not removed: {vlans:?}"
+        );
+        call("DEL", &c, "eth0", "ctr-vlan", &with_prev(&conf, &r)).ok();
+    } else {
+        // This kernel cannot filter VLANs on a bridge: ADD must say so and leave nothing.
+        let before = host().links().unwrap().len();
+        let e = call("ADD", &c, "eth0", "ctr-vlan", &conf).err();
+        assert!(
+            e["msg"]
+                .as_str()
+                .unwrap()
+                .contains("VLAN filtering: not supported by this kernel"),
+            "{e}"
+        );
+        assert_eq!(host().links().unwrap().len(), before);
+        assert!(!reservation_exists("net-br-vlan", "10.36.0.2"));
+    }
+    // isGateway with vlan needs the VLAN gateway port, which is not implemented: code 2.
+    let gw = config("1.1.0", "br-vlan", "10.36.0.0/24", json!({"vlan": 100}));
+    assert_eq!(call("ADD", &c, "eth0", "ctr-vlan", &gw).code(), 2);
+}
+
 fn main() {
     nsharness::enter_private_namespaces();
     std::fs::create_dir_all("/run").ok();
@@ -1037,6 +1122,10 @@ fn main() {
         (
             "macspoofchk_rules_follow_the_attachment",
             macspoofchk_rules_follow_the_attachment,
+        ),
+        (
+            "vlan_port_settings_or_a_clear_refusal",
+            vlan_port_settings_or_a_clear_refusal,
         ),
     ]);
 }

@@ -259,6 +259,16 @@ pub fn ensure_bridge(host: &Rtnl, cfg: &BridgeConfig) -> Result<Link, CniError> 
                 let _ = write_sysctl(&format!("net/ipv6/conf/{}/accept_ra", cfg.bridge), "0");
                 return Ok(link);
             }
+            Err(e) if cfg.vlan_filtering() && e.errno() == Some(libc::EOPNOTSUPP) => {
+                return Err(CniError::with_details(
+                    error::KERNEL_OPERATION_FAILED,
+                    format!(
+                        "cannot create bridge {:?} with VLAN filtering: not supported by this kernel",
+                        cfg.bridge
+                    ),
+                    "vlan and vlanTrunk need a kernel built with CONFIG_BRIDGE_VLAN_FILTERING",
+                ))
+            }
             // Another ADD created it in the meantime.
             Err(e) if e.is_exists() => host
                 .link_by_name(&cfg.bridge)
