@@ -156,6 +156,45 @@ fn interop_upstream_adds_we_delete_and_vice_versa() {
 }
 
 #[test]
+fn owner_index_stays_exact_with_a_foreign_writer() {
+    upstream_available();
+    let dir = TempDir::new("index");
+    let c = subnet_conf("1.0.0", dir.path(), "10.16.0.0/24");
+    add(OURS, &c, "a").ok();
+    // Upstream changes the store behind our index's back.
+    add(UPSTREAM, &c, "b").ok();
+    // Our duplicate check still sees b's reservation, and DEL finds it.
+    let e = add(OURS, &c, "b").err();
+    assert!(
+        e["msg"].as_str().unwrap().contains("duplicate allocation"),
+        "{e}"
+    );
+    del(OURS, &c, "b").ok();
+    assert!(!net_dir(dir.path()).join("10.16.0.3").exists());
+    // A reservation file replaced by another writer (removed, created again) is noticed.
+    std::fs::remove_file(net_dir(dir.path()).join("10.16.0.2")).unwrap();
+    std::fs::write(
+        net_dir(dir.path()).join("10.16.0.2"),
+        "someone-else\r\neth0",
+    )
+    .unwrap();
+    del(OURS, &c, "a").ok();
+    assert!(
+        net_dir(dir.path()).join("10.16.0.2").exists(),
+        "DEL removed another owner's address"
+    );
+    Call::attachment(OURS, "CHECK", "someone-else", "eth0")
+        .stdin(&c)
+        .run()
+        .ok();
+    // The index lives outside the store.
+    assert!(std::fs::read_dir(common::index_dir()).unwrap().count() > 0);
+    assert!(tree(dir.path())
+        .iter()
+        .all(|(p, _, _)| !p.contains("index")));
+}
+
+#[test]
 fn legacy_files_holding_only_the_container_id_are_released() {
     let dir = TempDir::new("legacy");
     let c = subnet_conf("1.0.0", dir.path(), "10.4.0.0/24");

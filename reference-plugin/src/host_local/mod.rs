@@ -10,10 +10,12 @@
 //! - STATUS: code 50 when the store cannot be written or a range set has no free address left
 //!   (ADD needs one address from *every* set, so one exhausted set already makes ADD fail).
 //!
-//! The store is described in [`store`].
+//! The store is described in [`store`]; [`index`] keeps ADD and DEL from reading every
+//! reservation file.
 
 pub mod config;
 pub mod dns;
+pub mod index;
 pub mod range;
 pub mod store;
 

@@ -36,7 +36,9 @@
 //! The store does not `fsync`: it is safe against process death, not against power loss, like
 //! upstream.
 
+use super::index::{self, OwnerIndex};
 use crate::cni::ipnet;
+use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -91,7 +93,24 @@ pub struct Reservation {
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
+    /// The owner index ([`super::index`]): `None` until loaded or rebuilt.
+    index: RefCell<Option<OwnerIndex>>,
+    index_path: Option<PathBuf>,
+    /// The directory changed, or the index was rebuilt: save the index when done.
+    index_dirty: Cell<bool>,
     _lock: File,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Still under the lock (the lock file is closed after this body runs).
+        if !self.index_dirty.get() {
+            return;
+        }
+        if let (Some(path), Some(index)) = (&self.index_path, self.index.borrow().as_ref()) {
+            index::save(path, &self.dir, index);
+        }
+    }
 }
 
 fn cstring(path: &Path) -> io::Result<CString> {
@@ -138,8 +157,18 @@ impl Store {
                 return Err(err);
             }
         }
-        let store = Store { dir, _lock: lock };
+        let index_path = index::location(&dir);
+        let store = Store {
+            dir,
+            index: RefCell::new(None),
+            index_path,
+            index_dirty: Cell::new(false),
+            _lock: lock,
+        };
         store.sweep_temporaries();
+        if let Some(path) = &store.index_path {
+            *store.index.borrow_mut() = index::load(path, &store.dir);
+        }
         Ok(Some(store))
     }
 
@@ -157,6 +186,7 @@ impl Store {
             let name = name.to_string_lossy();
             if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
                 let _ = fs::remove_file(entry.path());
+                self.index_dirty.set(true);
             }
         }
     }
@@ -216,6 +246,16 @@ impl Store {
             }
             Err(e) => return Err(e),
         }
+        self.index_dirty.set(true);
+        if let Some(index) = self.index.borrow_mut().as_mut() {
+            index.insert(
+                ipnet::canonical(ip),
+                &Owner {
+                    container_id: container_id.trim().to_string(),
+                    ifname: Some(ifname.to_string()),
+                },
+            );
+        }
         self.write_last_reserved(ip, range_set)?;
         Ok(true)
     }
@@ -256,9 +296,48 @@ impl Store {
         text.trim().parse::<IpAddr>().ok().map(ipnet::canonical)
     }
 
-    /// Every reservation file (files named by an address), with its owner.
+    /// Every reservation file (files named by an address), with its owner. Rebuilds the index.
     pub fn reservations(&self) -> io::Result<Vec<Reservation>> {
-        self.scan(|_| true)
+        let all = self.scan(|_| true)?;
+        self.rebuild_index(&all);
+        Ok(all)
+    }
+
+    fn rebuild_index(&self, all: &[Reservation]) {
+        if self.index_path.is_some() {
+            *self.index.borrow_mut() = Some(OwnerIndex::from_scan(
+                all.iter().map(|r| (r.ip, r.owner.clone())),
+            ));
+            self.index_dirty.set(true);
+        }
+    }
+
+    /// The addresses the index names for an owner, each verified against its file; `None`
+    /// when there is no usable index.
+    fn indexed(&self, container_id: &str, ifname: Option<&str>) -> Option<Vec<IpAddr>> {
+        let candidates = self.index.borrow().as_ref()?.get(container_id, ifname);
+        let mut out = Vec::with_capacity(candidates.len());
+        for ip in candidates {
+            let content = fs::read(self.dir.join(ip.to_string())).ok()?;
+            let owner = Owner::parse(&String::from_utf8_lossy(&content));
+            if owner.container_id != container_id || owner.ifname.as_deref() != ifname {
+                return None;
+            }
+            out.push(ip);
+        }
+        Some(out)
+    }
+
+    /// The index, loaded or rebuilt from a full scan. Returns false when there is none.
+    fn ensure_index(&self) -> io::Result<bool> {
+        if self.index_path.is_none() {
+            return Ok(false);
+        }
+        if self.index.borrow().is_none() {
+            let all = self.scan(|_| true)?;
+            self.rebuild_index(&all);
+        }
+        Ok(true)
     }
 
     /// Scan reservation files; `size_ok` filters on the file size before reading it.
@@ -289,6 +368,16 @@ impl Store {
     /// the container ID (as upstream's duplicate check does).
     pub fn held_by(&self, container_id: &str, ifname: &str) -> io::Result<Vec<IpAddr>> {
         let id = container_id.trim();
+        if self.ensure_index()? {
+            if let (Some(mut exact), Some(legacy)) =
+                (self.indexed(id, Some(ifname)), self.indexed(id, None))
+            {
+                exact.extend(legacy);
+                return Ok(exact);
+            }
+            // The index disagreed with a file: forget it and scan.
+            *self.index.borrow_mut() = None;
+        }
         let legacy_len = id.len() as u64;
         let full_len = (id.len() + LINE_BREAK.len() + ifname.len()) as u64;
         // Upstream trims the content, so allow some trailing whitespace; skip the rest unread.
@@ -306,6 +395,18 @@ impl Store {
     /// old-format files holding only `container_id`. Returns the released addresses.
     pub fn release(&self, container_id: &str, ifname: &str) -> io::Result<Vec<IpAddr>> {
         let id = container_id.trim();
+        if self.ensure_index()? {
+            if let (Some(exact), Some(legacy)) =
+                (self.indexed(id, Some(ifname)), self.indexed(id, None))
+            {
+                let chosen = if exact.is_empty() { legacy } else { exact };
+                for ip in &chosen {
+                    self.remove(*ip)?;
+                }
+                return Ok(chosen);
+            }
+            *self.index.borrow_mut() = None;
+        }
         let all = self.scan(|len| len >= id.len() as u64)?;
         let exact: Vec<IpAddr> = all
             .iter()
@@ -328,6 +429,10 @@ impl Store {
 
     /// Remove one reservation; a missing file is not an error.
     pub fn remove(&self, ip: IpAddr) -> io::Result<()> {
+        self.index_dirty.set(true);
+        if let Some(index) = self.index.borrow_mut().as_mut() {
+            index.remove(ip);
+        }
         match fs::remove_file(self.dir.join(ip.to_string())) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -336,6 +441,7 @@ impl Store {
 
     /// Prove the directory is writable by creating and removing a temporary file.
     pub fn probe_writable(&self) -> io::Result<()> {
+        self.index_dirty.set(true);
         let probe = self.dir.join(format!(".status-probe{TEMP_SUFFIX}"));
         let _ = fs::remove_file(&probe);
         drop(Self::create_exclusive(&probe)?);

@@ -36,6 +36,23 @@ impl Drop for TempDir {
     }
 }
 
+/// A per-process directory for host-local's owner index (so tests never write to the host's
+/// /run), removed when the test process exits.
+pub fn index_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("cni-ref-index-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        extern "C" fn cleanup() {
+            let dir = std::env::temp_dir().join(format!("cni-ref-index-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        // SAFETY: registering a plain extern "C" function.
+        unsafe { libc::atexit(cleanup) };
+        dir
+    })
+}
+
 /// What a plugin invocation produced.
 #[derive(Debug)]
 pub struct Outcome {
@@ -129,6 +146,7 @@ impl Call {
         let mut cmd = Command::new(&self.binary);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CNI_REF_HOST_LOCAL_INDEX_DIR", index_dir())
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
