@@ -623,8 +623,8 @@ fn stale_temporaries_from_a_killed_add_are_swept() {
     let d = net_dir(dir.path());
     std::fs::create_dir_all(&d).unwrap();
     // What a kill -9 between writing the owner and linking it leaves behind.
-    std::fs::write(d.join(".10.15.0.2.reserve.tmp"), "dead\r\neth0").unwrap();
-    std::fs::write(d.join(".last_reserved_ip.0.tmp"), "10.15.0.").unwrap();
+    std::fs::write(d.join(".reserve.tmp"), "dead\r\neth0").unwrap();
+    std::fs::write(d.join(".last_reserved_ip.tmp"), "10.15.0.").unwrap();
     let r = add(OURS, &c, "alive").ok();
     assert_eq!(address(&r, 0), "10.15.0.2/24");
     let names: Vec<String> = std::fs::read_dir(&d)
