@@ -206,6 +206,33 @@ fn add_builds_bridge_veth_addresses_and_routes() {
     call("DEL", &c, "eth0", "ctr-add", &with_prev(&conf, &r)).ok();
 }
 
+fn chained_after_another_plugin_keeps_its_result() {
+    let c = Container::new("chain1");
+    let conf = config("1.1.0", "br-chain", "10.37.0.0/24", json!({}));
+    let prev = json!({"cniVersion": "1.1.0",
+        "interfaces": [{"name": "dummy0", "mac": "0a:00:00:00:00:01"}],
+        "ips": [{"address": "192.0.2.9/24", "interface": 0}],
+        "routes": [{"dst": "198.51.100.0/24", "gw": "192.0.2.1"}],
+        "dns": {"nameservers": ["192.0.2.53"]}});
+    let r = call("ADD", &c, "eth0", "ctr-chain", &with_prev(&conf, &prev)).ok();
+    assert_eq!(r["interfaces"][0]["name"], "dummy0");
+    assert_eq!(r["interfaces"][1]["name"], "br-chain");
+    assert_eq!(r["interfaces"][3]["name"], "eth0");
+    assert_eq!(r["ips"][0]["address"], "192.0.2.9/24");
+    assert_eq!(
+        r["ips"][1],
+        json!({"interface": 3, "address": "10.37.0.2/24", "gateway": "10.37.0.1"})
+    );
+    assert_eq!(r["routes"][0]["dst"], "198.51.100.0/24");
+    assert_eq!(r["dns"]["nameservers"][0], "192.0.2.53");
+    // A broken prevResult fails before anything is created.
+    let bad = json!({"cniVersion": "1.1.0", "ips": [{"address": "not-an-ip"}]});
+    let links = host().links().unwrap().len();
+    call("ADD", &c, "net1", "ctr-chain2", &with_prev(&conf, &bad)).err();
+    assert_eq!(host().links().unwrap().len(), links);
+    call("DEL", &c, "eth0", "ctr-chain", &with_prev(&conf, &r)).ok();
+}
+
 fn check_passes_then_detects_breakage() {
     let c = Container::new("chk1");
     let conf = config("1.0.0", "br-chk", "10.23.0.0/24", json!({"mtu": 1400}));
@@ -1065,6 +1092,10 @@ fn main() {
         (
             "add_builds_bridge_veth_addresses_and_routes",
             add_builds_bridge_veth_addresses_and_routes,
+        ),
+        (
+            "chained_after_another_plugin_keeps_its_result",
+            chained_after_another_plugin_keeps_its_result,
         ),
         (
             "check_passes_then_detects_breakage",

@@ -64,6 +64,14 @@ pub fn add(req: &Request) -> Result<CniResult, CniError> {
             "the gateway port on a VLAN (\"<bridge>.<vlan>\") is not implemented",
         ));
     }
+    // Read prevResult before touching anything: a broken one fails the ADD cleanly.
+    let prev = match &req.conf.prev_result {
+        Some(value) => Some(
+            CniResult::from_json(value, &req.conf.cni_version)
+                .map_err(|e| e.context("prevResult"))?,
+        ),
+        None => None,
+    };
     let mac = match &cfg.mac {
         Some(text) => Some(
             text.parse::<Mac>()
@@ -103,7 +111,10 @@ pub fn add(req: &Request) -> Result<CniResult, CniError> {
         spoofcheck: false,
     };
     match build(req, &cfg, mac, &host, &bridge, &netns, &ctr, &mut undo) {
-        Ok(result) => Ok(result),
+        Ok(result) => Ok(match prev {
+            Some(prev) => merge_prev_result(prev, result),
+            None => result,
+        }),
         Err(e) => {
             undo.run();
             Err(e)
@@ -241,6 +252,25 @@ fn build(
         result.dns = req.conf.dns.clone();
     }
     Ok(result)
+}
+
+/// Spec (ADD): a plugin given a `prevResult` outputs it together with its own changes.
+/// `prevResult`'s interfaces, addresses and routes come first and ours follow, with our
+/// interface indexes shifted past the previous ones; our DNS, when set, wins. (Upstream bridge
+/// ignores `prevResult`; without one the result is exactly upstream's.)
+pub fn merge_prev_result(prev: CniResult, ours: CniResult) -> CniResult {
+    let offset = prev.interfaces.len();
+    let mut merged = prev;
+    merged.interfaces.extend(ours.interfaces);
+    merged.ips.extend(ours.ips.into_iter().map(|mut ip| {
+        ip.interface = ip.interface.map(|i| i + offset);
+        ip
+    }));
+    merged.routes.extend(ours.routes);
+    if !ours.dns.is_empty() {
+        merged.dns = ours.dns;
+    }
+    merged
 }
 
 /// Find or create the bridge; a link of that name that is not a bridge is an error.

@@ -107,7 +107,11 @@ pub fn check(req: &Request) -> Result<(), CniError> {
         let mac = ctr_link.mac.map(|m| m.to_string()).unwrap_or_default();
         spoofcheck::check(&req.env.container_id, &req.env.ifname, &mac)?;
     }
-    check_addresses(&ctr, &ctr_link, &prev)?;
+    let ctr_index = prev
+        .interfaces
+        .iter()
+        .position(|i| i.name == req.env.ifname && i.sandbox == req.env.netns);
+    check_addresses(&ctr, &ctr_link, &prev, ctr_index)?;
     check_routes(&ctr, &prev)?;
     if cfg.ip_masq && cfg.ipam_type.is_some() {
         let addrs: Vec<IpNet> = prev.ips.iter().map(|ip| ip.address).collect();
@@ -185,7 +189,14 @@ fn check_mac_mtu(entry: &Interface, link: &Link, mtu: Option<u32>) -> Result<(),
     Ok(())
 }
 
-fn check_addresses(ctr: &Rtnl, link: &Link, prev: &CniResult) -> Result<(), CniError> {
+/// Every address of `prev` that belongs to our container interface (by index, or without one)
+/// must be on it.
+fn check_addresses(
+    ctr: &Rtnl,
+    link: &Link,
+    prev: &CniResult,
+    ctr_index: Option<usize>,
+) -> Result<(), CniError> {
     let have: Vec<IpNet> = ctr
         .addresses(Some(link.index), netlink::Family::All)
         .map_err(kernel)?
@@ -195,7 +206,11 @@ fn check_addresses(ctr: &Rtnl, link: &Link, prev: &CniResult) -> Result<(), CniE
             prefix: a.net.prefix,
         })
         .collect();
-    for ip in &prev.ips {
+    for ip in prev
+        .ips
+        .iter()
+        .filter(|ip| ip.interface.is_none() || ip.interface == ctr_index)
+    {
         if !have.contains(&ip.address) {
             return Err(failed(format!(
                 "Failed to match addr {} on interface {}",
