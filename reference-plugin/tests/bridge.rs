@@ -233,6 +233,65 @@ fn chained_after_another_plugin_keeps_its_result() {
     call("DEL", &c, "eth0", "ctr-chain", &with_prev(&conf, &r)).ok();
 }
 
+fn parallel_adds_and_dels_on_a_new_bridge() {
+    let containers: Vec<Container> = (0..16)
+        .map(|i| Container::new(&format!("par{i}")))
+        .collect();
+    let conf = config("1.1.0", "br-par", "10.38.0.0/24", json!({"ipMasq": true}));
+    let results: Vec<Value> = std::thread::scope(|scope| {
+        let handles: Vec<_> = containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let conf = &conf;
+                scope.spawn(move || call("ADD", c, "eth0", &format!("par{i}"), conf).ok())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut addrs: Vec<String> = results
+        .iter()
+        .map(|r| r["ips"][0]["address"].as_str().unwrap().to_string())
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    assert_eq!(addrs.len(), 16, "an address was handed out twice");
+    assert_eq!(masq_entries("net-br-par").len(), 16);
+    let br = host().link_by_name("br-par").unwrap().unwrap();
+    let ports = host()
+        .links()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.master == Some(br.index))
+        .count();
+    assert_eq!(ports, 16);
+    std::thread::scope(|scope| {
+        for (i, (c, r)) in containers.iter().zip(&results).enumerate() {
+            let conf = with_prev(&conf, r);
+            scope.spawn(move || call("DEL", c, "eth0", &format!("par{i}"), &conf).ok());
+        }
+    });
+    assert!(masq_entries("net-br-par").is_empty());
+    let ports = host()
+        .links()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.master == Some(br.index))
+        .count();
+    assert_eq!(ports, 0);
+    let left = std::fs::read_dir("/var/lib/cni/networks/net-br-par")
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("10.")
+        })
+        .count();
+    assert_eq!(left, 0);
+}
+
 fn check_passes_then_detects_breakage() {
     let c = Container::new("chk1");
     let conf = config("1.0.0", "br-chk", "10.23.0.0/24", json!({"mtu": 1400}));
@@ -1096,6 +1155,10 @@ fn main() {
         (
             "chained_after_another_plugin_keeps_its_result",
             chained_after_another_plugin_keeps_its_result,
+        ),
+        (
+            "parallel_adds_and_dels_on_a_new_bridge",
+            parallel_adds_and_dels_on_a_new_bridge,
         ),
         (
             "check_passes_then_detects_breakage",
