@@ -164,6 +164,8 @@ pub fn dispatch(
 }
 
 fn fail(out: &mut dyn Write, e: &CniError, version: Option<&str>) -> i32 {
+    // Only a version we speak is "the protocol version in use"; garbage is not echoed.
+    let version = version.filter(|v| version::is_supported(v));
     let _ = out.write_all(e.to_json(version).as_bytes());
     let _ = out.write_all(b"\n");
     let _ = out.flush();
