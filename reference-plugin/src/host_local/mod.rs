@@ -180,8 +180,12 @@ impl Plugin for HostLocal {
             Err(e) => {
                 // All or nothing: give back exactly what this ADD reserved, never an address the
                 // attachment held before (a duplicate ADD must not free the original).
+                let owner = store::Owner {
+                    container_id: cid.trim().to_string(),
+                    ifname: Some(ifname.to_string()),
+                };
                 for ip in reserved {
-                    let _ = store.remove(ip);
+                    let _ = store.remove(ip, &owner);
                 }
                 for (index, previous) in last_before.into_iter().enumerate() {
                     if store.last_reserved(index) != previous {
@@ -249,7 +253,7 @@ impl Plugin for HostLocal {
                     && r.owner.ifname.as_deref().is_none_or(|i| i == a.ifname)
             });
             if !keep {
-                if let Err(e) = store.remove(r.ip) {
+                if let Err(e) = store.remove(r.ip, &r.owner) {
                     failures.push(format!("{}: {e}", r.ip));
                 }
             }

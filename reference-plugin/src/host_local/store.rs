@@ -36,9 +36,9 @@
 //! The store does not `fsync`: it is safe against process death, not against power loss, like
 //! upstream.
 
-use super::index::{self, OwnerIndex};
+use super::index::IndexDir;
 use crate::cni::ipnet;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -94,26 +94,38 @@ pub struct Reservation {
     pub owner: Owner,
 }
 
+/// What an operation knows about the owner index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndexState {
+    /// Not looked at yet, or stale: a lookup scans and rebuilds it.
+    Unknown,
+    /// Exact for the store as this operation sees it.
+    Current,
+    /// Failed to read or write: scan for the rest of this operation.
+    Broken,
+}
+
 /// An open, locked store for one network.
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
-    /// The owner index ([`super::index`]): `None` until loaded or rebuilt.
-    index: RefCell<Option<OwnerIndex>>,
-    index_path: Option<PathBuf>,
-    /// The directory changed, or the index was rebuilt: save the index when done.
-    index_dirty: Cell<bool>,
+    index: Option<IndexDir>,
+    index_state: Cell<IndexState>,
+    /// This operation changed the store (so the index stamp must be renewed at the end).
+    changed: Cell<bool>,
     _lock: File,
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
         // Still under the lock (the lock file is closed after this body runs).
-        if !self.index_dirty.get() {
-            return;
-        }
-        if let (Some(path), Some(index)) = (&self.index_path, self.index.borrow().as_ref()) {
-            index::save(path, &self.dir, index);
+        let Some(index) = &self.index else { return };
+        match self.index_state.get() {
+            IndexState::Current if self.changed.get() => {
+                index.seal();
+            }
+            IndexState::Broken => index.invalidate(),
+            _ => {}
         }
     }
 }
@@ -162,17 +174,17 @@ impl Store {
                 return Err(err);
             }
         }
-        let index_path = index::location(&dir);
+        let index = IndexDir::for_network(&dir);
         let store = Store {
             dir,
-            index: RefCell::new(None),
-            index_path,
-            index_dirty: Cell::new(false),
+            index,
+            index_state: Cell::new(IndexState::Unknown),
+            changed: Cell::new(false),
             _lock: lock,
         };
         store.sweep_temporaries();
-        if let Some(path) = &store.index_path {
-            *store.index.borrow_mut() = index::load(path, &store.dir);
+        if store.index.as_ref().is_some_and(IndexDir::is_current) {
+            store.index_state.set(IndexState::Current);
         }
         Ok(Some(store))
     }
@@ -188,7 +200,7 @@ impl Store {
     fn sweep_temporaries(&self) {
         for name in [RESERVE_TEMP, LAST_RESERVED_TEMP, PROBE_TEMP] {
             if fs::remove_file(self.dir.join(name)).is_ok() {
-                self.index_dirty.set(true);
+                self.before_change();
             }
         }
     }
@@ -248,16 +260,15 @@ impl Store {
             }
             Err(e) => return Err(e),
         }
-        self.index_dirty.set(true);
-        if let Some(index) = self.index.borrow_mut().as_mut() {
+        self.index_update(|index| {
             index.insert(
                 ipnet::canonical(ip),
                 &Owner {
                     container_id: container_id.trim().to_string(),
                     ifname: Some(ifname.to_string()),
                 },
-            );
-        }
+            )
+        });
         self.write_last_reserved(ip, range_set)?;
         Ok(true)
     }
@@ -298,31 +309,64 @@ impl Store {
         text.trim().parse::<IpAddr>().ok().map(ipnet::canonical)
     }
 
-    /// Every reservation file (files named by an address), with its owner. Rebuilds the index.
+    /// Every reservation file (files named by an address), with its owner. Rebuilds a stale index.
     pub fn reservations(&self) -> io::Result<Vec<Reservation>> {
         let all = self.scan(|_| true)?;
-        self.rebuild_index(&all);
+        if self.index_state.get() == IndexState::Unknown {
+            self.rebuild_index(&all);
+        }
         Ok(all)
     }
 
+    /// Called before the first change of the store in this operation: the index's stamp is
+    /// removed so that a process killed before the end leaves no stamp behind.
+    fn before_change(&self) {
+        if !self.changed.replace(true) {
+            if let Some(index) = &self.index {
+                index.invalidate();
+            }
+        }
+    }
+
+    /// Apply a change to the index if it is current; a failure makes it unusable.
+    fn index_update(&self, update: impl FnOnce(&IndexDir) -> bool) {
+        if let (Some(index), IndexState::Current) = (&self.index, self.index_state.get()) {
+            if !update(index) {
+                self.index_state.set(IndexState::Broken);
+            }
+        }
+    }
+
     fn rebuild_index(&self, all: &[Reservation]) {
-        if self.index_path.is_some() {
-            *self.index.borrow_mut() = Some(OwnerIndex::from_scan(
-                all.iter().map(|r| (r.ip, r.owner.clone())),
-            ));
-            self.index_dirty.set(true);
+        let Some(index) = &self.index else { return };
+        if self.index_state.get() == IndexState::Broken {
+            return;
+        }
+        let pairs: Vec<(IpAddr, Owner)> = all.iter().map(|r| (r.ip, r.owner.clone())).collect();
+        if index.rebuild(&pairs) {
+            self.index_state.set(IndexState::Current);
+            // The stamp must be written at the end even if nothing else changes.
+            self.changed.set(true);
+        } else {
+            self.index_state.set(IndexState::Broken);
         }
     }
 
     /// The addresses the index names for an owner, each verified against its file; `None`
-    /// when there is no usable index.
+    /// when the index cannot answer.
     fn indexed(&self, container_id: &str, ifname: Option<&str>) -> Option<Vec<IpAddr>> {
-        let candidates = self.index.borrow().as_ref()?.get(container_id, ifname);
+        if self.index_state.get() != IndexState::Current {
+            return None;
+        }
+        let owner = Owner {
+            container_id: container_id.to_string(),
+            ifname: ifname.map(str::to_string),
+        };
+        let candidates = self.index.as_ref()?.get(&owner)?;
         let mut out = Vec::with_capacity(candidates.len());
         for ip in candidates {
             let content = fs::read(self.dir.join(ip.to_string())).ok()?;
-            let owner = Owner::parse(&String::from_utf8_lossy(&content));
-            if owner.container_id != container_id || owner.ifname.as_deref() != ifname {
+            if Owner::parse(&String::from_utf8_lossy(&content)) != owner {
                 return None;
             }
             out.push(ip);
@@ -330,16 +374,18 @@ impl Store {
         Some(out)
     }
 
-    /// The index, loaded or rebuilt from a full scan. Returns false when there is none.
+    /// Make the index current (scanning and rebuilding it if needed). False when unusable.
     fn ensure_index(&self) -> io::Result<bool> {
-        if self.index_path.is_none() {
-            return Ok(false);
+        match self.index_state.get() {
+            IndexState::Current => Ok(true),
+            IndexState::Broken => Ok(false),
+            IndexState::Unknown if self.index.is_none() => Ok(false),
+            IndexState::Unknown => {
+                let all = self.scan(|_| true)?;
+                self.rebuild_index(&all);
+                Ok(self.index_state.get() == IndexState::Current)
+            }
         }
-        if self.index.borrow().is_none() {
-            let all = self.scan(|_| true)?;
-            self.rebuild_index(&all);
-        }
-        Ok(true)
     }
 
     /// Scan reservation files; `size_ok` filters on the file size before reading it.
@@ -377,8 +423,8 @@ impl Store {
                 exact.extend(legacy);
                 return Ok(exact);
             }
-            // The index disagreed with a file: forget it and scan.
-            *self.index.borrow_mut() = None;
+            // The index disagreed with a file: stop trusting it and scan.
+            self.index_state.set(IndexState::Broken);
         }
         let legacy_len = id.len() as u64;
         let full_len = (id.len() + LINE_BREAK.len() + ifname.len()) as u64;
@@ -401,13 +447,21 @@ impl Store {
             if let (Some(exact), Some(legacy)) =
                 (self.indexed(id, Some(ifname)), self.indexed(id, None))
             {
-                let chosen = if exact.is_empty() { legacy } else { exact };
+                let (chosen, ifname) = if exact.is_empty() {
+                    (legacy, None)
+                } else {
+                    (exact, Some(ifname))
+                };
+                let owner = Owner {
+                    container_id: id.to_string(),
+                    ifname: ifname.map(str::to_string),
+                };
                 for ip in &chosen {
-                    self.remove(*ip)?;
+                    self.remove(*ip, &owner)?;
                 }
                 return Ok(chosen);
             }
-            *self.index.borrow_mut() = None;
+            self.index_state.set(IndexState::Broken);
         }
         let all = self.scan(|len| len >= id.len() as u64)?;
         let exact: Vec<IpAddr> = all
@@ -415,35 +469,40 @@ impl Store {
             .filter(|r| r.owner.container_id == id && r.owner.ifname.as_deref() == Some(ifname))
             .map(|r| r.ip)
             .collect();
-        let chosen = if exact.is_empty() {
-            all.iter()
+        let (chosen, owner_ifname) = if exact.is_empty() {
+            let legacy = all
+                .iter()
                 .filter(|r| r.owner.container_id == id && r.owner.ifname.is_none())
                 .map(|r| r.ip)
-                .collect()
+                .collect();
+            (legacy, None)
         } else {
-            exact
+            (exact, Some(ifname.to_string()))
+        };
+        let owner = Owner {
+            container_id: id.to_string(),
+            ifname: owner_ifname,
         };
         for ip in &chosen {
-            self.remove(*ip)?;
+            self.remove(*ip, &owner)?;
         }
         Ok(chosen)
     }
 
-    /// Remove one reservation; a missing file is not an error.
-    pub fn remove(&self, ip: IpAddr) -> io::Result<()> {
-        self.index_dirty.set(true);
-        if let Some(index) = self.index.borrow_mut().as_mut() {
-            index.remove(ip);
-        }
-        match fs::remove_file(self.dir.join(ip.to_string())) {
+    /// Remove one reservation held by `owner`; a missing file is not an error.
+    pub fn remove(&self, ip: IpAddr, owner: &Owner) -> io::Result<()> {
+        self.before_change();
+        let result = match fs::remove_file(self.dir.join(ip.to_string())) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
-        }
+        };
+        self.index_update(|index| index.remove(ip, owner));
+        result
     }
 
     /// Prove the directory is writable by creating and removing a temporary file.
     pub fn probe_writable(&self) -> io::Result<()> {
-        self.index_dirty.set(true);
+        self.before_change();
         let probe = self.dir.join(PROBE_TEMP);
         let _ = fs::remove_file(&probe);
         drop(Self::create_exclusive(&probe)?);
