@@ -78,14 +78,7 @@ impl Stats {
     }
 }
 
-fn run_set(
-    label: &str,
-    bridge_bin: &str,
-    cni_path: &str,
-    bridge: &str,
-    subnet: &str,
-    n: usize,
-) -> (Stats, Stats) {
+fn run_set(label: &str, bridge_bin: &str, cni_path: &str, bridge: &str, subnet: &str, n: usize) -> (Stats, Stats) {
     let conf: Value = json!({
         "cniVersion": "1.0.0", "name": format!("bench-{bridge}"), "type": "bridge",
         "bridge": bridge, "isGateway": true, "ipMasq": true,
@@ -149,14 +142,7 @@ fn main() {
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    let (oa, od) = run_set(
-        "reference",
-        ours_bin,
-        &ours_path,
-        "brbench0",
-        "10.100.0.0/16",
-        n,
-    );
+    let (oa, od) = run_set("reference", ours_bin, &ours_path, "brbench0", "10.100.0.0/16", n);
     if Path::new("/usr/lib/cni/bridge").is_file() {
         let (ua, ud) = run_set(
             "upstream",
@@ -166,8 +152,7 @@ fn main() {
             "10.101.0.0/16",
             n.min(100),
         );
-        let mean =
-            |s: &Stats| s.samples.iter().sum::<Duration>().as_secs_f64() / s.samples.len() as f64;
+        let mean = |s: &Stats| s.samples.iter().sum::<Duration>().as_secs_f64() / s.samples.len() as f64;
         println!(
             "speed-up: ADD {:.1}x  DEL {:.1}x",
             mean(&ua) / mean(&oa),

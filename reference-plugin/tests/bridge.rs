@@ -18,11 +18,7 @@ const BRIDGE: &str = env!("CARGO_BIN_EXE_bridge");
 const HOST_LOCAL: &str = env!("CARGO_BIN_EXE_host-local");
 
 fn cni_path() -> String {
-    Path::new(HOST_LOCAL)
-        .parent()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
+    Path::new(HOST_LOCAL).parent().unwrap().to_string_lossy().into_owned()
 }
 
 fn mount(src: &str, target: &str, fstype: Option<&str>, flags: libc::c_ulong) {
@@ -39,12 +35,7 @@ fn mount(src: &str, target: &str, fstype: Option<&str>, flags: libc::c_ulong) {
             std::ptr::null(),
         )
     };
-    assert_eq!(
-        rc,
-        0,
-        "mount {src} on {target}: {}",
-        std::io::Error::last_os_error()
-    );
+    assert_eq!(rc, 0, "mount {src} on {target}: {}", std::io::Error::last_os_error());
 }
 
 /// A container namespace reachable as `/run/netns/<name>`.
@@ -139,10 +130,7 @@ fn masq_entries(network: &str) -> Vec<(String, String)> {
 }
 
 fn reservation_exists(network: &str, ip: &str) -> bool {
-    Path::new("/var/lib/cni/networks")
-        .join(network)
-        .join(ip)
-        .exists()
+    Path::new("/var/lib/cni/networks").join(network).join(ip).exists()
 }
 
 fn add_builds_bridge_veth_addresses_and_routes() {
@@ -155,10 +143,7 @@ fn add_builds_bridge_veth_addresses_and_routes() {
     assert_eq!(ifs[0]["name"], "br-add");
     assert!(ifs[0].get("sandbox").is_none());
     let veth_name = ifs[1]["name"].as_str().unwrap().to_string();
-    assert!(
-        veth_name.starts_with("veth") && veth_name.len() == 12,
-        "{veth_name}"
-    );
+    assert!(veth_name.starts_with("veth") && veth_name.len() == 12, "{veth_name}");
     assert!(ifs[1].get("sandbox").is_none());
     assert_eq!(ifs[2]["name"], "eth0");
     assert_eq!(ifs[2]["sandbox"], c.path());
@@ -166,10 +151,7 @@ fn add_builds_bridge_veth_addresses_and_routes() {
         r["ips"],
         json!([{"interface": 2, "address": "10.22.0.2/24", "gateway": "10.22.0.1"}])
     );
-    assert_eq!(
-        r["routes"],
-        json!([{"dst": "0.0.0.0/0", "gw": "10.22.0.1"}])
-    );
+    assert_eq!(r["routes"], json!([{"dst": "0.0.0.0/0", "gw": "10.22.0.1"}]));
 
     // The kernel agrees with the result.
     let h = host();
@@ -189,13 +171,9 @@ fn add_builds_bridge_veth_addresses_and_routes() {
     let eth0 = ctr.link_by_name("eth0").unwrap().expect("eth0");
     assert!(eth0.is_up() && eth0.is_kind("veth"));
     assert_eq!(ifs[2]["mac"], eth0.mac.unwrap().to_string());
-    let addrs = ctr
-        .addresses(Some(eth0.index), netlink::Family::V4)
-        .unwrap();
+    let addrs = ctr.addresses(Some(eth0.index), netlink::Family::V4).unwrap();
     assert!(addrs.iter().any(|a| a.net.to_string() == "10.22.0.2/24"));
-    let routes = ctr
-        .routes(netlink::Family::V4, Some(netlink::RT_TABLE_MAIN))
-        .unwrap();
+    let routes = ctr.routes(netlink::Family::V4, Some(netlink::RT_TABLE_MAIN)).unwrap();
     assert!(
         routes
             .iter()
@@ -234,9 +212,7 @@ fn chained_after_another_plugin_keeps_its_result() {
 }
 
 fn parallel_adds_and_dels_on_a_new_bridge() {
-    let containers: Vec<Container> = (0..16)
-        .map(|i| Container::new(&format!("par{i}")))
-        .collect();
+    let containers: Vec<Container> = (0..16).map(|i| Container::new(&format!("par{i}"))).collect();
     let conf = config("1.1.0", "br-par", "10.38.0.0/24", json!({"ipMasq": true}));
     let results: Vec<Value> = std::thread::scope(|scope| {
         let handles: Vec<_> = containers
@@ -281,13 +257,7 @@ fn parallel_adds_and_dels_on_a_new_bridge() {
     assert_eq!(ports, 0);
     let left = std::fs::read_dir("/var/lib/cni/networks/net-br-par")
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("10.")
-        })
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("10."))
         .count();
     assert_eq!(left, 0);
 }
@@ -397,10 +367,7 @@ fn del_removes_everything_and_is_idempotent() {
         assert!(out.stdout.is_empty());
     }
     assert!(c.rtnl().link_by_name("eth0").unwrap().is_none());
-    assert!(
-        host().link_by_name(&veth).unwrap().is_none(),
-        "host veth left behind"
-    );
+    assert!(host().link_by_name(&veth).unwrap().is_none(), "host veth left behind");
     assert!(!reservation_exists("net-br-del", "10.24.0.2"));
     assert!(
         host().link_by_name("br-del").unwrap().is_some(),
@@ -420,19 +387,13 @@ fn del_when_netns_is_gone_releases_ipam() {
     c.destroy();
     call("DEL", &c, "eth0", "ctr-gone", &with_prev(&conf, &r)).ok();
     assert!(!reservation_exists("net-br-gone", "10.25.0.2"));
-    assert!(
-        masq_entries("net-br-gone").is_empty(),
-        "masquerade entry left behind"
-    );
+    assert!(masq_entries("net-br-gone").is_empty(), "masquerade entry left behind");
     // Even without prevResult the entry is found by its owner.
     let mut c2 = Container::new("gone2");
     call("ADD", &c2, "eth0", "ctr-gone2", &conf).ok();
     c2.destroy();
     call("DEL", &c2, "eth0", "ctr-gone2", &conf).ok();
-    assert!(
-        masq_entries("net-br-gone").is_empty(),
-        "masquerade entry left behind"
-    );
+    assert!(masq_entries("net-br-gone").is_empty(), "masquerade entry left behind");
     assert!(!reservation_exists("net-br-gone", "10.25.0.3"));
 }
 
@@ -449,19 +410,13 @@ fn del_with_empty_netns_removes_host_veth_via_prev_result() {
         .stdin(&with_prev(&conf, &r))
         .run();
     out.ok();
-    assert!(
-        host().link_by_name(&veth).unwrap().is_none(),
-        "host veth left behind"
-    );
+    assert!(host().link_by_name(&veth).unwrap().is_none(), "host veth left behind");
     assert!(
         c.rtnl().link_by_name("eth0").unwrap().is_none(),
         "the pair goes with its host end"
     );
     assert!(!reservation_exists("net-br-empty", "10.26.0.2"));
-    assert!(
-        masq_entries("net-br-empty").is_empty(),
-        "masquerade entry left behind"
-    );
+    assert!(masq_entries("net-br-empty").is_empty(), "masquerade entry left behind");
 }
 
 fn failure_after_ipam_add_releases_the_address() {
@@ -476,8 +431,7 @@ fn failure_after_ipam_add_releases_the_address() {
             ..Default::default()
         })
         .unwrap();
-    h.add_address(br.index, "192.0.2.1/24".parse().unwrap(), true)
-        .unwrap();
+    h.add_address(br.index, "192.0.2.1/24".parse().unwrap(), true).unwrap();
     let links_before = h.links().unwrap().len();
     let e = call("ADD", &c, "eth0", "ctr-fail", &conf).err();
     assert!(
@@ -491,19 +445,10 @@ fn failure_after_ipam_add_releases_the_address() {
         !reservation_exists("net-br-fail", "10.27.0.2"),
         "IPAM reservation not released"
     );
-    assert_eq!(
-        h.links().unwrap().len(),
-        links_before,
-        "host veth left behind"
-    );
+    assert_eq!(h.links().unwrap().len(), links_before, "host veth left behind");
     assert!(c.rtnl().link_by_name("eth0").unwrap().is_none());
     // With forceAddress the old address is replaced.
-    let forced = config(
-        "1.1.0",
-        "br-fail",
-        "10.27.0.0/24",
-        json!({"forceAddress": true}),
-    );
+    let forced = config("1.1.0", "br-fail", "10.27.0.0/24", json!({"forceAddress": true}));
     let r = call("ADD", &c, "eth0", "ctr-fail", &forced).ok();
     let addrs = h.addresses(Some(br.index), netlink::Family::V4).unwrap();
     assert_eq!(addrs.len(), 1);
@@ -530,18 +475,11 @@ fn second_add_with_same_ifname_fails() {
 
 fn result_shape_of_every_version() {
     let c = Container::new("ver1");
-    for (i, v) in [
-        "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
-    ]
-    .iter()
-    .enumerate()
+    for (i, v) in ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
+        .iter()
+        .enumerate()
     {
-        let conf = config(
-            v,
-            &format!("br-ver{i}"),
-            &format!("10.29.{i}.0/24"),
-            json!({}),
-        );
+        let conf = config(v, &format!("br-ver{i}"), &format!("10.29.{i}.0/24"), json!({}));
         let mut conf = conf;
         conf["name"] = json!(format!("net-ver-{i}"));
         let ifname = format!("eth{i}");
@@ -553,16 +491,8 @@ fn result_shape_of_every_version() {
         } else {
             assert_eq!(r["interfaces"].as_array().unwrap().len(), 3);
             assert_eq!(r["ips"][0]["interface"], 2);
-            assert_eq!(
-                r["ips"][0].get("version").is_some(),
-                *v < "1.0.0",
-                "{v}: {r}"
-            );
-            assert_eq!(
-                r["interfaces"][2].get("mtu").is_some(),
-                *v == "1.1.0",
-                "{v}: {r}"
-            );
+            assert_eq!(r["ips"][0].get("version").is_some(), *v < "1.0.0", "{v}: {r}");
+            assert_eq!(r["interfaces"][2].get("mtu").is_some(), *v == "1.1.0", "{v}: {r}");
         }
         let mut del = conf.clone();
         if *v >= "0.4.0" {
@@ -683,19 +613,11 @@ fn mtu_mac_promisc_and_port_flags_are_applied() {
         .unwrap()
         .unwrap();
     assert_eq!(veth.mtu, 1300);
-    assert_eq!(
-        h.bridge_port_flags(veth.index).unwrap(),
-        Some((false, true))
-    );
+    assert_eq!(h.bridge_port_flags(veth.index).unwrap(), Some((false, true)));
     call("DEL", &c, "eth0", "ctr-mtu", &with_prev(&conf, &r)).ok();
     // CNI_ARGS MAC is used when neither runtimeConfig nor args give one (IgnoreUnknown because
     // the IPAM delegate sees the same CNI_ARGS and does not know MAC).
-    let plain = config(
-        "1.1.0",
-        "br-mtu",
-        "10.32.0.0/24",
-        json!({"promiscMode": true}),
-    );
+    let plain = config("1.1.0", "br-mtu", "10.32.0.0/24", json!({"promiscMode": true}));
     let r = Call::new(BRIDGE, "ADD")
         .env("CNI_CONTAINERID", "ctr-mac")
         .env("CNI_NETNS", c.path())
@@ -747,22 +669,10 @@ fn ipmasq_entries_follow_the_attachments() {
     assert_eq!(
         masq_entries("net-br-masq"),
         vec![
-            (
-                "10.34.0.2".to_string(),
-                "net-br-masq/ctr-a/eth0".to_string()
-            ),
-            (
-                "10.34.0.3".to_string(),
-                "net-br-masq/ctr-b/eth1".to_string()
-            ),
-            (
-                "fd00:34::2".to_string(),
-                "net-br-masq/ctr-a/eth0".to_string()
-            ),
-            (
-                "fd00:34::3".to_string(),
-                "net-br-masq/ctr-b/eth1".to_string()
-            ),
+            ("10.34.0.2".to_string(), "net-br-masq/ctr-a/eth0".to_string()),
+            ("10.34.0.3".to_string(), "net-br-masq/ctr-b/eth1".to_string()),
+            ("fd00:34::2".to_string(), "net-br-masq/ctr-a/eth0".to_string()),
+            ("fd00:34::3".to_string(), "net-br-masq/ctr-b/eth1".to_string()),
         ]
     );
     let with_a = with_prev(&conf, &a);
@@ -770,12 +680,7 @@ fn ipmasq_entries_follow_the_attachments() {
     // CHECK notices a missing masquerade entry.
     let m = Masq::open().unwrap();
     let removed = m
-        .del(
-            "net-br-masq",
-            "ctr-a",
-            "eth0",
-            Some(&["10.34.0.2/24".parse().unwrap()]),
-        )
+        .del("net-br-masq", "ctr-a", "eth0", Some(&["10.34.0.2/24".parse().unwrap()]))
         .unwrap();
     assert_eq!(removed, 1);
     let e = call("CHECK", &c, "eth0", "ctr-a", &with_a).err();
@@ -797,14 +702,8 @@ fn ipmasq_entries_follow_the_attachments() {
     assert_eq!(
         masq_entries("net-br-masq"),
         vec![
-            (
-                "10.34.0.3".to_string(),
-                "net-br-masq/ctr-b/eth1".to_string()
-            ),
-            (
-                "fd00:34::3".to_string(),
-                "net-br-masq/ctr-b/eth1".to_string()
-            ),
+            ("10.34.0.3".to_string(), "net-br-masq/ctr-b/eth1".to_string()),
+            ("fd00:34::3".to_string(), "net-br-masq/ctr-b/eth1".to_string()),
         ]
     );
     assert!(!reservation_exists("net-br-masq", "10.34.0.2"));
@@ -826,32 +725,20 @@ fn nft_table_bridge_nat() -> String {
 
 fn macspoofchk_rules_follow_the_attachment() {
     let c = Container::new("spoof1");
-    let mut conf = config(
-        "1.0.0",
-        "br-spoof",
-        "10.35.0.0/24",
-        json!({"macspoofchk": true}),
-    );
+    let mut conf = config("1.0.0", "br-spoof", "10.35.0.0/24", json!({"macspoofchk": true}));
     conf["runtimeConfig"] = json!({"mac": "0a:58:0a:23:00:07"});
     let r = call("ADD", &c, "eth0", "ctr-spoof", &conf).ok();
     let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
     let table = nft_table_bridge_nat();
     assert!(
-        table.contains(&format!(
-            "iifname \"{veth}\" jump cni-br-iface-ctr-spoof-eth0"
-        )),
+        table.contains(&format!("iifname \"{veth}\" jump cni-br-iface-ctr-spoof-eth0")),
         "{table}"
     );
     assert!(
-        table.contains(
-            "ether saddr 0a:58:0a:23:00:07 return comment \"macspoofchk-ctr-spoof-eth0\""
-        ),
+        table.contains("ether saddr 0a:58:0a:23:00:07 return comment \"macspoofchk-ctr-spoof-eth0\""),
         "{table}"
     );
-    assert!(
-        table.contains("drop comment \"macspoofchk-ctr-spoof-eth0\""),
-        "{table}"
-    );
+    assert!(table.contains("drop comment \"macspoofchk-ctr-spoof-eth0\""), "{table}");
     let with = with_prev(&conf, &r);
     call("CHECK", &c, "eth0", "ctr-spoof", &with).ok();
     // Without the jump from PREROUTING the check is ineffective: CHECK fails.
@@ -890,14 +777,7 @@ fn macspoofchk_rules_follow_the_attachment() {
     );
 }
 
-fn call_with(
-    bin: &str,
-    cni_path: &str,
-    command: &str,
-    c: &Container,
-    cid: &str,
-    conf: &Value,
-) -> Outcome {
+fn call_with(bin: &str, cni_path: &str, command: &str, c: &Container, cid: &str, conf: &Value) -> Outcome {
     Call::new(bin, command)
         .env("CNI_CONTAINERID", cid)
         .env("CNI_NETNS", c.path())
@@ -919,36 +799,20 @@ fn kernel_view(c: &Container, bridge: &str, result: &Value) -> Vec<String> {
     let eth0 = ctr.link_by_name("eth0").unwrap().expect("eth0");
     let norm = |s: String| s.replace(".41.", ".X.").replace(".40.", ".X.");
     let mut view = vec![
-        format!(
-            "bridge up={} promisc={} mtu={}",
-            br.is_up(),
-            br.is_promisc(),
-            br.mtu
-        ),
+        format!("bridge up={} promisc={} mtu={}", br.is_up(), br.is_promisc(), br.mtu),
         format!(
             "veth master-is-bridge={} up={} mtu={}",
             veth.master == Some(br.index),
             veth.is_up(),
             veth.mtu
         ),
-        format!(
-            "veth port flags {:?}",
-            h.bridge_port_flags(veth.index).unwrap()
-        ),
-        format!(
-            "eth0 kind={:?} up={} mtu={}",
-            eth0.kind,
-            eth0.is_up(),
-            eth0.mtu
-        ),
+        format!("veth port flags {:?}", h.bridge_port_flags(veth.index).unwrap()),
+        format!("eth0 kind={:?} up={} mtu={}", eth0.kind, eth0.is_up(), eth0.mtu),
     ];
     for a in h.addresses(Some(br.index), netlink::Family::V4).unwrap() {
         view.push(norm(format!("bridge addr {}", a.net)));
     }
-    for a in ctr
-        .addresses(Some(eth0.index), netlink::Family::V4)
-        .unwrap()
-    {
+    for a in ctr.addresses(Some(eth0.index), netlink::Family::V4).unwrap() {
         view.push(norm(format!("eth0 addr {}", a.net)));
     }
     let mut routes: Vec<String> = ctr
@@ -1006,21 +870,9 @@ fn matches_upstream_bridge_side_by_side_and_interoperates() {
     let conf_ours = config("1.0.0", "br-ours", "10.41.0.0/24", extra);
     let c_up = Container::new("side-up");
     let c_ours = Container::new("side-ours");
-    let r_up = call_with(
-        UPSTREAM_BRIDGE,
-        "/usr/lib/cni",
-        "ADD",
-        &c_up,
-        "side-up",
-        &conf_up,
-    )
-    .ok();
+    let r_up = call_with(UPSTREAM_BRIDGE, "/usr/lib/cni", "ADD", &c_up, "side-up", &conf_up).ok();
     let r_ours = call_with(BRIDGE, &cni_path(), "ADD", &c_ours, "side-ours", &conf_ours).ok();
-    assert_eq!(
-        result_shape(&r_ours),
-        result_shape(&r_up),
-        "results differ in shape"
-    );
+    assert_eq!(result_shape(&r_ours), result_shape(&r_up), "results differ in shape");
     assert_eq!(
         kernel_view(&c_ours, "br-ours", &r_ours),
         kernel_view(&c_up, "br-up", &r_up)
@@ -1048,15 +900,7 @@ fn matches_upstream_bridge_side_by_side_and_interoperates() {
         &ours_with,
     )
     .ok();
-    call_with(
-        UPSTREAM_BRIDGE,
-        "/usr/lib/cni",
-        "DEL",
-        &c_ours,
-        "side-ours",
-        &ours_with,
-    )
-    .ok();
+    call_with(UPSTREAM_BRIDGE, "/usr/lib/cni", "DEL", &c_ours, "side-ours", &ours_with).ok();
     assert!(c_ours.rtnl().link_by_name("eth0").unwrap().is_none());
     assert!(!reservation_exists("net-br-ours", "10.41.0.2"));
 }
@@ -1074,11 +918,7 @@ fn kernel_has_vlan_filtering() -> bool {
             true
         }
         Err(e) => {
-            assert_eq!(
-                e.errno(),
-                Some(libc::EOPNOTSUPP),
-                "unexpected probe failure: {e}"
-            );
+            assert_eq!(e.errno(), Some(libc::EOPNOTSUPP), "unexpected probe failure: {e}");
             false
         }
     }
@@ -1100,20 +940,14 @@ fn vlan_port_settings_or_a_clear_refusal() {
             .unwrap()
             .unwrap();
         let vlans = h.bridge_vlans(veth.index).unwrap();
-        assert!(
-            vlans.iter().any(|v| v.vid == 100 && v.pvid && v.untagged),
-            "{vlans:?}"
-        );
+        assert!(vlans.iter().any(|v| v.vid == 100 && v.pvid && v.untagged), "{vlans:?}");
         for vid in 200..=202 {
             assert!(
                 vlans.iter().any(|v| v.vid == vid && !v.pvid && !v.untagged),
                 "{vlans:?}"
             );
         }
-        assert!(
-            !vlans.iter().any(|v| v.vid == 1),
-            "default VLAN not removed: {vlans:?}"
-        );
+        assert!(!vlans.iter().any(|v| v.vid == 1), "default VLAN not removed: {vlans:?}");
         call("DEL", &c, "eth0", "ctr-vlan", &with_prev(&conf, &r)).ok();
     } else {
         // This kernel cannot filter VLANs on a bridge: ADD must say so and leave nothing.
@@ -1160,10 +994,7 @@ fn main() {
             "parallel_adds_and_dels_on_a_new_bridge",
             parallel_adds_and_dels_on_a_new_bridge,
         ),
-        (
-            "check_passes_then_detects_breakage",
-            check_passes_then_detects_breakage,
-        ),
+        ("check_passes_then_detects_breakage", check_passes_then_detects_breakage),
         (
             "del_removes_everything_and_is_idempotent",
             del_removes_everything_and_is_idempotent,
@@ -1180,14 +1011,8 @@ fn main() {
             "failure_after_ipam_add_releases_the_address",
             failure_after_ipam_add_releases_the_address,
         ),
-        (
-            "second_add_with_same_ifname_fails",
-            second_add_with_same_ifname_fails,
-        ),
-        (
-            "result_shape_of_every_version",
-            result_shape_of_every_version,
-        ),
+        ("second_add_with_same_ifname_fails", second_add_with_same_ifname_fails),
+        ("result_shape_of_every_version", result_shape_of_every_version),
         ("l2_only_bridge", l2_only_bridge),
         (
             "status_and_gc_are_forwarded_to_ipam",

@@ -25,22 +25,15 @@ fn subnet_conf(version: &str, dir: &Path, subnet: &str) -> Value {
 }
 
 fn add(bin: &str, config: &Value, cid: &str) -> common::Outcome {
-    Call::attachment(bin, "ADD", cid, "eth0")
-        .stdin(config)
-        .run()
+    Call::attachment(bin, "ADD", cid, "eth0").stdin(config).run()
 }
 
 fn del(bin: &str, config: &Value, cid: &str) -> common::Outcome {
-    Call::attachment(bin, "DEL", cid, "eth0")
-        .stdin(config)
-        .run()
+    Call::attachment(bin, "DEL", cid, "eth0").stdin(config).run()
 }
 
 fn address(result: &Value, i: usize) -> String {
-    result["ips"][i]["address"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    result["ips"][i]["address"].as_str().unwrap_or_default().to_string()
 }
 
 fn net_dir(dir: &Path) -> std::path::PathBuf {
@@ -61,10 +54,7 @@ fn allocation_sequence_is_round_robin() {
     let a = add(OURS, &c, "c1").ok();
     assert_eq!(address(&a, 0), "10.1.2.2/24");
     assert_eq!(a["ips"][0]["gateway"], "10.1.2.1");
-    assert!(
-        a.get("interfaces").is_none(),
-        "IPAM results carry no interfaces: {a}"
-    );
+    assert!(a.get("interfaces").is_none(), "IPAM results carry no interfaces: {a}");
     assert!(a["ips"][0].get("interface").is_none());
     assert_eq!(address(&add(OURS, &c, "c2").ok(), 0), "10.1.2.3/24");
     assert_eq!(address(&add(OURS, &c, "c3").ok(), 0), "10.1.2.4/24");
@@ -165,19 +155,12 @@ fn owner_index_stays_exact_with_a_foreign_writer() {
     add(UPSTREAM, &c, "b").ok();
     // Our duplicate check still sees b's reservation, and DEL finds it.
     let e = add(OURS, &c, "b").err();
-    assert!(
-        e["msg"].as_str().unwrap().contains("duplicate allocation"),
-        "{e}"
-    );
+    assert!(e["msg"].as_str().unwrap().contains("duplicate allocation"), "{e}");
     del(OURS, &c, "b").ok();
     assert!(!net_dir(dir.path()).join("10.16.0.3").exists());
     // A reservation file replaced by another writer (removed, created again) is noticed.
     std::fs::remove_file(net_dir(dir.path()).join("10.16.0.2")).unwrap();
-    std::fs::write(
-        net_dir(dir.path()).join("10.16.0.2"),
-        "someone-else\r\neth0",
-    )
-    .unwrap();
+    std::fs::write(net_dir(dir.path()).join("10.16.0.2"), "someone-else\r\neth0").unwrap();
     del(OURS, &c, "a").ok();
     assert!(
         net_dir(dir.path()).join("10.16.0.2").exists(),
@@ -189,9 +172,7 @@ fn owner_index_stays_exact_with_a_foreign_writer() {
         .ok();
     // The index lives outside the store.
     assert!(std::fs::read_dir(common::index_dir()).unwrap().count() > 0);
-    assert!(tree(dir.path())
-        .iter()
-        .all(|(p, _, _)| !p.contains("index")));
+    assert!(tree(dir.path()).iter().all(|(p, _, _)| !p.contains("index")));
 }
 
 #[test]
@@ -200,10 +181,7 @@ fn legacy_files_holding_only_the_container_id_are_released() {
     let c = subnet_conf("1.0.0", dir.path(), "10.4.0.0/24");
     std::fs::create_dir_all(net_dir(dir.path())).unwrap();
     std::fs::write(net_dir(dir.path()).join("10.4.0.7"), "oldone").unwrap();
-    Call::attachment(OURS, "CHECK", "oldone", "eth0")
-        .stdin(&c)
-        .run()
-        .ok();
+    Call::attachment(OURS, "CHECK", "oldone", "eth0").stdin(&c).run().ok();
     del(OURS, &c, "oldone").ok();
     assert!(!net_dir(dir.path()).join("10.4.0.7").exists());
 }
@@ -229,13 +207,7 @@ fn parallel_adds_never_share_an_address() {
     assert_eq!(addresses.len(), 64, "an address was handed out twice");
     let files = std::fs::read_dir(net_dir(dir.path()))
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("10.5.0.")
-        })
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("10.5.0."))
         .count();
     assert_eq!(files, 64);
 }
@@ -284,26 +256,16 @@ fn status_fails_when_the_store_is_unusable() {
     let not_a_dir = dir.path().join("plain-file");
     std::fs::write(&not_a_dir, "x").unwrap();
     let c = subnet_conf("1.1.0", &not_a_dir, "10.7.0.0/24");
-    let out = Call::new(OURS, "STATUS")
-        .env("CNI_PATH", "/x")
-        .stdin(&c)
-        .run();
+    let out = Call::new(OURS, "STATUS").env("CNI_PATH", "/x").stdin(&c).run();
     assert_eq!(out.code(), 50, "{out:?}");
     let healthy = subnet_conf("1.1.0", dir.path(), "10.7.0.0/24");
-    let ok = Call::new(OURS, "STATUS")
-        .env("CNI_PATH", "/x")
-        .stdin(&healthy)
-        .run();
+    let ok = Call::new(OURS, "STATUS").env("CNI_PATH", "/x").stdin(&healthy).run();
     assert_eq!(ok.status, 0, "{ok:?}");
     assert!(ok.stdout.is_empty());
     // STATUS below 1.1.0 is refused by the version gate.
     let old = subnet_conf("1.0.0", dir.path(), "10.7.0.0/24");
     assert_eq!(
-        Call::new(OURS, "STATUS")
-            .env("CNI_PATH", "/x")
-            .stdin(&old)
-            .run()
-            .code(),
+        Call::new(OURS, "STATUS").env("CNI_PATH", "/x").stdin(&old).run().code(),
         1
     );
 }
@@ -374,10 +336,7 @@ fn failed_second_range_set_releases_the_first() {
     let before = tree(dir.path());
     let e = add(OURS, &c, "second").err();
     assert!(
-        e["msg"]
-            .as_str()
-            .unwrap()
-            .starts_with("failed to allocate for range 1"),
+        e["msg"].as_str().unwrap().starts_with("failed to allocate for range 1"),
         "{e}"
     );
     let after = tree(dir.path());
@@ -387,11 +346,7 @@ fn failed_second_range_set_releases_the_first() {
             .map(|(p, _, _)| p.clone())
             .collect::<Vec<_>>()
     };
-    assert_eq!(
-        names(&after),
-        names(&before),
-        "range set 0's address was not released"
-    );
+    assert_eq!(names(&after), names(&before), "range set 0's address was not released");
 }
 
 #[test]
@@ -406,10 +361,7 @@ fn duplicate_add_keeps_the_original_reservation() {
         .contains("duplicate allocation is not allowed"));
     assert!(net_dir(dir.path()).join("10.12.0.2").exists());
     // Same container, other interface: a separate attachment.
-    let other = Call::attachment(OURS, "ADD", "x", "net1")
-        .stdin(&c)
-        .run()
-        .ok();
+    let other = Call::attachment(OURS, "ADD", "x", "net1").stdin(&c).run().ok();
     assert_eq!(address(&other, 0), "10.12.0.3/24");
 }
 
@@ -467,14 +419,8 @@ fn legacy_subnet_shorthand_and_routes_and_dns() {
 fn invalid_ranges_are_rejected_with_code_7() {
     let dir = TempDir::new("invalid");
     for (ipam, needle) in [
-        (
-            json!({"ranges": [[{"subnet": "10.0.0.0/31"}]]}),
-            "too small",
-        ),
-        (
-            json!({"ranges": [[{"subnet": "10.0.0.5/24"}]]}),
-            "host bits",
-        ),
+        (json!({"ranges": [[{"subnet": "10.0.0.0/31"}]]}), "too small"),
+        (json!({"ranges": [[{"subnet": "10.0.0.5/24"}]]}), "host bits"),
         (
             json!({"ranges": [[{"subnet": "10.0.0.0/24"}, {"subnet": "2001:db8::/64"}]]}),
             "mixed address families",
@@ -493,10 +439,7 @@ fn invalid_ranges_are_rejected_with_code_7() {
         ),
         (json!({"ranges": [[]]}), "empty range set"),
         (json!({"ranges": []}), "no IP ranges specified"),
-        (
-            json!({"ranges": "10.0.0.0/24"}),
-            "ipam.ranges: expected an array",
-        ),
+        (json!({"ranges": "10.0.0.0/24"}), "ipam.ranges: expected an array"),
         (
             json!({"ranges": [[{"subnet": 5}]]}),
             "ipam.ranges[0][0].subnet: expected a string",
@@ -535,10 +478,7 @@ fn del_is_idempotent_and_check_follows_the_reservation() {
         "DEL of an unknown attachment created state"
     );
     add(OURS, &c, "k").ok();
-    Call::attachment(OURS, "CHECK", "k", "eth0")
-        .stdin(&c)
-        .run()
-        .ok();
+    Call::attachment(OURS, "CHECK", "k", "eth0").stdin(&c).run().ok();
     let wrong_if = Call::attachment(OURS, "CHECK", "k", "eth1").stdin(&c).run();
     assert!(wrong_if.err()["msg"]
         .as_str()
@@ -549,10 +489,7 @@ fn del_is_idempotent_and_check_follows_the_reservation() {
         out.ok();
         assert!(out.stdout.is_empty());
     }
-    Call::attachment(OURS, "CHECK", "k", "eth0")
-        .stdin(&c)
-        .run()
-        .err();
+    Call::attachment(OURS, "CHECK", "k", "eth0").stdin(&c).run().err();
     // DEL works without CNI_NETNS.
     add(OURS, &c, "n").ok();
     Call::attachment(OURS, "DEL", "n", "eth0")
@@ -569,51 +506,25 @@ fn gc_removes_only_stale_attachments() {
     let c = subnet_conf("1.1.0", dir.path(), "10.14.0.0/24");
     add(OURS, &c, "keep").ok();
     add(OURS, &c, "drop").ok();
-    Call::attachment(OURS, "ADD", "keep", "net1")
-        .stdin(&c)
-        .run()
-        .ok();
+    Call::attachment(OURS, "ADD", "keep", "net1").stdin(&c).run().ok();
     let mut gc = c.clone();
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "keep", "ifname": "eth0"}]);
-    let out = Call::new(OURS, "GC")
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(&gc)
-        .run();
+    let out = Call::new(OURS, "GC").env("CNI_PATH", "/usr/lib/cni").stdin(&gc).run();
     out.ok();
     assert!(out.stdout.is_empty());
     let d = net_dir(dir.path());
-    assert!(
-        d.join("10.14.0.2").exists(),
-        "valid attachment lost its address"
-    );
-    assert!(
-        !d.join("10.14.0.3").exists(),
-        "stale attachment kept its address"
-    );
-    assert!(
-        !d.join("10.14.0.4").exists(),
-        "(keep, net1) is not valid and must go"
-    );
+    assert!(d.join("10.14.0.2").exists(), "valid attachment lost its address");
+    assert!(!d.join("10.14.0.3").exists(), "stale attachment kept its address");
+    assert!(!d.join("10.14.0.4").exists(), "(keep, net1) is not valid and must go");
     // The legacy key of the 1.1.0 tag works too; an empty list removes everything.
     let mut legacy = c.clone();
     legacy["cni.dev/attachments"] = json!([]);
-    Call::new(OURS, "GC")
-        .env("CNI_PATH", "/x")
-        .stdin(&legacy)
-        .run()
-        .ok();
+    Call::new(OURS, "GC").env("CNI_PATH", "/x").stdin(&legacy).run().ok();
     assert!(!d.join("10.14.0.2").exists());
     assert!(d.join("last_reserved_ip.0").exists() && d.join("lock").exists());
     // GC below 1.1.0 is refused.
     let old = subnet_conf("1.0.0", dir.path(), "10.14.0.0/24");
-    assert_eq!(
-        Call::new(OURS, "GC")
-            .env("CNI_PATH", "/x")
-            .stdin(&old)
-            .run()
-            .code(),
-        1
-    );
+    assert_eq!(Call::new(OURS, "GC").env("CNI_PATH", "/x").stdin(&old).run().code(), 1);
 }
 
 #[test]
@@ -637,11 +548,9 @@ fn stale_temporaries_from_a_killed_add_are_swept() {
 #[test]
 fn result_shape_of_every_version() {
     let dir = TempDir::new("versions");
-    for (i, version) in [
-        "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
-    ]
-    .iter()
-    .enumerate()
+    for (i, version) in ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
+        .iter()
+        .enumerate()
     {
         let c = conf(
             version,
@@ -690,23 +599,13 @@ fn result_shape_of_every_version() {
 fn protocol_errors_follow_skel_order_and_codes() {
     let dir = TempDir::new("proto");
     let c = subnet_conf("1.1.0", dir.path(), "10.40.0.0/24");
-    let e = Call::new(OURS, "ADD")
-        .env("CNI_CONTAINERID", "x")
-        .stdin(&c)
-        .run()
-        .err();
+    let e = Call::new(OURS, "ADD").env("CNI_CONTAINERID", "x").stdin(&c).run().err();
     assert_eq!(e["code"], 4);
     assert_eq!(
         e["msg"],
         "required env variables [CNI_NETNS,CNI_IFNAME,CNI_PATH] missing"
     );
-    assert_eq!(
-        Call::attachment(OURS, "ADD", "-bad", "eth0")
-            .stdin(&c)
-            .run()
-            .code(),
-        4
-    );
+    assert_eq!(Call::attachment(OURS, "ADD", "-bad", "eth0").stdin(&c).run().code(), 4);
     assert_eq!(
         Call::attachment(OURS, "ADD", "ok", "much-too-long-name")
             .stdin(&c)
@@ -733,26 +632,17 @@ fn protocol_errors_follow_skel_order_and_codes() {
     let mut badname = c.clone();
     badname["name"] = json!("bad/name");
     assert_eq!(
-        Call::attachment(OURS, "ADD", "ok", "eth0")
-            .stdin(&badname)
-            .run()
-            .code(),
+        Call::attachment(OURS, "ADD", "ok", "eth0").stdin(&badname).run().code(),
         7
     );
-    let e = Call::attachment(OURS, "FROB", "ok", "eth0")
-        .stdin(&c)
-        .run()
-        .err();
+    let e = Call::attachment(OURS, "FROB", "ok", "eth0").stdin(&c).run().err();
     assert_eq!(
         (e["code"].as_u64(), e["msg"].as_str()),
         (Some(4), Some("unknown CNI_COMMAND: FROB"))
     );
     let mut future = c.clone();
     future["cniVersion"] = json!("9.9.9");
-    let e = Call::attachment(OURS, "ADD", "ok", "eth0")
-        .stdin(&future)
-        .run()
-        .err();
+    let e = Call::attachment(OURS, "ADD", "ok", "eth0").stdin(&future).run().err();
     assert_eq!(
         (e["code"].as_u64(), e["msg"].as_str()),
         (Some(1), Some("incompatible CNI versions"))
@@ -760,10 +650,7 @@ fn protocol_errors_follow_skel_order_and_codes() {
     let mut numeric = c.clone();
     numeric["cniVersion"] = json!(1);
     assert_eq!(
-        Call::attachment(OURS, "ADD", "ok", "eth0")
-            .stdin(&numeric)
-            .run()
-            .code(),
+        Call::attachment(OURS, "ADD", "ok", "eth0").stdin(&numeric).run().code(),
         6
     );
     // CNI_NETNS naming our own namespace is refused before anything happens.
@@ -772,10 +659,7 @@ fn protocol_errors_follow_skel_order_and_codes() {
         .stdin(&c)
         .run();
     assert_eq!(e.code(), 8);
-    assert!(
-        !net_dir(dir.path()).exists(),
-        "refused ADD still touched the store"
-    );
+    assert!(!net_dir(dir.path()).exists(), "refused ADD still touched the store");
     Call::attachment(OURS, "ADD", "self", "eth0")
         .env("CNI_NETNS", "/proc/self/ns/net")
         .env("CNI_NETNS_OVERRIDE", "1")
@@ -784,35 +668,25 @@ fn protocol_errors_follow_skel_order_and_codes() {
         .ok();
     // The error carries the version in use.
     assert_eq!(
-        Call::attachment(OURS, "ADD", "self", "eth0")
-            .stdin(&c)
-            .run()
-            .err()["cniVersion"],
+        Call::attachment(OURS, "ADD", "self", "eth0").stdin(&c).run().err()["cniVersion"],
         "1.1.0"
     );
     // No CNI_COMMAND: the about text, exit 0.
     let about = Call::new(OURS, "").unset("CNI_COMMAND").run();
     assert_eq!(about.status, 0);
-    assert!(about
-        .stderr
-        .contains("CNI protocol versions supported: 0.1.0"));
+    assert!(about.stderr.contains("CNI protocol versions supported: 0.1.0"));
 }
 
 #[test]
 fn version_echoes_the_request_and_needs_nothing_else() {
-    let out = Call::new(OURS, "VERSION")
-        .raw_stdin(br#"{"cniVersion":"0.4.0"}"#)
-        .run();
+    let out = Call::new(OURS, "VERSION").raw_stdin(br#"{"cniVersion":"0.4.0"}"#).run();
     let v = out.ok();
     assert_eq!(v["cniVersion"], "0.4.0");
     assert_eq!(
         v["supportedVersions"],
         json!(["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
     );
-    let garbage = Call::new(OURS, "VERSION")
-        .raw_stdin(b"\x00garbage")
-        .run()
-        .ok();
+    let garbage = Call::new(OURS, "VERSION").raw_stdin(b"\x00garbage").run().ok();
     assert_eq!(garbage["cniVersion"], "1.1.0");
 }
 

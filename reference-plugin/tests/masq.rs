@@ -9,9 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cni_reference_plugins::masq::{owner_tag, set_name, Masq, CHAIN, TABLE};
-use cni_reference_plugins::netlink::{
-    run_in_netns, write_sysctl, IpNet, NetNs, Route, Rtnl, VethSpec,
-};
+use cni_reference_plugins::netlink::{run_in_netns, write_sysctl, IpNet, NetNs, Route, Rtnl, VethSpec};
 use nsharness::new_netns;
 use serde_json::Value;
 
@@ -111,11 +109,7 @@ fn setup_creates_table_chain_sets_rules() {
         .expect("v6 set");
     assert_eq!(v6["type"], "ipv6_addr");
 
-    assert_eq!(
-        rules_of("net1").len(),
-        2,
-        "ensure twice must not duplicate rules"
-    );
+    assert_eq!(rules_of("net1").len(), 2, "ensure twice must not duplicate rules");
     let text = nft(&["list", "table", "inet", TABLE]);
     assert!(
         text.contains("ip saddr @masq_net1_10.1.0.0_24 ip daddr != 10.1.0.0/24 ip daddr != 224.0.0.0/4 masquerade"),
@@ -126,9 +120,7 @@ fn setup_creates_table_chain_sets_rules() {
         "{text}"
     );
     // The upstream table is never created or touched.
-    assert!(ruleset("table")
-        .iter()
-        .all(|t| t["name"] != "cni_plugins_masquerade"));
+    assert!(ruleset("table").iter().all(|t| t["name"] != "cni_plugins_masquerade"));
 }
 
 fn add_del_check_idempotent() {
@@ -144,25 +136,16 @@ fn add_del_check_idempotent() {
     assert_eq!(rules_of("net2").len(), 1);
     assert!(m.check("net2", "cid1", "eth0", &[ip]).unwrap());
     assert!(!m.check("net2", "cid1", "eth1", &[ip]).unwrap());
-    assert!(!m
-        .check("net2", "cid1", "eth0", &[net("10.2.0.6/24")])
-        .unwrap());
+    assert!(!m.check("net2", "cid1", "eth0", &[net("10.2.0.6/24")]).unwrap());
     assert!(!m.check("net2", "cid1", "eth0", &[]).unwrap());
     assert!(!m.check("othernet", "cid1", "eth0", &[ip]).unwrap());
 
     assert_eq!(m.del("net2", "cid-other", "eth0", Some(&[ip])).unwrap(), 0);
-    assert_eq!(
-        elements(&set).len(),
-        1,
-        "another attachment's DEL removed the element"
-    );
+    assert_eq!(elements(&set).len(), 1, "another attachment's DEL removed the element");
     assert_eq!(m.del("net2", "cid1", "eth0", Some(&[ip])).unwrap(), 1);
     assert_eq!(m.del("net2", "cid1", "eth0", Some(&[ip])).unwrap(), 0);
     assert_eq!(m.del("net2", "cid1", "eth0", None).unwrap(), 0);
-    assert_eq!(
-        m.del("never-set-up", "cid1", "eth0", Some(&[ip])).unwrap(),
-        0
-    );
+    assert_eq!(m.del("never-set-up", "cid1", "eth0", Some(&[ip])).unwrap(), 0);
     assert!(elements(&set).is_empty());
     assert!(!m.check("net2", "cid1", "eth0", &[ip]).unwrap());
     assert_eq!(rules_of("net2").len(), 1, "rules stay when the set empties");
@@ -210,30 +193,16 @@ fn del_by_scan_without_addresses() {
 fn gc_keeps_only_valid_attachments() {
     let m = Masq::open().unwrap();
     for i in 1..=5 {
-        m.add(
-            "net5",
-            &format!("c{i}"),
-            "eth0",
-            net(&format!("10.5.0.{i}/24")),
-        )
-        .unwrap();
+        m.add("net5", &format!("c{i}"), "eth0", net(&format!("10.5.0.{i}/24")))
+            .unwrap();
     }
     m.add("net5", "c1", "eth0", net("fd00:5::1/64")).unwrap();
     m.add("net6", "c9", "eth0", net("10.6.0.9/24")).unwrap();
     assert_eq!(m.gc("net5", &[("c1", "eth0"), ("c4", "eth0")]).unwrap(), 3);
-    let mut owners: Vec<String> = m
-        .entries("net5")
-        .unwrap()
-        .into_iter()
-        .filter_map(|e| e.owner)
-        .collect();
+    let mut owners: Vec<String> = m.entries("net5").unwrap().into_iter().filter_map(|e| e.owner).collect();
     owners.sort();
     assert_eq!(owners, vec!["net5/c1/eth0", "net5/c1/eth0", "net5/c4/eth0"]);
-    assert_eq!(
-        m.entries("net6").unwrap().len(),
-        1,
-        "GC of net5 touched net6"
-    );
+    assert_eq!(m.entries("net6").unwrap().len(), 1, "GC of net5 touched net6");
     assert_eq!(m.gc("net5", &[]).unwrap(), 3);
     assert!(m.entries("net5").unwrap().is_empty());
     assert_eq!(m.gc("net5", &[]).unwrap(), 0);
@@ -250,16 +219,10 @@ fn many_adds_then_dels_leave_set_empty() {
     let set = set_name("net7", &net("10.7.0.0/16"));
     let listed = elements(&set);
     assert_eq!(listed.len(), 200);
-    assert!(listed
-        .iter()
-        .any(|(a, c)| a == "10.7.0.1" && c == "net7/c0/eth0"));
+    assert!(listed.iter().any(|(a, c)| a == "10.7.0.1" && c == "net7/c0/eth0"));
     assert_eq!(rules_of("net7").len(), 1);
     for (i, ip) in ips.iter().enumerate() {
-        assert_eq!(
-            m.del("net7", &format!("c{i}"), "eth0", Some(&[*ip]))
-                .unwrap(),
-            1
-        );
+        assert_eq!(m.del("net7", &format!("c{i}"), "eth0", Some(&[*ip])).unwrap(), 1);
     }
     assert!(elements(&set).is_empty());
     assert!(m.entries("net7").unwrap().is_empty());
@@ -270,13 +233,8 @@ fn concurrent_first_adds_create_one_rule() {
         for i in 0..64 {
             s.spawn(move || {
                 let m = Masq::open().unwrap();
-                m.add(
-                    "net8",
-                    &format!("c{i}"),
-                    "eth0",
-                    net(&format!("10.8.0.{}/24", i + 1)),
-                )
-                .unwrap();
+                m.add("net8", &format!("c{i}"), "eth0", net(&format!("10.8.0.{}/24", i + 1)))
+                    .unwrap();
             });
         }
     });
@@ -346,9 +304,7 @@ fn wire(ns: &NetNs, host_name: &str, host_addr: &str, inner_addr: &str) -> Rtnl 
     here.add_address(host.index, net(host_addr), false).unwrap();
     let inner = Rtnl::in_netns(ns.as_fd()).unwrap();
     let eth0 = inner.link_by_name("eth0").unwrap().unwrap();
-    inner
-        .add_address(eth0.index, net(inner_addr), false)
-        .unwrap();
+    inner.add_address(eth0.index, net(inner_addr), false).unwrap();
     inner.set_up(eth0.index, true).unwrap();
     inner
 }
@@ -358,8 +314,7 @@ fn udp_in(ns: &NetNs, bind: &str) -> UdpSocket {
     let sock = run_in_netns(ns.as_fd(), move || UdpSocket::bind(bind))
         .unwrap()
         .unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(1500)))
-        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
     sock
 }
 
@@ -367,19 +322,14 @@ fn udp_in(ns: &NetNs, bind: &str) -> UdpSocket {
 /// source address the server saw, and whether the server's reply reached the container.
 fn round_trip(container: &NetNs, server: &UdpSocket) -> (IpAddr, bool) {
     let target = server.local_addr().unwrap();
-    let any = if target.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    };
+    let any = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
     let client = udp_in(container, any);
     client.send_to(b"ping", target).unwrap();
     let mut buf = [0u8; 16];
     let (n, from) = server.recv_from(&mut buf).expect("server got nothing");
     assert_eq!(&buf[..n], b"ping");
     let replied = server.send_to(b"pong", from).is_ok();
-    let got =
-        replied && matches!(client.recv_from(&mut buf), Ok((4, src)) if src.ip() == target.ip());
+    let got = replied && matches!(client.recv_from(&mut buf), Ok((4, src)) if src.ip() == target.ip());
     (from.ip(), got)
 }
 
@@ -397,30 +347,21 @@ fn real_packets_are_masqueraded() {
     let server = udp_in(&outside, "198.18.0.2:5555");
 
     let m = Masq::open().unwrap();
-    m.add("pktnet", "cidP", "eth0", net("10.77.0.2/24"))
-        .unwrap();
+    m.add("pktnet", "cidP", "eth0", net("10.77.0.2/24")).unwrap();
     let (seen, replied) = round_trip(&container, &server);
     assert_eq!(seen, ip("198.18.0.1"), "not masqueraded");
-    assert!(
-        replied,
-        "the reply did not come back through the masquerade"
-    );
+    assert!(replied, "the reply did not come back through the masquerade");
 
     assert_eq!(
-        m.del("pktnet", "cidP", "eth0", Some(&[net("10.77.0.2/24")]))
-            .unwrap(),
+        m.del("pktnet", "cidP", "eth0", Some(&[net("10.77.0.2/24")])).unwrap(),
         1
     );
     let (seen, replied) = round_trip(&container, &server);
     assert_eq!(seen, ip("10.77.0.2"), "still masqueraded after del");
-    assert!(
-        !replied,
-        "outside has no route back to the container subnet"
-    );
+    assert!(!replied, "outside has no route back to the container subnet");
 
     // Re-added: masqueraded again (a new flow gets a new conntrack entry).
-    m.add("pktnet", "cidP", "eth0", net("10.77.0.2/24"))
-        .unwrap();
+    m.add("pktnet", "cidP", "eth0", net("10.77.0.2/24")).unwrap();
     assert_eq!(round_trip(&container, &server).0, ip("198.18.0.1"));
     write_sysctl("net/ipv4/ip_forward", "0").unwrap();
 }
@@ -446,14 +387,10 @@ fn real_ipv6_packets_are_masqueraded() {
     let server = udp_in(&outside, "[fd00:18::2]:5556");
 
     let m = Masq::open().unwrap();
-    m.add("pktnet6", "cid6", "eth0", net("fd00:78::2/64"))
-        .unwrap();
+    m.add("pktnet6", "cid6", "eth0", net("fd00:78::2/64")).unwrap();
     let (seen, replied) = round_trip(&container, &server);
     assert_eq!(seen, ip("fd00:18::1"), "not masqueraded");
-    assert!(
-        replied,
-        "the reply did not come back through the masquerade"
-    );
+    assert!(replied, "the reply did not come back through the masquerade");
     assert_eq!(m.del("pktnet6", "cid6", "eth0", None).unwrap(), 1);
     let (seen, replied) = round_trip(&container, &server);
     assert_eq!(seen, ip("fd00:78::2"), "still masqueraded after del");
@@ -482,8 +419,7 @@ fn bench_add_del() {
             del / rounds
         );
     };
-    m.add("bench", "first", "eth0", net("10.99.0.1/16"))
-        .unwrap();
+    m.add("bench", "first", "eth0", net("10.99.0.1/16")).unwrap();
     measure("1 existing element");
     for i in 2..=1000u32 {
         m.add(
@@ -511,14 +447,8 @@ fn main() {
         ),
         ("add_del_check_idempotent", add_del_check_idempotent),
         ("address_reuse_changes_owner", address_reuse_changes_owner),
-        (
-            "del_by_scan_without_addresses",
-            del_by_scan_without_addresses,
-        ),
-        (
-            "gc_keeps_only_valid_attachments",
-            gc_keeps_only_valid_attachments,
-        ),
+        ("del_by_scan_without_addresses", del_by_scan_without_addresses),
+        ("gc_keeps_only_valid_attachments", gc_keeps_only_valid_attachments),
         (
             "many_adds_then_dels_leave_set_empty",
             many_adds_then_dels_leave_set_empty,
@@ -530,10 +460,7 @@ fn main() {
         ("other_tables_are_left_alone", other_tables_are_left_alone),
         ("rejects_bad_network_names", rejects_bad_network_names),
         ("real_packets_are_masqueraded", real_packets_are_masqueraded),
-        (
-            "real_ipv6_packets_are_masqueraded",
-            real_ipv6_packets_are_masqueraded,
-        ),
+        ("real_ipv6_packets_are_masqueraded", real_ipv6_packets_are_masqueraded),
         ("bench_add_del", bench_add_del),
     ]);
 }

@@ -7,8 +7,8 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use cni_reference_plugins::netlink::{
-    read_sysctl, read_sysctl_in, write_sysctls_in, Address, BridgePortSettings, BridgeSpec,
-    BridgeVlan, Family, IpNet, LinkChange, Mac, OperState, Route, Rtnl, VethSpec,
+    read_sysctl, read_sysctl_in, write_sysctls_in, Address, BridgePortSettings, BridgeSpec, BridgeVlan, Family, IpNet,
+    LinkChange, Mac, OperState, Route, Rtnl, VethSpec,
 };
 use nsharness::new_netns;
 
@@ -38,16 +38,10 @@ fn bridge_create_and_read_back() {
     assert_eq!(read.mtu, 1400);
     assert!(read.is_promisc() && read.is_up(), "{read:?}");
     assert!(read.mac.is_some());
-    assert_eq!(
-        rtnl.link_by_index(read.index).unwrap().unwrap().name,
-        "tbr0"
-    );
+    assert_eq!(rtnl.link_by_index(read.index).unwrap().unwrap().name, "tbr0");
     let again = rtnl.create_bridge(&spec).unwrap_err();
     assert!(again.is_exists(), "{again}");
-    assert!(
-        again.to_string().contains("create bridge \"tbr0\""),
-        "{again}"
-    );
+    assert!(again.to_string().contains("create bridge \"tbr0\""), "{again}");
     assert!(rtnl.link_by_name("nosuchlink").unwrap().is_none());
     assert!(rtnl.links().unwrap().iter().any(|l| l.name == "tbr0"));
     assert!(rtnl.delete_link(read.index).unwrap());
@@ -86,40 +80,23 @@ fn veth_with_peer_in_other_netns() {
     assert_eq!(host.master, Some(br.index));
     assert!(host.is_up() && host.is_kind("veth"));
     assert_eq!(host.mtu, 1450);
-    assert!(
-        rtnl.link_by_name("eth0").unwrap().is_none(),
-        "peer leaked into host ns"
-    );
+    assert!(rtnl.link_by_name("eth0").unwrap().is_none(), "peer leaked into host ns");
 
     let inner = Rtnl::in_netns(ns.as_fd()).unwrap();
-    let eth0 = inner
-        .link_by_name("eth0")
-        .unwrap()
-        .expect("peer in container ns");
+    let eth0 = inner.link_by_name("eth0").unwrap().expect("peer in container ns");
     assert!(eth0.is_kind("veth"));
     assert_eq!(eth0.mac, Some(peer_mac));
     assert_eq!(eth0.mtu, 1450);
     assert!(!eth0.is_up());
-    assert_eq!(
-        host.link,
-        Some(eth0.index),
-        "host end's IFLA_LINK is the peer index"
-    );
+    assert_eq!(host.link, Some(eth0.index), "host end's IFLA_LINK is the peer index");
     assert!(host.link_netnsid.is_some());
 
     // The container name is taken now: a second pair must fail and say it was the peer.
     let err = rtnl.create_veth_random_name(&spec).unwrap_err();
     assert!(err.is_exists(), "{err}");
-    assert!(
-        err.to_string().contains("peer \"eth0\" already exists"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("peer \"eth0\" already exists"), "{err}");
     assert_eq!(
-        rtnl.links()
-            .unwrap()
-            .iter()
-            .filter(|l| l.is_kind("veth"))
-            .count(),
+        rtnl.links().unwrap().iter().filter(|l| l.is_kind("veth")).count(),
         1,
         "a failed create left a link behind"
     );
@@ -137,10 +114,7 @@ fn veth_with_peer_in_other_netns() {
     }
 
     assert!(rtnl.delete_link_by_name(&host.name).unwrap());
-    assert!(
-        inner.link_by_name("eth0").unwrap().is_none(),
-        "peer survives deletion"
-    );
+    assert!(inner.link_by_name("eth0").unwrap().is_none(), "peer survives deletion");
     assert!(!rtnl.delete_link_by_name(&host.name).unwrap());
     rtnl.delete_link(br.index).unwrap();
 }
@@ -253,15 +227,9 @@ fn addresses_add_list_delete() {
         })
         .unwrap();
     let eth0 = inner.link_by_name("eth0").unwrap().unwrap();
-    inner
-        .add_address(eth0.index, net("10.1.0.5/24"), false)
-        .unwrap();
-    inner
-        .add_address(eth0.index, net("fd00:1::5/64"), true)
-        .unwrap();
-    let err = inner
-        .add_address(eth0.index, net("10.1.0.5/24"), false)
-        .unwrap_err();
+    inner.add_address(eth0.index, net("10.1.0.5/24"), false).unwrap();
+    inner.add_address(eth0.index, net("fd00:1::5/64"), true).unwrap();
+    let err = inner.add_address(eth0.index, net("10.1.0.5/24"), false).unwrap_err();
     assert!(err.is_exists(), "{err}");
 
     let v4 = inner.addresses(Some(eth0.index), Family::V4).unwrap();
@@ -273,10 +241,7 @@ fn addresses_add_list_delete() {
     assert_eq!(global.len(), 1, "{v6:?}");
     assert_eq!(global[0].net, net("fd00:1::5/64"));
     assert!(global[0].flags & Address::NODAD != 0, "{:?}", global[0]);
-    assert!(
-        global[0].flags & Address::TENTATIVE == 0,
-        "nodad address is tentative"
-    );
+    assert!(global[0].flags & Address::TENTATIVE == 0, "nodad address is tentative");
     let all = inner.addresses(None, Family::All).unwrap();
     assert!(all.iter().any(|a| a.net == net("127.0.0.1/8")), "{all:?}");
     assert!(all.iter().any(|a| a.net == net("10.1.0.5/24")));
@@ -295,10 +260,7 @@ fn addresses_add_list_delete() {
 
     assert!(inner.del_address(eth0.index, net("10.1.0.5/24")).unwrap());
     assert!(!inner.del_address(eth0.index, net("10.1.0.5/24")).unwrap());
-    assert!(inner
-        .addresses(Some(eth0.index), Family::V4)
-        .unwrap()
-        .is_empty());
+    assert!(inner.addresses(Some(eth0.index), Family::V4).unwrap().is_empty());
 }
 
 fn routes_add_list_delete() {
@@ -312,12 +274,8 @@ fn routes_add_list_delete() {
             ..Default::default()
         })
         .unwrap();
-    inner
-        .add_address(eth0.index, net("10.9.0.2/24"), false)
-        .unwrap();
-    inner
-        .add_address(eth0.index, net("fd00:9::2/64"), true)
-        .unwrap();
+    inner.add_address(eth0.index, net("10.9.0.2/24"), false).unwrap();
+    inner.add_address(eth0.index, net("fd00:9::2/64"), true).unwrap();
 
     let mut r1 = Route::to(net("10.10.0.0/16"));
     r1.gw = Some(ip("10.9.0.1"));
@@ -351,34 +309,20 @@ fn routes_add_list_delete() {
     assert!(inner.del_route(&second_gw).unwrap());
 
     let main = inner.routes(Family::V4, Some(254)).unwrap();
-    let got = main
-        .iter()
-        .find(|r| r.dst == net("10.10.0.0/16"))
-        .expect("r1 listed");
+    let got = main.iter().find(|r| r.dst == net("10.10.0.0/16")).expect("r1 listed");
     assert_eq!(got.gw, Some(ip("10.9.0.1")));
     assert_eq!(got.priority, Some(50));
     assert_eq!((got.mtu, got.advmss), (Some(1300), Some(1200)));
-    assert_eq!(
-        got.oif,
-        Some(eth0.index),
-        "kernel resolves the oif from the gateway"
-    );
-    assert!(main
-        .iter()
-        .any(|r| r.is_default() && r.gw == Some(ip("10.9.0.1"))));
-    let ls = main
-        .iter()
-        .find(|r| r.dst == net("10.11.0.0/24"))
-        .expect("link route");
+    assert_eq!(got.oif, Some(eth0.index), "kernel resolves the oif from the gateway");
+    assert!(main.iter().any(|r| r.is_default() && r.gw == Some(ip("10.9.0.1"))));
+    let ls = main.iter().find(|r| r.dst == net("10.11.0.0/24")).expect("link route");
     assert_eq!(ls.scope, Some(253));
     assert!(main.iter().all(|r| r.table == 254));
     let t100 = inner.routes(Family::V4, Some(100)).unwrap();
     assert_eq!(t100.len(), 1, "{t100:?}");
     assert!(t100[0].is_default());
     let all6 = inner.routes(Family::V6, None).unwrap();
-    assert!(all6
-        .iter()
-        .any(|r| r.is_default() && r.gw == Some(ip("fd00:9::1"))));
+    assert!(all6.iter().any(|r| r.is_default() && r.gw == Some(ip("fd00:9::1"))));
 
     assert!(inner.del_route(&r1).unwrap());
     assert!(!inner.del_route(&r1).unwrap());
@@ -412,10 +356,7 @@ fn bridge_port_flags() {
         })
         .unwrap();
     assert_eq!(port.master, Some(br.index));
-    assert_eq!(
-        rtnl.bridge_port_flags(port.index).unwrap(),
-        Some((false, false))
-    );
+    assert_eq!(rtnl.bridge_port_flags(port.index).unwrap(), Some((false, false)));
     rtnl.set_bridge_port(
         port.index,
         &BridgePortSettings {
@@ -425,10 +366,7 @@ fn bridge_port_flags() {
         },
     )
     .unwrap();
-    assert_eq!(
-        rtnl.bridge_port_flags(port.index).unwrap(),
-        Some((true, true))
-    );
+    assert_eq!(rtnl.bridge_port_flags(port.index).unwrap(), Some((true, true)));
     rtnl.set_bridge_port(
         port.index,
         &BridgePortSettings {
@@ -437,10 +375,7 @@ fn bridge_port_flags() {
         },
     )
     .unwrap();
-    assert_eq!(
-        rtnl.bridge_port_flags(port.index).unwrap(),
-        Some((false, true))
-    );
+    assert_eq!(rtnl.bridge_port_flags(port.index).unwrap(), Some((false, true)));
     let loose = rtnl
         .create_veth(&VethSpec {
             name: "tloose",
@@ -477,10 +412,7 @@ fn bridge_vlans() {
         Ok(br) => br,
         Err(e) => {
             assert_eq!(e.errno(), Some(libc::EOPNOTSUPP), "{e}");
-            assert!(
-                rtnl.link_by_name("tbr4").unwrap().is_none(),
-                "half-created bridge"
-            );
+            assert!(rtnl.link_by_name("tbr4").unwrap().is_none(), "half-created bridge");
             // Adding a VLAN to a port must fail loudly too, naming the operation.
             let br = rtnl
                 .create_bridge(&BridgeSpec {
@@ -549,18 +481,9 @@ fn bridge_vlans() {
     assert_eq!(ids, vec![1, 100, 200, 201, 202, 203], "{got:?}");
     let v100 = got.iter().find(|v| v.vid == 100).unwrap();
     assert!(v100.pvid && v100.untagged, "{v100:?}");
-    assert!(
-        !got.iter().find(|v| v.vid == 1).unwrap().pvid,
-        "PVID moved to 100"
-    );
-    rtnl.del_bridge_vlans(port.index, &[BridgeVlan::tagged(1)])
-        .unwrap();
-    let ids: Vec<u16> = rtnl
-        .bridge_vlans(port.index)
-        .unwrap()
-        .iter()
-        .map(|v| v.vid)
-        .collect();
+    assert!(!got.iter().find(|v| v.vid == 1).unwrap().pvid, "PVID moved to 100");
+    rtnl.del_bridge_vlans(port.index, &[BridgeVlan::tagged(1)]).unwrap();
+    let ids: Vec<u16> = rtnl.bridge_vlans(port.index).unwrap().iter().map(|v| v.vid).collect();
     assert_eq!(ids, vec![100, 200, 201, 202, 203]);
     rtnl.delete_link(port.index).unwrap();
     rtnl.delete_link(br.index).unwrap();
@@ -582,10 +505,7 @@ fn sysctls_follow_the_namespace() {
         &[
             ("net/ipv4/conf/eth0/arp_notify", "1"),
             ("net/ipv6/conf/eth0/accept_ra", "0"),
-            (
-                "net/ipv4/ip_forward",
-                if before_here == "1" { "0" } else { "1" },
-            ),
+            ("net/ipv4/ip_forward", if before_here == "1" { "0" } else { "1" }),
         ],
     )
     .unwrap();
@@ -593,21 +513,10 @@ fn sysctls_follow_the_namespace() {
         read_sysctl_in(ns.as_fd(), "net/ipv4/conf/eth0/arp_notify").unwrap(),
         "1"
     );
-    assert_eq!(
-        read_sysctl_in(ns.as_fd(), "net/ipv6/conf/eth0/accept_ra").unwrap(),
-        "0"
-    );
-    assert_ne!(
-        read_sysctl_in(ns.as_fd(), "net/ipv4/ip_forward").unwrap(),
-        before_here
-    );
-    assert_eq!(
-        read_sysctl("net/ipv4/ip_forward").unwrap(),
-        before_here,
-        "leaked"
-    );
-    let err =
-        write_sysctls_in(ns.as_fd(), &[("net/ipv4/conf/nosuch/arp_notify", "1")]).unwrap_err();
+    assert_eq!(read_sysctl_in(ns.as_fd(), "net/ipv6/conf/eth0/accept_ra").unwrap(), "0");
+    assert_ne!(read_sysctl_in(ns.as_fd(), "net/ipv4/ip_forward").unwrap(), before_here);
+    assert_eq!(read_sysctl("net/ipv4/ip_forward").unwrap(), before_here, "leaked");
+    let err = write_sysctls_in(ns.as_fd(), &[("net/ipv4/conf/nosuch/arp_notify", "1")]).unwrap_err();
     assert!(err.to_string().contains("nosuch"), "{err}");
     assert!(write_sysctls_in(ns.as_fd(), &[("../etc/passwd", "x")]).is_err());
 }
@@ -646,8 +555,7 @@ fn bench_veth_create_delete() {
                 rtnl.delete_link(host.index).unwrap();
                 del += t.elapsed();
             } else {
-                rtnl.delete_link_detached(host.index, Duration::from_secs(5))
-                    .unwrap();
+                rtnl.delete_link_detached(host.index, Duration::from_secs(5)).unwrap();
                 detached += t.elapsed();
             }
         }
@@ -699,28 +607,18 @@ fn detached_delete() {
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
     let t = Instant::now();
     // Deleted from the container side, as a plugin's DEL does.
-    assert!(inner
-        .delete_link_detached(eth0.index, Duration::from_secs(5))
-        .unwrap());
+    assert!(inner.delete_link_detached(eth0.index, Duration::from_secs(5)).unwrap());
     let took = t.elapsed();
     unsafe { libc::close(fds[1]) };
     let mut byte = [0u8; 1];
     let t = Instant::now();
     let n = unsafe { libc::read(fds[0], byte.as_mut_ptr().cast(), 1) };
     assert_eq!(n, 0);
-    assert!(
-        t.elapsed() < Duration::from_millis(5),
-        "child kept the pipe open"
-    );
+    assert!(t.elapsed() < Duration::from_millis(5), "child kept the pipe open");
     unsafe { libc::close(fds[0]) };
     assert!(inner.link_by_name("eth0").unwrap().is_none());
-    assert!(
-        rtnl.link_by_index(host.index).unwrap().is_none(),
-        "peer end survived"
-    );
-    assert!(!inner
-        .delete_link_detached(eth0.index, Duration::from_secs(1))
-        .unwrap());
+    assert!(rtnl.link_by_index(host.index).unwrap().is_none(), "peer end survived");
+    assert!(!inner.delete_link_detached(eth0.index, Duration::from_secs(1)).unwrap());
     println!("detached delete returned after {took:?}");
     // The kernel refuses to delete loopback; the child's errno comes back.
     let lo = inner.link_by_name("lo").unwrap().unwrap();
@@ -735,10 +633,7 @@ fn main() {
     nsharness::enter_private_namespaces();
     nsharness::run(&[
         ("bridge_create_and_read_back", bridge_create_and_read_back),
-        (
-            "veth_with_peer_in_other_netns",
-            veth_with_peer_in_other_netns,
-        ),
+        ("veth_with_peer_in_other_netns", veth_with_peer_in_other_netns),
         ("plain_veth_named_both_ends", plain_veth_named_both_ends),
         ("link_changes_one_request", link_changes_one_request),
         ("addresses_add_list_delete", addresses_add_list_delete),

@@ -16,8 +16,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>()
-            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         "[ -~]{0,12}".prop_map(Value::String),
         prop_oneof![
             Just("10.0.0.0/24"),
@@ -135,9 +134,7 @@ fn parse_everything(config: Value, cni_args: &str) {
             let _ = BridgeConfig::load(&conf, cni_args, true);
             if let Some(prev) = &conf.prev_result {
                 if let Ok(r) = CniResult::from_json(prev, &conf.cni_version) {
-                    for v in [
-                        "0.1.0", "0.2.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0", "7", "",
-                    ] {
+                    for v in ["0.1.0", "0.2.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0", "7", ""] {
                         let _ = r.to_json(v);
                     }
                 }

@@ -11,8 +11,8 @@ use crate::cni::ipnet::{Family, IpNet};
 use crate::cni::result::{CniResult, Interface, IpConfig, Route};
 use crate::cni::trace::mark;
 use crate::netlink::{
-    self, run_in_netns, write_sysctl, BridgePortSettings, BridgeSpec, BridgeVlan, Link, LinkChange,
-    Mac, NetNs, OperState, Rtnl, VethSpec, RT_TABLE_MAIN,
+    self, run_in_netns, write_sysctl, BridgePortSettings, BridgeSpec, BridgeVlan, Link, LinkChange, Mac, NetNs,
+    OperState, Rtnl, VethSpec, RT_TABLE_MAIN,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
@@ -66,10 +66,7 @@ pub fn add(req: &Request) -> Result<CniResult, CniError> {
     }
     // Read prevResult before touching anything: a broken one fails the ADD cleanly.
     let prev = match &req.conf.prev_result {
-        Some(value) => Some(
-            CniResult::from_json(value, &req.conf.cni_version)
-                .map_err(|e| e.context("prevResult"))?,
-        ),
+        Some(value) => Some(CniResult::from_json(value, &req.conf.cni_version).map_err(|e| e.context("prevResult"))?),
         None => None,
     };
     let mac = match &cfg.mac {
@@ -95,10 +92,7 @@ pub fn add(req: &Request) -> Result<CniResult, CniError> {
         return Err(CniError::with_details(
             error::INTERFACE_EXISTS,
             format!("container veth name ({ifname:?}) already exists"),
-            format!(
-                "{ifname} already exists in {}; DEL the attachment first",
-                req.env.netns
-            ),
+            format!("{ifname} already exists in {}; DEL the attachment first", req.env.netns),
         ));
     }
 
@@ -173,12 +167,7 @@ fn build(
 
     let mut result = CniResult::default();
     if let Some(ipam) = &cfg.ipam_type {
-        let ipam_result = delegate::add(
-            ipam,
-            &req.env.path_dirs(),
-            &req.stdin,
-            &req.conf.cni_version,
-        )?;
+        let ipam_result = delegate::add(ipam, &req.env.path_dirs(), &req.stdin, &req.conf.cni_version)?;
         undo.ipam = Some(ipam.clone());
         mark("add: ipam done");
         if ipam_result.ips.is_empty() {
@@ -228,14 +217,8 @@ fn build(
         .link_by_index(bridge.index)
         .map_err(kernel)?
         .unwrap_or_else(|| bridge.clone());
-    let veth_now = host
-        .link_by_index(veth.index)
-        .map_err(kernel)?
-        .unwrap_or(veth);
-    let ctr_now = ctr
-        .link_by_index(ctr_link.index)
-        .map_err(kernel)?
-        .unwrap_or(ctr_link);
+    let veth_now = host.link_by_index(veth.index).map_err(kernel)?.unwrap_or(veth);
+    let ctr_now = ctr.link_by_index(ctr_link.index).map_err(kernel)?.unwrap_or(ctr_link);
     let iface = |link: &Link, sandbox: &str| Interface {
         name: link.name.clone(),
         mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
@@ -393,9 +376,7 @@ fn add_default_routes(result: &mut CniResult) {
             .iter()
             .any(|r| r.dst.prefix == 0 && r.dst.family() == family && r.gw.is_some());
         if !has_default {
-            result
-                .routes
-                .push(Route::simple(unspecified(family), Some(gw)));
+            result.routes.push(Route::simple(unspecified(family), Some(gw)));
         }
     }
 }
@@ -407,14 +388,8 @@ fn configure_container(
     link: &Link,
     result: &CniResult,
 ) -> Result<(), CniError> {
-    let has_v4 = result
-        .ips
-        .iter()
-        .any(|ip| ip.address.family() == Family::V4);
-    let has_v6 = result
-        .ips
-        .iter()
-        .any(|ip| ip.address.family() == Family::V6);
+    let has_v4 = result.ips.iter().any(|ip| ip.address.family() == Family::V4);
+    let has_v6 = result.ips.iter().any(|ip| ip.address.family() == Family::V6);
     let name = link.name.clone();
     let dad = cfg.enable_dad;
     // Best effort, like upstream: a kernel without IPv6 has no such files.
@@ -425,10 +400,7 @@ fn configure_container(
         if has_v6 {
             let _ = write_sysctl(&format!("net/ipv6/conf/{name}/disable_ipv6"), "0");
             let _ = write_sysctl(&format!("net/ipv6/conf/{name}/keep_addr_on_down"), "1");
-            let _ = write_sysctl(
-                &format!("net/ipv6/conf/{name}/accept_dad"),
-                if dad { "1" } else { "0" },
-            );
+            let _ = write_sysctl(&format!("net/ipv6/conf/{name}/accept_dad"), if dad { "1" } else { "0" });
             if dad {
                 let _ = write_sysctl(&format!("net/ipv6/conf/{name}/enhanced_dad"), "1");
             }
@@ -472,12 +444,7 @@ fn configure_container(
     Ok(())
 }
 
-fn configure_gateway(
-    host: &Rtnl,
-    cfg: &BridgeConfig,
-    bridge: &Link,
-    result: &CniResult,
-) -> Result<(), CniError> {
+fn configure_gateway(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, result: &CniResult) -> Result<(), CniError> {
     let mut families = Vec::new();
     for ip in &result.ips {
         let Some(gw) = ip.gateway else { continue };
@@ -514,12 +481,7 @@ fn configure_gateway(
     Ok(())
 }
 
-fn ensure_bridge_address(
-    host: &Rtnl,
-    cfg: &BridgeConfig,
-    bridge: &Link,
-    gw: IpNet,
-) -> Result<(), CniError> {
+fn ensure_bridge_address(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, gw: IpNet) -> Result<(), CniError> {
     let family = match gw.family() {
         Family::V4 => netlink::Family::V4,
         Family::V6 => netlink::Family::V6,
@@ -543,10 +505,7 @@ fn ensure_bridge_address(
             } else {
                 return Err(CniError::with_details(
                     error::INVALID_NETWORK_CONFIG,
-                    format!(
-                        "{:?} already has an IP address different from {gw}",
-                        cfg.bridge
-                    ),
+                    format!("{:?} already has an IP address different from {gw}", cfg.bridge),
                     format!("it has {have}; set forceAddress to replace it"),
                 ));
             }

@@ -42,16 +42,12 @@ pub fn check(req: &Request) -> Result<(), CniError> {
     let host = Rtnl::new().map_err(kernel)?;
     let ctr = Rtnl::in_netns(netns.as_fd()).map_err(kernel)?;
 
-    let bridge_entry = prev
-        .interfaces
-        .iter()
-        .find(|i| i.name == cfg.bridge)
-        .ok_or_else(|| {
-            failed(format!(
-                "CNI created bridge {} in host namespace was not found",
-                cfg.bridge
-            ))
-        })?;
+    let bridge_entry = prev.interfaces.iter().find(|i| i.name == cfg.bridge).ok_or_else(|| {
+        failed(format!(
+            "CNI created bridge {} in host namespace was not found",
+            cfg.bridge
+        ))
+    })?;
     let bridge = check_bridge(&host, &cfg, bridge_entry)?;
 
     let ctr_entry = prev
@@ -64,15 +60,12 @@ pub fn check(req: &Request) -> Result<(), CniError> {
                 req.env.ifname
             ))
         })?;
-    let ctr_link = ctr
-        .link_by_name(&req.env.ifname)
-        .map_err(kernel)?
-        .ok_or_else(|| {
-            failed(format!(
-                "Container interface {} not found in {}",
-                req.env.ifname, req.env.netns
-            ))
-        })?;
+    let ctr_link = ctr.link_by_name(&req.env.ifname).map_err(kernel)?.ok_or_else(|| {
+        failed(format!(
+            "Container interface {} not found in {}",
+            req.env.ifname, req.env.netns
+        ))
+    })?;
     if !ctr_link.is_kind("veth") {
         return Err(failed(format!(
             "Error: Container interface {} not of type veth",
@@ -89,12 +82,7 @@ pub fn check(req: &Request) -> Result<(), CniError> {
             let link = host.link_by_name(&entry.name).ok()??;
             (link.is_kind("veth") && ctr_link.link == Some(link.index)).then_some((entry, link))
         })
-        .ok_or_else(|| {
-            failed(format!(
-                "CNI veth created for bridge {} was not found",
-                cfg.bridge
-            ))
-        })?;
+        .ok_or_else(|| failed(format!("CNI veth created for bridge {} was not found", cfg.bridge)))?;
     if host_veth.1.master != Some(bridge.index) {
         return Err(failed(format!(
             "host veth {} is not a port of bridge {}",
@@ -115,37 +103,23 @@ pub fn check(req: &Request) -> Result<(), CniError> {
     check_routes(&ctr, &prev)?;
     if cfg.ip_masq && cfg.ipam_type.is_some() {
         let addrs: Vec<IpNet> = prev.ips.iter().map(|ip| ip.address).collect();
-        masquerade::check(
-            &req.conf.name,
-            &req.env.container_id,
-            &req.env.ifname,
-            &addrs,
-        )?;
+        masquerade::check(&req.conf.name, &req.env.container_id, &req.env.ifname, &addrs)?;
     }
     Ok(())
 }
 
 fn check_bridge(host: &Rtnl, cfg: &BridgeConfig, entry: &Interface) -> Result<Link, CniError> {
     if !entry.sandbox.is_empty() {
-        return Err(failed(format!(
-            "Interface {} should not be in sandbox",
-            entry.name
-        )));
+        return Err(failed(format!("Interface {} should not be in sandbox", entry.name)));
     }
-    let link = host
-        .link_by_name(&cfg.bridge)
-        .map_err(kernel)?
-        .ok_or_else(|| {
-            failed(format!(
-                "CNI created bridge {} in host namespace was not found",
-                cfg.bridge
-            ))
-        })?;
-    if !link.is_kind("bridge") {
-        return Err(failed(format!(
-            "{} does not have link type of bridge",
+    let link = host.link_by_name(&cfg.bridge).map_err(kernel)?.ok_or_else(|| {
+        failed(format!(
+            "CNI created bridge {} in host namespace was not found",
             cfg.bridge
-        )));
+        ))
+    })?;
+    if !link.is_kind("bridge") {
+        return Err(failed(format!("{} does not have link type of bridge", cfg.bridge)));
     }
     if !entry.mac.is_empty() {
         let have = link.mac.map(|m| m.to_string()).unwrap_or_default();
@@ -191,12 +165,7 @@ fn check_mac_mtu(entry: &Interface, link: &Link, mtu: Option<u32>) -> Result<(),
 
 /// Every address of `prev` that belongs to our container interface (by index, or without one)
 /// must be on it.
-fn check_addresses(
-    ctr: &Rtnl,
-    link: &Link,
-    prev: &CniResult,
-    ctr_index: Option<usize>,
-) -> Result<(), CniError> {
+fn check_addresses(ctr: &Rtnl, link: &Link, prev: &CniResult, ctr_index: Option<usize>) -> Result<(), CniError> {
     let have: Vec<IpNet> = ctr
         .addresses(Some(link.index), netlink::Family::All)
         .map_err(kernel)?
@@ -233,10 +202,7 @@ fn check_routes(ctr: &Rtnl, prev: &CniResult) -> Result<(), CniError> {
             .iter()
             .any(|r| r.dst.prefix == net.prefix && r.dst.addr == net.addr);
         if !found {
-            return Err(failed(format!(
-                "no route to {net} for address {}",
-                ip.address
-            )));
+            return Err(failed(format!("no route to {net} for address {}", ip.address)));
         }
     }
     for route in &prev.routes {
@@ -256,10 +222,7 @@ fn check_routes(ctr: &Rtnl, prev: &CniResult) -> Result<(), CniError> {
             return Err(failed(format!(
                 "Expected Route {} via {} ({family}) not found in routing table",
                 route.dst,
-                route
-                    .gw
-                    .map(|g| g.to_string())
-                    .unwrap_or_else(|| "-".into())
+                route.gw.map(|g| g.to_string()).unwrap_or_else(|| "-".into())
             )));
         }
     }

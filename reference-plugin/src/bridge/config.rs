@@ -79,9 +79,7 @@ impl BridgeConfig {
             .map(|m| m as u32);
         if let Some(m) = mtu {
             if m < 68 {
-                return Err(CniError::config(format!(
-                    "mtu: {m} is below the minimum of 68"
-                )));
+                return Err(CniError::config(format!("mtu: {m} is below the minimum of 68")));
             }
         }
         let vlan = match json::opt_int(raw, "", "vlan")? {
@@ -126,11 +124,7 @@ impl BridgeConfig {
             enable_dad: json::opt_bool(raw, "", "enabledad")?,
             disable_container_interface: json::opt_bool(raw, "", "disableContainerInterface")?,
             port_isolation: json::opt_bool(raw, "", "portIsolation")?,
-            mac: if for_add {
-                mac_source(conf, cni_args)?
-            } else {
-                None
-            },
+            mac: if for_add { mac_source(conf, cni_args)? } else { None },
             ipam_type: conf.ipam_type.clone(),
         };
         if cfg.hairpin_mode && cfg.promisc_mode {
@@ -144,8 +138,7 @@ impl BridgeConfig {
             ));
         }
         if cfg.ipam_type.is_none() {
-            let legacy =
-                SpecVersion::parse(&conf.cni_version).is_ok_and(|v| v < SpecVersion::new(0, 3, 0));
+            let legacy = SpecVersion::parse(&conf.cni_version).is_ok_and(|v| v < SpecVersion::new(0, 3, 0));
             if legacy {
                 return Err(CniError::with_details(
                     error::INCOMPATIBLE_CNI_VERSION,

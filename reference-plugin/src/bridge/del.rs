@@ -66,12 +66,7 @@ pub fn del(req: &Request) -> Result<(), CniError> {
     }
     mark("del: ipam done");
     if cfg.ip_masq && cfg.ipam_type.is_some() {
-        if let Err(e) = masquerade::teardown(
-            &req.conf.name,
-            &req.env.container_id,
-            &req.env.ifname,
-            &addrs,
-        ) {
+        if let Err(e) = masquerade::teardown(&req.conf.name, &req.env.container_id, &req.env.ifname, &addrs) {
             failures.push(e);
         }
     }
@@ -102,8 +97,7 @@ fn remove_container_interface(ns: &NetNs, ifname: &str) -> Result<Vec<IpNet>, Cn
         .collect();
     // Unregistering a veth makes the kernel wait ~20 ms after the link is already gone from
     // the namespace; a detached child carries that wait so DEL returns as soon as it is gone.
-    ctr.delete_link_detached(link.index, DELETE_TIMEOUT)
-        .map_err(kernel)?;
+    ctr.delete_link_detached(link.index, DELETE_TIMEOUT).map_err(kernel)?;
     Ok(addrs)
 }
 
@@ -125,8 +119,7 @@ fn remove_host_veth(cfg: &BridgeConfig, prev: &CniResult) -> Result<(), CniError
     for name in candidates {
         if let Some(link) = host.link_by_name(name).map_err(kernel)? {
             if link.is_kind("veth") && link.master == Some(bridge.index) {
-                host.delete_link_detached(link.index, DELETE_TIMEOUT)
-                    .map_err(kernel)?;
+                host.delete_link_detached(link.index, DELETE_TIMEOUT).map_err(kernel)?;
             }
         }
     }

@@ -14,16 +14,10 @@ fn open() -> Result<Masq, CniError> {
 }
 
 /// Masquerade traffic from `addrs` of the attachment that leaves their subnets.
-pub fn setup(
-    network: &str,
-    container_id: &str,
-    ifname: &str,
-    addrs: &[IpNet],
-) -> Result<(), CniError> {
+pub fn setup(network: &str, container_id: &str, ifname: &str, addrs: &[IpNet]) -> Result<(), CniError> {
     let masq = open()?;
     for addr in addrs {
-        masq.add(network, container_id, ifname, to_nl(*addr))
-            .map_err(kernel)?;
+        masq.add(network, container_id, ifname, to_nl(*addr)).map_err(kernel)?;
     }
     Ok(())
 }
@@ -31,18 +25,11 @@ pub fn setup(
 /// Remove the attachment's masquerade entries (idempotent). With addresses (from the netns or
 /// `prevResult`) only those are looked up; without any, the network's entries are scanned for
 /// the attachment's owner tag.
-pub fn teardown(
-    network: &str,
-    container_id: &str,
-    ifname: &str,
-    addrs: &[IpNet],
-) -> Result<(), CniError> {
+pub fn teardown(network: &str, container_id: &str, ifname: &str, addrs: &[IpNet]) -> Result<(), CniError> {
     let masq = open()?;
     let nl: Vec<_> = addrs.iter().map(|a| to_nl(*a)).collect();
     let ips = (!nl.is_empty()).then_some(nl.as_slice());
-    let removed = masq
-        .del(network, container_id, ifname, ips)
-        .map_err(kernel)?;
+    let removed = masq.del(network, container_id, ifname, ips).map_err(kernel)?;
     if removed > 0 {
         super::linger::hand_over_open_files();
     }
@@ -50,21 +37,13 @@ pub fn teardown(
 }
 
 /// Fail unless every address of the attachment is masqueraded for it.
-pub fn check(
-    network: &str,
-    container_id: &str,
-    ifname: &str,
-    addrs: &[IpNet],
-) -> Result<(), CniError> {
+pub fn check(network: &str, container_id: &str, ifname: &str, addrs: &[IpNet]) -> Result<(), CniError> {
     if addrs.is_empty() {
         return Ok(());
     }
     let masq = open()?;
     let nl: Vec<_> = addrs.iter().map(|a| to_nl(*a)).collect();
-    if masq
-        .check(network, container_id, ifname, &nl)
-        .map_err(kernel)?
-    {
+    if masq.check(network, container_id, ifname, &nl).map_err(kernel)? {
         Ok(())
     } else {
         let list: Vec<String> = addrs.iter().map(IpNet::to_string).collect();

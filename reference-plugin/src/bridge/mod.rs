@@ -48,10 +48,7 @@ pub(crate) fn to_nl(net: crate::cni::ipnet::IpNet) -> crate::netlink::IpNet {
 
 impl Plugin for Bridge {
     fn about(&self) -> String {
-        format!(
-            "CNI bridge plugin (Rust reference) v{}",
-            env!("CARGO_PKG_VERSION")
-        )
+        format!("CNI bridge plugin (Rust reference) v{}", env!("CARGO_PKG_VERSION"))
     }
 
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
@@ -100,11 +97,7 @@ pub(crate) fn join_errors(mut errors: Vec<CniError>) -> Result<(), CniError> {
         1 => Err(errors.remove(0)),
         _ => {
             let code = errors[0].code;
-            let msg = errors
-                .iter()
-                .map(|e| e.msg.clone())
-                .collect::<Vec<_>>()
-                .join("; ");
+            let msg = errors.iter().map(|e| e.msg.clone()).collect::<Vec<_>>().join("; ");
             Err(CniError::new(code, msg))
         }
     }

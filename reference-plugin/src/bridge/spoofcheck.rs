@@ -118,12 +118,8 @@ fn inspect(refid: &str) -> Result<Found, CniError> {
     let Ok(text) = nft(&["-j", "list", "table", "bridge", "nat"], None) else {
         return Ok(found);
     };
-    let doc: Value = serde_json::from_str(&text).map_err(|e| {
-        CniError::new(
-            error::KERNEL_OPERATION_FAILED,
-            format!("reading nft -j output: {e}"),
-        )
-    })?;
+    let doc: Value = serde_json::from_str(&text)
+        .map_err(|e| CniError::new(error::KERNEL_OPERATION_FAILED, format!("reading nft -j output: {e}")))?;
     let chain = iface_chain(refid);
     let mac_chain = format!("{chain}-mac");
     let c = comment(refid);
@@ -197,9 +193,7 @@ pub fn check(container_id: &str, ifname: &str, mac: &str) -> Result<(), CniError
     } else {
         Err(CniError::with_details(
             error::CHECK_FAILED,
-            format!(
-                "macspoofchk rules for {container_id}/{ifname} are missing or do not allow {mac}"
-            ),
+            format!("macspoofchk rules for {container_id}/{ifname} are missing or do not allow {mac}"),
             format!("expected in table bridge nat: {found:?}"),
         ))
     }

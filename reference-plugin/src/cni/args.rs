@@ -48,9 +48,7 @@ impl CniArgs {
             return Err(CniError::with_details(
                 INVALID_ENVIRONMENT_VARIABLES,
                 format!("CNI_ARGS: unknown args {unknown:?}"),
-                format!(
-                    "this plugin understands {known:?}; add IgnoreUnknown=1 to CNI_ARGS to ignore other keys"
-                ),
+                format!("this plugin understands {known:?}; add IgnoreUnknown=1 to CNI_ARGS to ignore other keys"),
             ));
         }
         Ok(CniArgs { pairs })
@@ -58,11 +56,7 @@ impl CniArgs {
 
     /// The last value given for `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 

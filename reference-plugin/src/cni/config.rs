@@ -48,15 +48,11 @@ pub struct NetConf {
 impl NetConf {
     /// Parse the common keys of a configuration that already passed the dispatcher's checks.
     pub fn parse(raw: Object) -> Result<NetConf, CniError> {
-        let name = json::opt_str(&raw, "", "name")?
-            .unwrap_or_default()
-            .to_string();
+        let name = json::opt_str(&raw, "", "name")?.unwrap_or_default().to_string();
         let cni_version = json::opt_str(&raw, "", "cniVersion")?
             .unwrap_or(version::DEFAULT_WHEN_MISSING)
             .to_string();
-        let plugin_type = json::opt_str(&raw, "", "type")?
-            .unwrap_or_default()
-            .to_string();
+        let plugin_type = json::opt_str(&raw, "", "type")?.unwrap_or_default().to_string();
         let ipam_type = match json::opt_object(&raw, "", "ipam")? {
             Some(ipam) => json::opt_str(ipam, "ipam", "type")?
                 .filter(|t| !t.is_empty())
@@ -71,9 +67,7 @@ impl NetConf {
             .cloned()
             .unwrap_or_default();
         let args_cni = match json::opt_object(&raw, "", "args")? {
-            Some(args) => json::opt_object(args, "args", "cni")?
-                .cloned()
-                .unwrap_or_default(),
+            Some(args) => json::opt_object(args, "args", "cni")?.cloned().unwrap_or_default(),
             None => Object::new(),
         };
         let prev_result = raw.get("prevResult").filter(|v| !v.is_null()).cloned();

@@ -92,12 +92,7 @@ fn parse_error(plugin: &Path, stdout: &[u8], status: Option<i32>) -> CniError {
 }
 
 /// A delegated ADD: the delegate's result, read in `cni_version`.
-pub fn add(
-    plugin_type: &str,
-    dirs: &[PathBuf],
-    stdin: &[u8],
-    cni_version: &str,
-) -> Result<CniResult, CniError> {
+pub fn add(plugin_type: &str, dirs: &[PathBuf], stdin: &[u8], cni_version: &str) -> Result<CniResult, CniError> {
     let plugin = find_in_path(plugin_type, dirs)?;
     let stdout = exec(&plugin, "ADD", stdin)?;
     let value: serde_json::Value = serde_json::from_slice(&stdout).map_err(|e| {
@@ -116,12 +111,7 @@ pub fn add(
 }
 
 /// A delegated DEL, CHECK, GC or STATUS (no output expected).
-pub fn run(
-    plugin_type: &str,
-    dirs: &[PathBuf],
-    command: &str,
-    stdin: &[u8],
-) -> Result<(), CniError> {
+pub fn run(plugin_type: &str, dirs: &[PathBuf], command: &str, stdin: &[u8]) -> Result<(), CniError> {
     let plugin = find_in_path(plugin_type, dirs)?;
     exec(&plugin, command, stdin).map(|_| ())
 }

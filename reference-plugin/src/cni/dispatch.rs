@@ -119,11 +119,7 @@ pub fn dispatch(
         let stdin = read_stdin(true).unwrap_or_default();
         let requested = serde_json::from_slice::<serde_json::Value>(&stdin)
             .ok()
-            .and_then(|v| {
-                v.get("cniVersion")
-                    .and_then(|s| s.as_str())
-                    .map(str::to_string)
-            });
+            .and_then(|v| v.get("cniVersion").and_then(|s| s.as_str()).map(str::to_string));
         let answer = version::version_answer(requested.as_deref());
         if let Err(e) = out.write_all(answer.as_bytes()).and_then(|_| out.flush()) {
             let _ = writeln!(err, "writing the VERSION answer: {e}");
@@ -178,10 +174,7 @@ type Rejected = (CniError, Option<String>);
 fn validate(env: Environment, stdin: Vec<u8>) -> Result<(Request, String), Rejected> {
     let value: serde_json::Value = serde_json::from_slice(&stdin).map_err(|e| {
         (
-            CniError::new(
-                error::DECODING_FAILURE,
-                format!("error unmarshall network config: {e}"),
-            ),
+            CniError::new(error::DECODING_FAILURE, format!("error unmarshall network config: {e}")),
             None,
         )
     })?;
@@ -237,9 +230,7 @@ fn validate(env: Environment, stdin: Vec<u8>) -> Result<(Request, String), Rejec
     }
     let version = match raw.get("cniVersion") {
         None | Some(serde_json::Value::Null) => version::DEFAULT_WHEN_MISSING.to_string(),
-        Some(serde_json::Value::String(s)) if s.is_empty() => {
-            version::DEFAULT_WHEN_MISSING.to_string()
-        }
+        Some(serde_json::Value::String(s)) if s.is_empty() => version::DEFAULT_WHEN_MISSING.to_string(),
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(other) => {
             return Err((
@@ -262,15 +253,13 @@ fn validate(env: Environment, stdin: Vec<u8>) -> Result<(Request, String), Rejec
     };
     let with_version = |e: CniError| (e, Some(version.clone()));
     if let Some((verb, minimum)) = gate {
-        let parsed = SpecVersion::parse(&version)
-            .map_err(|e| with_version(CniError::new(error::DECODING_FAILURE, e)))?;
+        let parsed =
+            SpecVersion::parse(&version).map_err(|e| with_version(CniError::new(error::DECODING_FAILURE, e)))?;
         if parsed < minimum {
             return Err(with_version(CniError::with_details(
                 error::INCOMPATIBLE_CNI_VERSION,
                 format!("config version does not allow {verb}"),
-                format!(
-                    "{verb} needs cniVersion {minimum} or later, the configuration has {version:?}"
-                ),
+                format!("{verb} needs cniVersion {minimum} or later, the configuration has {version:?}"),
             )));
         }
         let plugin_max = SpecVersion::parse(version::LATEST).unwrap_or(minimum);

@@ -93,9 +93,7 @@ impl Environment {
 
     /// Read the environment through `lookup` (normally `std::env::var`). Returns `Ok(None)` when
     /// `CNI_COMMAND` is empty or unset.
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<Environment>, CniError> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Environment>, CniError> {
         let get = |name: &str| lookup(name).unwrap_or_default();
         let command_text = get("CNI_COMMAND");
         if command_text.is_empty() {
@@ -171,10 +169,7 @@ pub fn is_valid_identifier(text: &str) -> bool {
 /// Container ID rule (code 4 on failure).
 pub fn validate_container_id(id: &str) -> Result<(), CniError> {
     if id.is_empty() {
-        return Err(CniError::new(
-            INVALID_ENVIRONMENT_VARIABLES,
-            "missing containerID",
-        ));
+        return Err(CniError::new(INVALID_ENVIRONMENT_VARIABLES, "missing containerID"));
     }
     if !is_valid_identifier(id) {
         return Err(CniError::with_details(
@@ -189,13 +184,7 @@ pub fn validate_container_id(id: &str) -> Result<(), CniError> {
 /// Interface name rules (code 4 on failure): not empty, at most 15 bytes, not `.` or `..`, and
 /// no `/`, `:` or whitespace.
 pub fn validate_interface_name(name: &str) -> Result<(), CniError> {
-    let fail = |msg: &str, details: &str| {
-        Err(CniError::with_details(
-            INVALID_ENVIRONMENT_VARIABLES,
-            msg,
-            details,
-        ))
-    };
+    let fail = |msg: &str, details: &str| Err(CniError::with_details(INVALID_ENVIRONMENT_VARIABLES, msg, details));
     if name.is_empty() {
         return fail("interface name is empty", "");
     }
@@ -208,14 +197,8 @@ pub fn validate_interface_name(name: &str) -> Result<(), CniError> {
     if name == "." || name == ".." {
         return fail("interface name is . or ..", "");
     }
-    if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace())
-    {
-        return fail(
-            "interface name contains / or : or whitespace characters",
-            "",
-        );
+    if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
+        return fail("interface name contains / or : or whitespace characters", "");
     }
     Ok(())
 }
@@ -226,10 +209,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Result<Option<Environment>, CniError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Environment::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -246,10 +226,7 @@ mod tests {
     #[test]
     fn invalid_value_fails_before_missing_ones() {
         let err = env(&[("CNI_COMMAND", "ADD"), ("CNI_IFNAME", "a/b")]).unwrap_err();
-        assert_eq!(
-            err.msg,
-            "interface name contains / or : or whitespace characters"
-        );
+        assert_eq!(err.msg, "interface name contains / or : or whitespace characters");
         let err = env(&[("CNI_COMMAND", "DEL"), ("CNI_CONTAINERID", "-x")]).unwrap_err();
         assert_eq!(err.msg, "invalid characters in containerID");
     }

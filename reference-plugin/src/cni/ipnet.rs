@@ -128,10 +128,7 @@ impl IpNet {
 
     /// The last address of the prefix (the IPv4 broadcast address).
     pub fn last_addr(&self) -> IpAddr {
-        from_u128(
-            self.family(),
-            to_u128(self.network_addr()) | self.host_mask(),
-        )
+        from_u128(self.family(), to_u128(self.network_addr()) | self.host_mask())
     }
 
     /// Whether the address has no host bits set.
@@ -142,8 +139,7 @@ impl IpNet {
     /// Whether `addr` lies inside this prefix (same family, same network bits).
     pub fn contains(&self, addr: &IpAddr) -> bool {
         let addr = canonical(*addr);
-        Family::of(&addr) == self.family()
-            && (to_u128(addr) & !self.host_mask()) == to_u128(self.network_addr())
+        Family::of(&addr) == self.family() && (to_u128(addr) & !self.host_mask()) == to_u128(self.network_addr())
     }
 
     /// Whether two prefixes share at least one address.
@@ -165,8 +161,7 @@ impl FromStr for IpNet {
         let (addr, prefix) = text
             .split_once('/')
             .ok_or_else(|| format!("invalid CIDR address {text:?}: missing /prefix"))?;
-        let addr = IpAddr::from_str(addr)
-            .map_err(|_| format!("invalid CIDR address {text:?}: bad IP address"))?;
+        let addr = IpAddr::from_str(addr).map_err(|_| format!("invalid CIDR address {text:?}: bad IP address"))?;
         let prefix = prefix
             .parse::<u8>()
             .map_err(|_| format!("invalid CIDR address {text:?}: bad prefix length"))?;
@@ -215,10 +210,7 @@ mod tests {
         assert_eq!(v6.last_addr().to_string(), "2001:db8::ffff:ffff:ffff:ffff");
         let all: IpNet = "::/0".parse().unwrap();
         assert!(all.contains(&"2001:db8::1".parse().unwrap()));
-        assert_eq!(
-            next_ip("10.0.0.255".parse().unwrap()).to_string(),
-            "10.0.1.0"
-        );
+        assert_eq!(next_ip("10.0.0.255".parse().unwrap()).to_string(), "10.0.1.0");
         assert!("10.0.0.0/33".parse::<IpNet>().is_err());
         assert!("10.0.0.0".parse::<IpNet>().is_err());
     }

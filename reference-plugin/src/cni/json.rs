@@ -86,22 +86,16 @@ pub fn opt_uint(obj: &Object, path: &str, key: &str, max: u64) -> Result<Option<
 pub fn opt_int(obj: &Object, path: &str, key: &str) -> Result<Option<i64>, CniError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
-            CniError::config(format!(
-                "{}: expected an integer, found {n}",
-                join(path, key)
-            ))
-        }),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| CniError::config(format!("{}: expected an integer, found {n}", join(path, key)))),
         Some(other) => Err(wrong(path, key, "an integer", other)),
     }
 }
 
 /// `obj[key]` as an array; absent or `null` is `None`.
-pub fn opt_array<'a>(
-    obj: &'a Object,
-    path: &str,
-    key: &str,
-) -> Result<Option<&'a Vec<Value>>, CniError> {
+pub fn opt_array<'a>(obj: &'a Object, path: &str, key: &str) -> Result<Option<&'a Vec<Value>>, CniError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) => Ok(Some(a)),
@@ -110,11 +104,7 @@ pub fn opt_array<'a>(
 }
 
 /// `obj[key]` as an object; absent or `null` is `None`.
-pub fn opt_object<'a>(
-    obj: &'a Object,
-    path: &str,
-    key: &str,
-) -> Result<Option<&'a Object>, CniError> {
+pub fn opt_object<'a>(obj: &'a Object, path: &str, key: &str) -> Result<Option<&'a Object>, CniError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(o)) => Ok(Some(o)),

@@ -102,19 +102,14 @@ pub struct Dns {
 impl Dns {
     /// Whether no field is set.
     pub fn is_empty(&self) -> bool {
-        self.nameservers.is_empty()
-            && self.domain.is_empty()
-            && self.search.is_empty()
-            && self.options.is_empty()
+        self.nameservers.is_empty() && self.domain.is_empty() && self.search.is_empty() && self.options.is_empty()
     }
 
     /// Read a `dns` object (configuration or result).
     pub fn from_config(obj: &Object, path: &str) -> Result<Dns, CniError> {
         Ok(Dns {
             nameservers: json::opt_str_list(obj, path, "nameservers")?,
-            domain: json::opt_str(obj, path, "domain")?
-                .unwrap_or_default()
-                .to_string(),
+            domain: json::opt_str(obj, path, "domain")?.unwrap_or_default().to_string(),
             search: json::opt_str_list(obj, path, "search")?,
             options: json::opt_str_list(obj, path, "options")?,
         })
@@ -261,8 +256,7 @@ impl CniResult {
                 .ips
                 .iter()
                 .map(|ip| WireIp {
-                    version: (format == ResultFormat::V03)
-                        .then(|| ip.address.family().version_str()),
+                    version: (format == ResultFormat::V03).then(|| ip.address.family().version_str()),
                     interface: ip.interface,
                     address: ip.address.to_string(),
                     gateway: ip.gateway.map(|g| g.to_string()),
@@ -368,22 +362,12 @@ impl CniResult {
                 let path = format!("result.interfaces[{i}]");
                 let o = json::item_object(item, &path)?;
                 result.interfaces.push(Interface {
-                    name: json::opt_str(o, &path, "name")?
-                        .unwrap_or_default()
-                        .to_string(),
-                    mac: json::opt_str(o, &path, "mac")?
-                        .unwrap_or_default()
-                        .to_string(),
+                    name: json::opt_str(o, &path, "name")?.unwrap_or_default().to_string(),
+                    mac: json::opt_str(o, &path, "mac")?.unwrap_or_default().to_string(),
                     mtu: json::opt_uint(o, &path, "mtu", u64::from(u32::MAX))?.map(|v| v as u32),
-                    sandbox: json::opt_str(o, &path, "sandbox")?
-                        .unwrap_or_default()
-                        .to_string(),
-                    socket_path: json::opt_str(o, &path, "socketPath")?
-                        .unwrap_or_default()
-                        .to_string(),
-                    pci_id: json::opt_str(o, &path, "pciID")?
-                        .unwrap_or_default()
-                        .to_string(),
+                    sandbox: json::opt_str(o, &path, "sandbox")?.unwrap_or_default().to_string(),
+                    socket_path: json::opt_str(o, &path, "socketPath")?.unwrap_or_default().to_string(),
+                    pci_id: json::opt_str(o, &path, "pciID")?.unwrap_or_default().to_string(),
                 });
             }
         }
@@ -428,12 +412,7 @@ fn parse_ip(obj: &Object, path: &str, key: &str) -> Result<Option<IpAddr>, CniEr
         Some(text) => text
             .parse::<IpAddr>()
             .map(|ip| Some(super::ipnet::canonical(ip)))
-            .map_err(|_| {
-                CniError::config(format!(
-                    "{}: {text:?} is not an IP address",
-                    json::child(path, key)
-                ))
-            }),
+            .map_err(|_| CniError::config(format!("{}: {text:?} is not an IP address", json::child(path, key)))),
     }
 }
 
@@ -446,8 +425,7 @@ pub fn parse_routes(obj: &Object, path: &str) -> Result<Vec<Route>, CniError> {
     for (i, item) in items.iter().enumerate() {
         let p = format!("{}[{i}]", json::child(path, "routes"));
         let o = json::item_object(item, &p)?;
-        let dst = parse_net(o, &p, "dst")?
-            .ok_or_else(|| CniError::config(format!("{p}: missing \"dst\"")))?;
+        let dst = parse_net(o, &p, "dst")?.ok_or_else(|| CniError::config(format!("{p}: missing \"dst\"")))?;
         let gw = parse_ip(o, &p, "gw")?;
         if let Some(gw) = gw {
             if Family::of(&gw) != dst.family() {
@@ -499,10 +477,7 @@ mod tests {
             ],
             routes: vec![Route {
                 table: Some(100),
-                ..Route::simple(
-                    "0.0.0.0/0".parse().unwrap(),
-                    Some("10.1.2.1".parse().unwrap()),
-                )
+                ..Route::simple("0.0.0.0/0".parse().unwrap(), Some("10.1.2.1".parse().unwrap()))
             }],
             dns: Dns::default(),
         }

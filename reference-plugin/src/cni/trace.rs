@@ -12,9 +12,6 @@ fn start() -> Option<Instant> {
 /// Print `phase` with the time since the first call, when tracing is on.
 pub fn mark(phase: &str) {
     if let Some(t0) = start() {
-        eprintln!(
-            "[cni-ref {:>8.3} ms] {phase}",
-            t0.elapsed().as_secs_f64() * 1000.0
-        );
+        eprintln!("[cni-ref {:>8.3} ms] {phase}", t0.elapsed().as_secs_f64() * 1000.0);
     }
 }

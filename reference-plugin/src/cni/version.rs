@@ -5,9 +5,7 @@ use std::cmp::Ordering;
 use std::fmt;
 
 /// Every spec version the reference plugins implement, oldest first.
-pub const SUPPORTED_VERSIONS: [&str; 7] = [
-    "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
-];
+pub const SUPPORTED_VERSIONS: [&str; 7] = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
 /// The newest spec version implemented.
 pub const LATEST: &str = "1.1.0";
@@ -29,11 +27,7 @@ pub struct SpecVersion {
 impl SpecVersion {
     /// A version from its three numbers.
     pub const fn new(major: u64, minor: u64, patch: u64) -> Self {
-        SpecVersion {
-            major,
-            minor,
-            patch,
-        }
+        SpecVersion { major, minor, patch }
     }
 
     /// Parse like the Go library: `""` is 0.1.0, up to three dot-separated integers, missing
@@ -132,36 +126,18 @@ mod tests {
     #[test]
     fn parses_like_go() {
         assert_eq!(SpecVersion::parse("").unwrap(), SpecVersion::new(0, 1, 0));
-        assert_eq!(
-            SpecVersion::parse("1.0").unwrap(),
-            SpecVersion::new(1, 0, 0)
-        );
-        assert_eq!(
-            SpecVersion::parse("0.3.1").unwrap(),
-            SpecVersion::new(0, 3, 1)
-        );
+        assert_eq!(SpecVersion::parse("1.0").unwrap(), SpecVersion::new(1, 0, 0));
+        assert_eq!(SpecVersion::parse("0.3.1").unwrap(), SpecVersion::new(0, 3, 1));
         assert!(SpecVersion::parse("1.0.0.0").is_err());
         assert!(SpecVersion::parse("abc").is_err());
     }
 
     #[test]
     fn formats() {
-        assert_eq!(
-            ResultFormat::for_version("0.2.0").unwrap(),
-            ResultFormat::Legacy
-        );
-        assert_eq!(
-            ResultFormat::for_version("0.4.0").unwrap(),
-            ResultFormat::V03
-        );
-        assert_eq!(
-            ResultFormat::for_version("1.0.0").unwrap(),
-            ResultFormat::V100
-        );
-        assert_eq!(
-            ResultFormat::for_version("1.1.0").unwrap(),
-            ResultFormat::V110
-        );
+        assert_eq!(ResultFormat::for_version("0.2.0").unwrap(), ResultFormat::Legacy);
+        assert_eq!(ResultFormat::for_version("0.4.0").unwrap(), ResultFormat::V03);
+        assert_eq!(ResultFormat::for_version("1.0.0").unwrap(), ResultFormat::V100);
+        assert_eq!(ResultFormat::for_version("1.1.0").unwrap(), ResultFormat::V110);
     }
 
     #[test]

@@ -86,10 +86,7 @@ impl IpamConfig {
         }
         let mut validated = Vec::with_capacity(range_sets.len());
         for (i, set) in range_sets.into_iter().enumerate() {
-            validated.push(
-                RangeSet::new(set.0)
-                    .map_err(|e| CniError::config(format!("invalid range set {i}: {e}")))?,
-            );
+            validated.push(RangeSet::new(set.0).map_err(|e| CniError::config(format!("invalid range set {i}: {e}")))?);
         }
         let range_sets = validated;
         if range_sets.is_empty() && needs == Needs::Allocation {
@@ -98,8 +95,7 @@ impl IpamConfig {
         }
         let count = |f: Family| range_sets.iter().filter(|s| s.family() == f).count();
         if count(Family::V4) > 1 || count(Family::V6) > 1 {
-            let new_enough =
-                SpecVersion::parse(&conf.cni_version).is_ok_and(|v| v >= SpecVersion::new(0, 3, 0));
+            let new_enough = SpecVersion::parse(&conf.cni_version).is_ok_and(|v| v >= SpecVersion::new(0, 3, 0));
             if !new_enough {
                 return Err(CniError::config(format!(
                     "CNI version {} does not support more than 1 address per family",
@@ -157,20 +153,18 @@ fn parse_set(value: &Value, path: &str) -> Result<RangeSet, CniError> {
 }
 
 fn parse_range(obj: &Object, path: &str) -> Result<Range, CniError> {
-    let subnet_text = json::opt_str(obj, path, "subnet")?
-        .ok_or_else(|| CniError::config(format!("{path}: missing \"subnet\"")))?;
+    let subnet_text =
+        json::opt_str(obj, path, "subnet")?.ok_or_else(|| CniError::config(format!("{path}: missing \"subnet\"")))?;
     let subnet: IpNet = subnet_text
         .parse()
         .map_err(|e| CniError::config(format!("{}: {e}", json::child(path, "subnet"))))?;
     let ip = |key: &str| -> Result<Option<IpAddr>, CniError> {
         match json::opt_str(obj, path, key)? {
             None | Some("") => Ok(None),
-            Some(text) => text.parse::<IpAddr>().map(Some).map_err(|_| {
-                CniError::config(format!(
-                    "{}: {text:?} is not an IP address",
-                    json::child(path, key)
-                ))
-            }),
+            Some(text) => text
+                .parse::<IpAddr>()
+                .map(Some)
+                .map_err(|_| CniError::config(format!("{}: {text:?} is not an IP address", json::child(path, key)))),
         }
     };
     Range::new(subnet, ip("rangeStart")?, ip("rangeEnd")?, ip("gateway")?)

@@ -34,10 +34,7 @@ pub struct HostLocal;
 fn store_error(cfg: &IpamConfig, e: std::io::Error) -> CniError {
     CniError::with_details(
         error::IO_FAILURE,
-        format!(
-            "host-local store {}: {e}",
-            cfg.data_dir.join(&cfg.network).display()
-        ),
+        format!("host-local store {}: {e}", cfg.data_dir.join(&cfg.network).display()),
         "check that ipam.dataDir exists and is writable by the plugin",
     )
 }
@@ -57,9 +54,7 @@ impl HostLocal {
         ifname: &str,
         reserved: &mut Vec<IpAddr>,
     ) -> Result<Vec<IpConfig>, CniError> {
-        let held = store
-            .held_by(cid, ifname)
-            .map_err(|e| store_error(cfg, e))?;
+        let held = store.held_by(cid, ifname).map_err(|e| store_error(cfg, e))?;
         let mut requested: Vec<IpAddr> = cfg.requested.clone();
         let mut ips = Vec::with_capacity(cfg.range_sets.len());
         for (index, set) in cfg.range_sets.iter().enumerate() {
@@ -77,10 +72,7 @@ impl HostLocal {
                             "failed to allocate for range {index}: requested ip {ip} is subnet's gateway"
                         )));
                     }
-                    if !store
-                        .reserve(ip, cid, ifname, index)
-                        .map_err(|e| store_error(cfg, e))?
-                    {
+                    if !store.reserve(ip, cid, ifname, index).map_err(|e| store_error(cfg, e))? {
                         return Err(CniError::with_details(
                             error::ADDRESS_UNAVAILABLE,
                             format!(
@@ -122,9 +114,9 @@ impl HostLocal {
                             "every address is reserved; DEL or GC stale attachments, or widen the range",
                         ));
                     };
-                    let range = set.range_for(&ip).ok_or_else(|| {
-                        CniError::new(error::INTERNAL, format!("{ip} not in range set {set}"))
-                    })?;
+                    let range = set
+                        .range_for(&ip)
+                        .ok_or_else(|| CniError::new(error::INTERNAL, format!("{ip} not in range set {set}")))?;
                     (ip, range)
                 }
             };
@@ -151,10 +143,7 @@ impl HostLocal {
 
 impl Plugin for HostLocal {
     fn about(&self) -> String {
-        format!(
-            "CNI host-local plugin (Rust reference) v{}",
-            env!("CARGO_PKG_VERSION")
-        )
+        format!("CNI host-local plugin (Rust reference) v{}", env!("CARGO_PKG_VERSION"))
     }
 
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
@@ -163,13 +152,11 @@ impl Plugin for HostLocal {
             Some(path) => dns::parse_resolv_conf(path)?,
             None => Default::default(),
         };
-        let store = open_store(&cfg, true)?
-            .ok_or_else(|| CniError::new(error::INTERNAL, "store vanished while opening"))?;
+        let store =
+            open_store(&cfg, true)?.ok_or_else(|| CniError::new(error::INTERNAL, "store vanished while opening"))?;
         let (cid, ifname) = (&req.env.container_id, &req.env.ifname);
         let mut reserved = Vec::new();
-        let last_before: Vec<Option<IpAddr>> = (0..cfg.range_sets.len())
-            .map(|i| store.last_reserved(i))
-            .collect();
+        let last_before: Vec<Option<IpAddr>> = (0..cfg.range_sets.len()).map(|i| store.last_reserved(i)).collect();
         match self.allocate(&cfg, &store, cid, ifname, &mut reserved) {
             Ok(ips) => Ok(CniResult {
                 interfaces: Vec::new(),
@@ -249,8 +236,7 @@ impl Plugin for HostLocal {
         let mut failures = Vec::new();
         for r in reservations {
             let keep = valid.iter().any(|a| {
-                a.container_id == r.owner.container_id
-                    && r.owner.ifname.as_deref().is_none_or(|i| i == a.ifname)
+                a.container_id == r.owner.container_id && r.owner.ifname.as_deref().is_none_or(|i| i == a.ifname)
             });
             if !keep {
                 if let Err(e) = store.remove(r.ip, &r.owner) {
@@ -270,17 +256,13 @@ impl Plugin for HostLocal {
 
     fn status(&self, req: &Request) -> Result<(), CniError> {
         let cfg = IpamConfig::load(&req.conf, "", Needs::StoreOnly)?;
-        let unavailable = |msg: String, details: &str| {
-            CniError::with_details(error::PLUGIN_NOT_AVAILABLE, msg, details)
-        };
+        let unavailable =
+            |msg: String, details: &str| CniError::with_details(error::PLUGIN_NOT_AVAILABLE, msg, details);
         let store = match Store::open(&cfg.data_dir, &cfg.network, true) {
             Ok(Some(store)) => store,
             Ok(None) => {
                 return Err(unavailable(
-                    format!(
-                        "host-local store {} could not be created",
-                        cfg.data_dir.display()
-                    ),
+                    format!("host-local store {} could not be created", cfg.data_dir.display()),
                     "ipam.dataDir must be a writable directory",
                 ))
             }
@@ -296,10 +278,7 @@ impl Plugin for HostLocal {
         };
         store.probe_writable().map_err(|e| {
             unavailable(
-                format!(
-                    "host-local store {} is not writable: {e}",
-                    store.dir().display()
-                ),
+                format!("host-local store {} is not writable: {e}", store.dir().display()),
                 "ipam.dataDir must be a writable directory",
             )
         })?;
@@ -311,10 +290,7 @@ impl Plugin for HostLocal {
             }
             let used = reservations
                 .iter()
-                .filter(|r| {
-                    set.range_for(&r.ip)
-                        .is_some_and(|range| range.gateway != r.ip)
-                })
+                .filter(|r| set.range_for(&r.ip).is_some_and(|range| range.gateway != r.ip))
                 .count() as u128;
             if used >= capacity {
                 return Err(unavailable(

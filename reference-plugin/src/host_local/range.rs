@@ -180,9 +180,7 @@ impl RangeSet {
 
     /// Total allocatable addresses, saturating at `u128::MAX`.
     pub fn capacity(&self) -> u128 {
-        self.0
-            .iter()
-            .fold(0u128, |acc, r| acc.saturating_add(r.capacity()))
+        self.0.iter().fold(0u128, |acc, r| acc.saturating_add(r.capacity()))
     }
 
     /// The round-robin walk: starts after `last` when `last` lies in the set, otherwise at the

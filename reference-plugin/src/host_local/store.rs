@@ -141,10 +141,7 @@ impl Store {
     pub fn open(data_dir: &Path, network: &str, create: bool) -> io::Result<Option<Store>> {
         let dir = data_dir.join(network);
         if create {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(&dir)?;
+            fs::DirBuilder::new().recursive(true).mode(0o755).create(&dir)?;
         } else if !dir.is_dir() {
             return Ok(None);
         }
@@ -216,13 +213,7 @@ impl Store {
 
     /// Reserve `ip` for `(container_id, ifname)`; `Ok(false)` when it is already taken. On
     /// success `last_reserved_ip.<range_set>` names `ip`.
-    pub fn reserve(
-        &self,
-        ip: IpAddr,
-        container_id: &str,
-        ifname: &str,
-        range_set: usize,
-    ) -> io::Result<bool> {
+    pub fn reserve(&self, ip: IpAddr, container_id: &str, ifname: &str, range_set: usize) -> io::Result<bool> {
         let content = format!("{}{LINE_BREAK}{ifname}", container_id.trim());
         let target = self.dir.join(ip.to_string());
         let temp = self.dir.join(RESERVE_TEMP);
@@ -242,9 +233,7 @@ impl Store {
             Err(e)
                 if matches!(
                     e.raw_os_error(),
-                    Some(
-                        libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS | libc::EXDEV | libc::EMLINK
-                    )
+                    Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS | libc::EXDEV | libc::EMLINK)
                 ) =>
             {
                 // No hard links here: upstream's way (exclusive create, then write).
@@ -275,19 +264,13 @@ impl Store {
 
     /// Put `last_reserved_ip.<range_set>` back to `previous` (removing it when `None`); used to
     /// undo a failed ADD completely.
-    pub fn restore_last_reserved(
-        &self,
-        range_set: usize,
-        previous: Option<IpAddr>,
-    ) -> io::Result<()> {
+    pub fn restore_last_reserved(&self, range_set: usize, previous: Option<IpAddr>) -> io::Result<()> {
         match previous {
             Some(ip) => self.write_last_reserved(ip, range_set),
-            None => {
-                match fs::remove_file(self.dir.join(format!("{LAST_RESERVED_PREFIX}{range_set}"))) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-                    _ => Ok(()),
-                }
-            }
+            None => match fs::remove_file(self.dir.join(format!("{LAST_RESERVED_PREFIX}{range_set}"))) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
         }
     }
 
@@ -304,8 +287,7 @@ impl Store {
 
     /// The address in `last_reserved_ip.<range_set>`, if readable.
     pub fn last_reserved(&self, range_set: usize) -> Option<IpAddr> {
-        let text =
-            fs::read_to_string(self.dir.join(format!("{LAST_RESERVED_PREFIX}{range_set}"))).ok()?;
+        let text = fs::read_to_string(self.dir.join(format!("{LAST_RESERVED_PREFIX}{range_set}"))).ok()?;
         text.trim().parse::<IpAddr>().ok().map(ipnet::canonical)
     }
 
@@ -417,9 +399,7 @@ impl Store {
     pub fn held_by(&self, container_id: &str, ifname: &str) -> io::Result<Vec<IpAddr>> {
         let id = container_id.trim();
         if self.ensure_index()? {
-            if let (Some(mut exact), Some(legacy)) =
-                (self.indexed(id, Some(ifname)), self.indexed(id, None))
-            {
+            if let (Some(mut exact), Some(legacy)) = (self.indexed(id, Some(ifname)), self.indexed(id, None)) {
                 exact.extend(legacy);
                 return Ok(exact);
             }
@@ -432,9 +412,7 @@ impl Store {
         let found = self.scan(|len| len >= legacy_len && len <= full_len + 8)?;
         Ok(found
             .into_iter()
-            .filter(|r| {
-                r.owner.container_id == id && r.owner.ifname.as_deref().is_none_or(|i| i == ifname)
-            })
+            .filter(|r| r.owner.container_id == id && r.owner.ifname.as_deref().is_none_or(|i| i == ifname))
             .map(|r| r.ip)
             .collect())
     }
@@ -444,9 +422,7 @@ impl Store {
     pub fn release(&self, container_id: &str, ifname: &str) -> io::Result<Vec<IpAddr>> {
         let id = container_id.trim();
         if self.ensure_index()? {
-            if let (Some(exact), Some(legacy)) =
-                (self.indexed(id, Some(ifname)), self.indexed(id, None))
-            {
+            if let (Some(exact), Some(legacy)) = (self.indexed(id, Some(ifname)), self.indexed(id, None)) {
                 let (chosen, ifname) = if exact.is_empty() {
                     (legacy, None)
                 } else {

@@ -39,9 +39,7 @@ mod nft;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use crate::netlink::socket::{
-    Failure, NlSocket, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-};
+use crate::netlink::socket::{Failure, NlSocket, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use crate::netlink::wire::MsgBuf;
 use crate::netlink::{Error, IpNet, Result};
 use nft::{msg, Batch};
@@ -153,8 +151,7 @@ impl Masq {
     /// Sends a closed batch; on failure returns the errno and the failing message's seq.
     fn send_batch(&self, batch: &mut Batch) -> std::result::Result<(), (u32, Failure)> {
         let last = batch.end();
-        self.sock
-            .transact_batch(batch.buf.bytes(), batch.first, last)
+        self.sock.transact_batch(batch.buf.bytes(), batch.first, last)
     }
 
     /// Makes sure the table, the chain, and for each subnet its set and rule exist, and puts
@@ -163,9 +160,7 @@ impl Masq {
     /// [`Masq::add`] creates what is missing by itself, so callers need this only to prepare a
     /// network ahead of time or to repair it (e.g. after a failed CHECK).
     pub fn ensure_network(&self, network: &str, subnets: &[IpNet]) -> Result<()> {
-        Self::check_network(network, || {
-            format!("masquerade setup for network {network:?}")
-        })?;
+        Self::check_network(network, || format!("masquerade setup for network {network:?}"))?;
         for subnet in subnets {
             self.ensure_subnet(network, &subnet.network())?;
         }
@@ -173,11 +168,9 @@ impl Masq {
         let rules = self.rules()?;
         for subnet in subnets.iter().map(IpNet::network) {
             let (set, comment) = (set_name(network, &subnet), set_comment(network, &subnet));
-            let present = rules.iter().any(|r| {
-                r.ends_in_masq
-                    && r.comment.as_deref() == Some(comment.as_str())
-                    && r.lookups.contains(&set)
-            });
+            let present = rules
+                .iter()
+                .any(|r| r.ends_in_masq && r.comment.as_deref() == Some(comment.as_str()) && r.lookups.contains(&set));
             if !present {
                 let mut b = self.new_batch();
                 b.message(msg::NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
@@ -210,15 +203,7 @@ impl Masq {
         );
         b.buf.finish();
         b.message(msg::NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
-        nft::masq_rule(
-            &mut b.buf,
-            TABLE,
-            CHAIN,
-            &set,
-            1,
-            subnet,
-            &set_comment(network, subnet),
-        );
+        nft::masq_rule(&mut b.buf, TABLE, CHAIN, &set, 1, subnet, &set_comment(network, subnet));
         match self.send_batch(&mut b) {
             Ok(()) => Ok(()),
             // The set exists, so the batch that created it (and its rule) has committed.
@@ -267,10 +252,7 @@ impl Masq {
                     last = Some(f);
                 }
                 Err(f) if f.errno() == Some(libc::EEXIST) => {
-                    match self
-                        .get_element(&set, &ip.addr)
-                        .map_err(|f| f.into_error(op()))?
-                    {
+                    match self.get_element(&set, &ip.addr).map_err(|f| f.into_error(op()))? {
                         Some(owner) if owner.as_deref() == Some(tag.as_str()) => return Ok(()),
                         Some(_) => {
                             let key = [(ip.addr, None)];
@@ -299,11 +281,7 @@ impl Masq {
     }
 
     /// The element `ip` of `set`: `None` if absent (or the set/table is), else its comment.
-    fn get_element(
-        &self,
-        set: &str,
-        ip: &IpAddr,
-    ) -> std::result::Result<Option<Option<String>>, Failure> {
+    fn get_element(&self, set: &str, ip: &IpAddr) -> std::result::Result<Option<Option<String>>, Failure> {
         let mut buf = MsgBuf::new();
         let seq = self.sock.next_seq();
         nft::get_request(&mut buf, msg::GETSETELEM, NLM_F_ACK, seq);
@@ -380,11 +358,7 @@ impl Masq {
 
     /// Deletes `(set, ip)` pairs in one batch, retrying when a concurrent change made an
     /// element vanish. Returns how many were deleted.
-    fn delete_elements(
-        &self,
-        doomed: &[(String, IpAddr)],
-        op: impl Fn() -> String,
-    ) -> Result<usize> {
+    fn delete_elements(&self, doomed: &[(String, IpAddr)], op: impl Fn() -> String) -> Result<usize> {
         let mut remaining: Vec<(String, IpAddr)> = doomed.to_vec();
         for _ in 0..RETRIES {
             if remaining.is_empty() {
@@ -419,11 +393,7 @@ impl Masq {
                     // Someone removed one of them meanwhile: keep only those still present.
                     let mut still = Vec::new();
                     for (set, ip) in remaining {
-                        if self
-                            .get_element(&set, &ip)
-                            .map_err(|f| f.into_error(op()))?
-                            .is_some()
-                        {
+                        if self.get_element(&set, &ip).map_err(|f| f.into_error(op()))?.is_some() {
                             still.push((set, ip));
                         }
                     }
@@ -439,13 +409,7 @@ impl Masq {
     /// (e.g. from prevResult, with their prefixes) it looks only at those addresses; with
     /// `None` it scans the network's sets for elements owned by the attachment. Elements owned
     /// by another attachment are left alone. Idempotent; returns how many were removed.
-    pub fn del(
-        &self,
-        network: &str,
-        container_id: &str,
-        ifname: &str,
-        ips: Option<&[IpNet]>,
-    ) -> Result<usize> {
+    pub fn del(&self, network: &str, container_id: &str, ifname: &str, ips: Option<&[IpNet]>) -> Result<usize> {
         let op = || format!("remove masquerade for {network}/{container_id}/{ifname}");
         Self::check_network(network, op)?;
         let tag = owner_tag(network, container_id, ifname);
@@ -454,9 +418,7 @@ impl Masq {
             Some(ips) => {
                 for ip in ips {
                     let set = set_name(network, &ip.network());
-                    let owner = self
-                        .get_element(&set, &ip.addr)
-                        .map_err(|f| f.into_error(op()))?;
+                    let owner = self.get_element(&set, &ip.addr).map_err(|f| f.into_error(op()))?;
                     if owner.flatten().as_deref() == Some(tag.as_str()) {
                         doomed.push((set, ip.addr));
                     }
@@ -477,13 +439,7 @@ impl Masq {
 
     /// True when every address in `ips` is masqueraded for this attachment: the element exists
     /// with this owner, and the rule of its subnet is in the chain. False for an empty list.
-    pub fn check(
-        &self,
-        network: &str,
-        container_id: &str,
-        ifname: &str,
-        ips: &[IpNet],
-    ) -> Result<bool> {
+    pub fn check(&self, network: &str, container_id: &str, ifname: &str, ips: &[IpNet]) -> Result<bool> {
         let op = || format!("check masquerade for {network}/{container_id}/{ifname}");
         Self::check_network(network, op)?;
         let tag = owner_tag(network, container_id, ifname);
@@ -492,9 +448,7 @@ impl Masq {
         }
         for ip in ips {
             let set = set_name(network, &ip.network());
-            let owner = self
-                .get_element(&set, &ip.addr)
-                .map_err(|f| f.into_error(op()))?;
+            let owner = self.get_element(&set, &ip.addr).map_err(|f| f.into_error(op()))?;
             if owner.flatten().as_deref() != Some(tag.as_str()) {
                 return Ok(false);
             }
@@ -504,11 +458,9 @@ impl Masq {
         Ok(ips.iter().all(|ip| {
             let subnet = ip.network();
             let (set, comment) = (set_name(network, &subnet), set_comment(network, &subnet));
-            rules.iter().any(|r| {
-                r.ends_in_masq
-                    && r.comment.as_deref() == Some(comment.as_str())
-                    && r.lookups.contains(&set)
-            })
+            rules
+                .iter()
+                .any(|r| r.ends_in_masq && r.comment.as_deref() == Some(comment.as_str()) && r.lookups.contains(&set))
         }))
     }
 
@@ -520,10 +472,7 @@ impl Masq {
         nft::rule_filter(&mut buf, TABLE, CHAIN);
         buf.finish();
         let mut out = Vec::new();
-        match self
-            .sock
-            .transact(buf.bytes(), seq, |m| out.extend(nft::parse_rule(m)))
-        {
+        match self.sock.transact(buf.bytes(), seq, |m| out.extend(nft::parse_rule(m))) {
             Ok(()) => Ok(out),
             Err(f) if f.errno() == Some(libc::ENOENT) => Ok(Vec::new()),
             Err(f) => Err(f.into_error(format!("list rules of {TABLE} {CHAIN}"))),
@@ -535,10 +484,7 @@ impl Masq {
     pub fn gc(&self, network: &str, valid: &[(&str, &str)]) -> Result<usize> {
         let op = || format!("garbage-collect masquerade of network {network:?}");
         Self::check_network(network, op)?;
-        let keep: HashSet<String> = valid
-            .iter()
-            .map(|(c, i)| owner_tag(network, c, i))
-            .collect();
+        let keep: HashSet<String> = valid.iter().map(|(c, i)| owner_tag(network, c, i)).collect();
         let mut doomed = Vec::new();
         for (set, _) in self.network_sets(network)? {
             for (ip, owner) in self.set_elements(&set)? {

@@ -156,11 +156,8 @@ impl Batch {
     pub(crate) fn end(&mut self) -> u32 {
         let last = self.next_seq.wrapping_sub(1);
         self.buf.finish();
-        self.buf.begin(
-            BATCH_END,
-            crate::netlink::socket::NLM_F_REQUEST,
-            self.next_seq,
-        );
+        self.buf
+            .begin(BATCH_END, crate::netlink::socket::NLM_F_REQUEST, self.next_seq);
         nfgenmsg(&mut self.buf, 0, SUBSYS);
         self.buf.finish();
         last
@@ -194,35 +191,18 @@ pub(crate) fn postrouting_chain(buf: &mut MsgBuf, table: &str, name: &str) {
 }
 
 /// `NEWSET` body: a hash set of addresses of `subnet`'s family.
-pub(crate) fn addr_set(
-    buf: &mut MsgBuf,
-    table: &str,
-    name: &str,
-    id: u32,
-    v6: bool,
-    comment: &str,
-) {
+pub(crate) fn addr_set(buf: &mut MsgBuf, table: &str, name: &str, id: u32, v6: bool, comment: &str) {
     buf.attr_str(NFTA_SET_TABLE, table);
     buf.attr_str(NFTA_SET_NAME, name);
     buf.attr_be32(NFTA_SET_FLAGS, 0);
-    let (kind, len) = if v6 {
-        (TYPE_IP6ADDR, 16)
-    } else {
-        (TYPE_IPADDR, 4)
-    };
+    let (kind, len) = if v6 { (TYPE_IP6ADDR, 16) } else { (TYPE_IPADDR, 4) };
     buf.attr_be32(NFTA_SET_KEY_TYPE, kind);
     buf.attr_be32(NFTA_SET_KEY_LEN, len);
     buf.attr_be32(NFTA_SET_ID, id);
-    buf.attr(
-        NFTA_SET_USERDATA,
-        &udata_comment(UDATA_SET_COMMENT, comment),
-    );
+    buf.attr(NFTA_SET_USERDATA, &udata_comment(UDATA_SET_COMMENT, comment));
 }
 
-fn expr_begin(
-    buf: &mut MsgBuf,
-    name: &str,
-) -> (crate::netlink::wire::Nest, crate::netlink::wire::Nest) {
+fn expr_begin(buf: &mut MsgBuf, name: &str) -> (crate::netlink::wire::Nest, crate::netlink::wire::Nest) {
     let elem = buf.nest(NFTA_LIST_ELEM);
     buf.attr_str(NFTA_EXPR_NAME, name);
     let data = buf.nest(NFTA_EXPR_DATA);
@@ -337,20 +317,14 @@ pub(crate) fn masq_rule(
     let exprs = buf.nest(NFTA_RULE_EXPRESSIONS);
     let v6 = subnet.is_ipv6();
     meta_nfproto(buf);
-    cmp(
-        buf,
-        NFT_CMP_EQ,
-        &[if v6 { NFPROTO_IPV6 } else { NFPROTO_IPV4 }],
-    );
+    cmp(buf, NFT_CMP_EQ, &[if v6 { NFPROTO_IPV6 } else { NFPROTO_IPV4 }]);
     let (saddr_offset, len) = if v6 { (8, 16) } else { (12, 4) };
     network_payload(buf, saddr_offset, len);
     lookup(buf, set, set_id);
     daddr_not_in(buf, subnet);
     let multicast: IpNet = if v6 {
         IpNet::new(
-            "ff00::"
-                .parse()
-                .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
+            "ff00::".parse().unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
             8,
         )
     } else {
@@ -367,11 +341,7 @@ pub(crate) fn masq_rule(
 
 /// Set-element message body naming the set; elements follow with [`element`] inside the
 /// returned nest, closed with `end_nest`.
-pub(crate) fn elements_begin(
-    buf: &mut MsgBuf,
-    table: &str,
-    set: &str,
-) -> crate::netlink::wire::Nest {
+pub(crate) fn elements_begin(buf: &mut MsgBuf, table: &str, set: &str) -> crate::netlink::wire::Nest {
     buf.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
     buf.attr_str(NFTA_SET_ELEM_LIST_SET, set);
     buf.nest(NFTA_SET_ELEM_LIST_ELEMENTS)
@@ -413,10 +383,7 @@ pub(crate) fn parse_set(m: &NlMsg<'_>) -> Option<SetInfo> {
             _ => {}
         }
     }
-    Some(SetInfo {
-        name: name?,
-        comment,
-    })
+    Some(SetInfo { name: name?, comment })
 }
 
 /// Parses the elements of a `NEWSETELEM` message: `(address, comment)` pairs.
@@ -530,10 +497,7 @@ mod tests {
     #[test]
     fn comment_round_trip() {
         let u = udata_comment(UDATA_SET_COMMENT, "net=a");
-        assert_eq!(
-            read_comment(&u, UDATA_SET_COMMENT).as_deref(),
-            Some("net=a")
-        );
+        assert_eq!(read_comment(&u, UDATA_SET_COMMENT).as_deref(), Some("net=a"));
         assert_eq!(read_comment(&u, UDATA_COMMENT), None);
     }
 }

@@ -103,9 +103,7 @@ impl Rtnl {
                 buf.attr(IFA_BROADCAST, &brd.octets());
             }
         }
-        self.ack(&mut buf, seq, || {
-            format!("add address {net} to link #{index}")
-        })
+        self.ack(&mut buf, seq, || format!("add address {net} to link #{index}"))
     }
 
     /// Removes `net` from the link `index`. Returns `false` when it was not there.
@@ -116,9 +114,7 @@ impl Rtnl {
         ifaddrmsg(&mut buf, family, net.prefix, 0, index);
         buf.attr(IFA_LOCAL, &bytes[..len]);
         buf.attr(IFA_ADDRESS, &bytes[..len]);
-        match self.ack(&mut buf, seq, || {
-            format!("delete address {net} from link #{index}")
-        }) {
+        match self.ack(&mut buf, seq, || format!("delete address {net} from link #{index}")) {
             Ok(()) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),

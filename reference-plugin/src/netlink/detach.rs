@@ -98,10 +98,7 @@ impl Rtnl {
                 });
             }
             if start.elapsed() > timeout {
-                return Err(Error::invalid(
-                    op(),
-                    format!("link still present after {timeout:?}"),
-                ));
+                return Err(Error::invalid(op(), format!("link still present after {timeout:?}")));
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(2));

@@ -65,10 +65,7 @@ impl Error {
     }
 
     pub(crate) fn io(op: impl Into<String>, source: io::Error) -> Self {
-        Error::Io {
-            op: op.into(),
-            source,
-        }
+        Error::Io { op: op.into(), source }
     }
 
     pub(crate) fn invalid(op: impl Into<String>, msg: impl Into<String>) -> Self {

@@ -117,9 +117,7 @@ pub(crate) fn parse_link(msg: &NlMsg<'_>) -> Option<Link> {
             }
             IFLA_MTU => link.mtu = ne_u32(value).unwrap_or(0),
             IFLA_MASTER => link.master = ne_u32(value).filter(|m| *m != 0),
-            IFLA_OPERSTATE => {
-                link.oper_state = OperState::from_raw(value.first().copied().unwrap_or(0))
-            }
+            IFLA_OPERSTATE => link.oper_state = OperState::from_raw(value.first().copied().unwrap_or(0)),
             IFLA_LINK => link.link = ne_u32(value),
             IFLA_LINK_NETNSID => link.link_netnsid = ne_i32(value),
             IFLA_LINKINFO => {
@@ -349,9 +347,9 @@ impl Rtnl {
                 master: master.or(l.master),
                 ..l
             }),
-            None => self.link_by_name(name)?.ok_or_else(|| {
-                Error::invalid(format!("create link {name:?}"), "created link vanished")
-            }),
+            None => self
+                .link_by_name(name)?
+                .ok_or_else(|| Error::invalid(format!("create link {name:?}"), "created link vanished")),
         }
     }
 
@@ -450,9 +448,7 @@ impl Rtnl {
                 "prefix too long for 8 random digits",
             ));
         }
-        check_name(spec.peer_name, || {
-            format!("create veth peer {:?}", spec.peer_name)
-        })?;
+        check_name(spec.peer_name, || format!("create veth peer {:?}", spec.peer_name))?;
         let mut last_err = None;
         for _ in 0..10 {
             let name = random_link_name(prefix);
@@ -476,8 +472,7 @@ impl Rtnl {
                 Err(e) => return Err(e),
             }
         }
-        Err(last_err
-            .unwrap_or_else(|| Error::invalid("create veth", "no free random name after 10 tries")))
+        Err(last_err.unwrap_or_else(|| Error::invalid("create veth", "no free random name after 10 tries")))
     }
 
     /// Applies `change` to the link `index` in one request.
@@ -563,9 +558,7 @@ impl Rtnl {
             put_vlans(&mut buf, settings.add_vlans);
             buf.end_nest(spec);
         }
-        self.ack(&mut buf, seq, || {
-            format!("set bridge port #{index} {settings:?}")
-        })
+        self.ack(&mut buf, seq, || format!("set bridge port #{index} {settings:?}"))
     }
 
     /// Removes VLANs from the bridge port `index`.

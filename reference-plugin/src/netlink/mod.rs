@@ -27,14 +27,11 @@ mod types;
 pub(crate) mod wire;
 
 pub use error::{Error, Result};
-pub use link::{
-    random_link_name, BridgePortSettings, BridgeSpec, BridgeVlan, LinkChange, VethSpec,
-    IFNAMSIZ_MAX,
-};
+pub use link::{random_link_name, BridgePortSettings, BridgeSpec, BridgeVlan, LinkChange, VethSpec, IFNAMSIZ_MAX};
 pub use netns::{run_in_netns, NetNs};
 pub use rtnl::Rtnl;
 pub use sysctl::{read_sysctl, read_sysctl_in, write_sysctl, write_sysctls_in};
 pub use types::{
-    Address, Family, IpNet, Link, Mac, OperState, ParseError, Route, RT_SCOPE_HOST, RT_SCOPE_LINK,
-    RT_SCOPE_UNIVERSE, RT_TABLE_MAIN,
+    Address, Family, IpNet, Link, Mac, OperState, ParseError, Route, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE,
+    RT_TABLE_MAIN,
 };

@@ -21,8 +21,8 @@ impl NetNs {
     /// Opens the namespace file at `path` (for example `CNI_NETNS`).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path)
-            .map_err(|e| Error::io(format!("open netns {:?}", path.display().to_string()), e))?;
+        let file =
+            File::open(path).map_err(|e| Error::io(format!("open netns {:?}", path.display().to_string()), e))?;
         Ok(Self { file })
     }
 
@@ -33,10 +33,7 @@ impl NetNs {
 
     /// `(device, inode)` of the namespace: equal for two handles on the same namespace.
     pub fn id(&self) -> Result<(u64, u64)> {
-        let meta = self
-            .file
-            .metadata()
-            .map_err(|e| Error::io("stat netns file", e))?;
+        let meta = self.file.metadata().map_err(|e| Error::io("stat netns file", e))?;
         use std::os::unix::fs::MetadataExt;
         Ok((meta.dev(), meta.ino()))
     }

@@ -32,11 +32,7 @@ fn rtmsg(buf: &mut MsgBuf, family: u8, dst_len: u8, table: u32, protocol: u8, sc
     let mut h = [0u8; 12];
     h[0] = family;
     h[1] = dst_len;
-    h[4] = if table < 256 {
-        table as u8
-    } else {
-        RT_TABLE_COMPAT
-    };
+    h[4] = if table < 256 { table as u8 } else { RT_TABLE_COMPAT };
     h[5] = protocol;
     h[6] = scope;
     h[7] = kind;
@@ -91,21 +87,12 @@ fn parse_route(msg: &NlMsg<'_>) -> Option<Route> {
 }
 
 impl Rtnl {
-    fn route_request(
-        &self,
-        msg_type: u16,
-        flags: u16,
-        route: &Route,
-        delete: bool,
-    ) -> Result<(MsgBuf, u32)> {
+    fn route_request(&self, msg_type: u16, flags: u16, route: &Route, delete: bool) -> Result<(MsgBuf, u32)> {
         let op = || format!("route {route:?}");
         let (dst, dst_len, family) = ip_bytes(&route.dst.addr);
         for other in [route.gw, route.src].into_iter().flatten() {
             if !same_family(&other, &route.dst.addr) {
-                return Err(Error::invalid(
-                    op(),
-                    "gateway/source family differs from destination",
-                ));
+                return Err(Error::invalid(op(), "gateway/source family differs from destination"));
             }
         }
         let scope = match (route.scope, delete) {
@@ -115,22 +102,10 @@ impl Rtnl {
             (None, false) if route.gw.is_none() => RT_SCOPE_LINK,
             (None, false) => RT_SCOPE_UNIVERSE,
         };
-        let (protocol, kind) = if delete {
-            (0, 0)
-        } else {
-            (route.protocol, route.kind)
-        };
+        let (protocol, kind) = if delete { (0, 0) } else { (route.protocol, route.kind) };
         let mut buf = MsgBuf::new();
         let seq = self.begin(&mut buf, msg_type, Rtnl::ACK | flags);
-        rtmsg(
-            &mut buf,
-            family,
-            route.dst.prefix,
-            route.table,
-            protocol,
-            scope,
-            kind,
-        );
+        rtmsg(&mut buf, family, route.dst.prefix, route.table, protocol, scope, kind);
         if route.dst.prefix > 0 {
             buf.attr(RTA_DST, &dst[..dst_len]);
         }
@@ -164,8 +139,7 @@ impl Rtnl {
 
     /// Adds `route`. Fails with `EEXIST` when an identical route exists.
     pub fn add_route(&self, route: &Route) -> Result<()> {
-        let (mut buf, seq) =
-            self.route_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, route, false)?;
+        let (mut buf, seq) = self.route_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, route, false)?;
         self.ack(&mut buf, seq, || format!("add route {route:?}"))
     }
 
@@ -173,15 +147,13 @@ impl Rtnl {
     /// merges them into one multipath route, IPv4 keeps them side by side. Still fails with
     /// `EEXIST` for an identical route.
     pub fn append_route(&self, route: &Route) -> Result<()> {
-        let (mut buf, seq) =
-            self.route_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_APPEND, route, false)?;
+        let (mut buf, seq) = self.route_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_APPEND, route, false)?;
         self.ack(&mut buf, seq, || format!("append route {route:?}"))
     }
 
     /// Adds `route`, replacing a route with the same destination, table, priority (and type).
     pub fn replace_route(&self, route: &Route) -> Result<()> {
-        let (mut buf, seq) =
-            self.route_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, route, false)?;
+        let (mut buf, seq) = self.route_request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, route, false)?;
         self.ack(&mut buf, seq, || format!("replace route {route:?}"))
     }
 

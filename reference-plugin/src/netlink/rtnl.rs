@@ -19,8 +19,7 @@ pub struct Rtnl {
 impl Rtnl {
     /// Opens a client in the calling thread's network namespace.
     pub fn new() -> Result<Self> {
-        let sock = NlSocket::open(libc::NETLINK_ROUTE, true)
-            .map_err(|e| Error::io("open NETLINK_ROUTE socket", e))?;
+        let sock = NlSocket::open(libc::NETLINK_ROUTE, true).map_err(|e| Error::io("open NETLINK_ROUTE socket", e))?;
         Ok(Self { sock })
     }
 
@@ -38,12 +37,7 @@ impl Rtnl {
     }
 
     /// Sends a finished request that wants only an acknowledgement.
-    pub(crate) fn ack(
-        &self,
-        buf: &mut MsgBuf,
-        seq: u32,
-        op: impl FnOnce() -> String,
-    ) -> Result<()> {
+    pub(crate) fn ack(&self, buf: &mut MsgBuf, seq: u32, op: impl FnOnce() -> String) -> Result<()> {
         buf.finish();
         self.sock
             .transact(buf.bytes(), seq, |_| {})

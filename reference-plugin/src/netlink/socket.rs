@@ -104,13 +104,7 @@ impl NlSocket {
     /// header fields (rtnetlink only).
     pub(crate) fn open(protocol: libc::c_int, strict: bool) -> io::Result<Self> {
         // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                protocol,
-            )
-        };
+        let raw = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol) };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -173,14 +167,7 @@ impl NlSocket {
         let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
         loop {
             // SAFETY: `buf` is valid and writable for its whole length.
-            let rc = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    flags,
-                )
-            };
+            let rc = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
             if rc >= 0 {
                 return Ok(rc as usize);
             }
@@ -194,12 +181,7 @@ impl NlSocket {
     /// Sends one request (which must carry `NLM_F_ACK` or `NLM_F_DUMP`) and feeds every
     /// reply message with its sequence number to `on_msg` until the acknowledgement or the end
     /// of the dump.
-    pub(crate) fn transact(
-        &self,
-        request: &[u8],
-        seq: u32,
-        mut on_msg: impl FnMut(&NlMsg<'_>),
-    ) -> Result<(), Failure> {
+    pub(crate) fn transact(&self, request: &[u8], seq: u32, mut on_msg: impl FnMut(&NlMsg<'_>)) -> Result<(), Failure> {
         self.send(request).map_err(Failure::Io)?;
         let mut rx = self.rx.borrow_mut();
         loop {
@@ -233,12 +215,7 @@ impl NlSocket {
     /// Sends an nfnetlink batch whose messages (sequence numbers `first..=last`, all with
     /// `NLM_F_ACK`) are processed by the kernel while `send` runs, then reads the answers.
     /// Returns the first error and the sequence number of the message that caused it.
-    pub(crate) fn transact_batch(
-        &self,
-        request: &[u8],
-        first: u32,
-        last: u32,
-    ) -> Result<(), (u32, Failure)> {
+    pub(crate) fn transact_batch(&self, request: &[u8], first: u32, last: u32) -> Result<(), (u32, Failure)> {
         self.send(request).map_err(|e| (first, Failure::Io(e)))?;
         let expected = last.wrapping_sub(first).wrapping_add(1) as usize;
         let mut acked = 0usize;
@@ -277,10 +254,7 @@ impl NlSocket {
 /// text.
 fn error_result(msg: &NlMsg<'_>) -> Result<(), Failure> {
     let p = msg.payload;
-    let Some(code) = p
-        .get(..4)
-        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-    else {
+    let Some(code) = p.get(..4).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]])) else {
         return Err(Failure::Io(io::Error::new(
             io::ErrorKind::InvalidData,
             "short netlink error message",

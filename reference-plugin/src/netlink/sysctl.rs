@@ -34,8 +34,7 @@ pub fn write_sysctl(key: &str, value: &str) -> Result<()> {
         .write(true)
         .open(&path)
         .map_err(|e| Error::io(op(), e))?;
-    file.write_all(value.as_bytes())
-        .map_err(|e| Error::io(op(), e))
+    file.write_all(value.as_bytes()).map_err(|e| Error::io(op(), e))
 }
 
 /// Reads `/proc/sys/<key>` in the calling thread's namespace, without the trailing newline.
@@ -52,9 +51,7 @@ pub fn read_sysctl(key: &str) -> Result<String> {
 /// first failure.
 pub fn write_sysctls_in(netns: BorrowedFd<'_>, entries: &[(&str, &str)]) -> Result<()> {
     run_in_netns(netns, || {
-        entries
-            .iter()
-            .try_for_each(|(key, value)| write_sysctl(key, value))
+        entries.iter().try_for_each(|(key, value)| write_sysctl(key, value))
     })?
 }
 

@@ -29,18 +29,14 @@ impl IpNet {
     pub fn network(&self) -> IpNet {
         match self.addr {
             IpAddr::V4(a) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
                 IpNet {
                     addr: IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask)),
                     prefix: self.prefix,
                 }
             }
             IpAddr::V6(a) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
                 IpNet {
                     addr: IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask)),
                     prefix: self.prefix,
@@ -52,9 +48,7 @@ impl IpNet {
     /// True when `ip` lies inside this prefix.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match IpNet::new(ip, self.prefix) {
-            Some(other) if other.is_ipv6() == self.is_ipv6() => {
-                other.network().addr == self.network().addr
-            }
+            Some(other) if other.is_ipv6() == self.is_ipv6() => other.network().addr == self.network().addr,
             _ => false,
         }
     }

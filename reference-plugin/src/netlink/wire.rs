@@ -95,8 +95,7 @@ impl MsgBuf {
     pub(crate) fn nest(&mut self, kind: u16) -> Nest {
         let at = self.buf.len();
         self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf
-            .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        self.buf.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
         Nest(at)
     }
 

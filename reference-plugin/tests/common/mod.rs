@@ -19,8 +19,7 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .subsec_nanos();
-        let path =
-            std::env::temp_dir().join(format!("cni-ref-{tag}-{}-{n}-{nanos}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("cni-ref-{tag}-{}-{n}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
     }
@@ -63,12 +62,8 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}): {:?} / stderr {:?}",
-                self.stdout, self.stderr
-            )
-        })
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?} / stderr {:?}", self.stdout, self.stderr))
     }
 
     /// Asserts success and returns the parsed stdout (or Null when empty).
@@ -151,9 +146,7 @@ impl Call {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", self.binary));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {:?}: {e}", self.binary));
         let mut input = child.stdin.take().unwrap();
         let _ = input.write_all(&self.stdin);
         drop(input);
@@ -175,12 +168,7 @@ pub fn tree(root: &Path) -> Vec<(String, u32, Vec<u8>)> {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let entry = entry.unwrap();
             let meta = entry.metadata().unwrap();
-            let rel = entry
-                .path()
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
+            let rel = entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
             let mode = meta.permissions().mode() & 0o7777;
             if meta.is_dir() {
                 out.push((format!("{rel}/"), mode, Vec::new()));
