@@ -81,6 +81,7 @@ pub fn versions(target: &mut Target) -> Result<()> {
         }
     }
     common.sort();
+    target.common_versions = common.clone();
     // A plugin without a usable VERSION answer is treated as 0.1.0-only, as runtimes do.
     target.version = if target.supported.is_empty() {
         Some("0.1.0".into())
