@@ -1,11 +1,13 @@
 //! The catalogue of cases, one file per area. Each area file exports `CASES`; [`all`] gathers them.
 
 mod add;
+mod chain;
 mod check;
 mod connectivity;
 mod del;
 mod error;
 mod kernel;
+mod matrix;
 mod version;
 
 use crate::case::Case;
@@ -17,6 +19,8 @@ pub fn all() -> Vec<&'static Case> {
         error::CASES,
         add::CASES,
         check::CASES,
+        chain::CASES,
+        matrix::CASES,
         del::CASES,
         connectivity::CASES,
     ]
