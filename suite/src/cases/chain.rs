@@ -13,14 +13,19 @@ pub const CASES: &[Case] = &[Case {
     title: "a chained plugin's ADD result keeps every interface, address and route of its prevResult",
     level: Level::Must,
     spec: "SPEC §2 ADD (a plugin given prevResult must pass it through or modify it), 0.3.0+",
-    applies: Applies { kinds: &[PluginKind::Chained], since: SpecVersion(0, 3, 0) },
+    applies: Applies {
+        kinds: &[PluginKind::Chained],
+        since: SpecVersion(0, 3, 0),
+    },
     body: keeps_prevresult,
 }];
 
 fn keeps_prevresult(ctx: &mut Ctx) -> Result<(), Verdict> {
     let n = ctx.target.profile.plugins.len();
     if n < 2 {
-        return Err(Verdict::Skip("the configuration has no plugin before the one under test".into()));
+        return Err(Verdict::Skip(
+            "the configuration has no plugin before the one under test".into(),
+        ));
     }
     let att = ctx.attachment()?;
     let out = ctx.add(&att)?;
@@ -33,7 +38,11 @@ fn keeps_prevresult(ctx: &mut Ctx) -> Result<(), Verdict> {
     };
     let mut lost = Vec::new();
     for itf in &before.interfaces {
-        if !after.interfaces.iter().any(|i| i.name == itf.name && i.sandbox == itf.sandbox) {
+        if !after
+            .interfaces
+            .iter()
+            .any(|i| i.name == itf.name && i.sandbox == itf.sandbox)
+        {
             lost.push(format!("interface {}", itf.name));
         }
     }

@@ -19,7 +19,9 @@ pub const CASES: &[Case] = &[Case {
 fn add_check_del(ctx: &mut Ctx) -> Result<(), Verdict> {
     let versions: Vec<SpecVersion> = ctx.target.common_versions.clone();
     if versions.is_empty() {
-        return Err(Verdict::Skip("no released version is spoken by the plugin and all its peers".into()));
+        return Err(Verdict::Skip(
+            "no released version is spoken by the plugin and all its peers".into(),
+        ));
     }
     let mut problems = Vec::new();
     for v in versions {
@@ -34,7 +36,10 @@ fn add_check_del(ctx: &mut Ctx) -> Result<(), Verdict> {
             Err(other) => return Err(other),
         };
         if let Err(Verdict::Violation(f)) = ctx.schema_check(&version, DocKind::AddResult, &out.result) {
-            problems.push(format!("{version}: result does not match the schema: {}", f.seen.unwrap_or_default()));
+            problems.push(format!(
+                "{version}: result does not match the schema: {}",
+                f.seen.unwrap_or_default()
+            ));
         }
         let echoed = out.result.get("cniVersion").and_then(Value::as_str);
         if echoed != Some(version.as_str()) {
@@ -44,13 +49,19 @@ fn add_check_del(ctx: &mut Ctx) -> Result<(), Verdict> {
             let (idx, ok) = ctx.check_raw(&att, &out.result, &version)?;
             if !ok {
                 let rec = ctx.record(idx);
-                problems.push(format!("{version}: CHECK failed: {}", first_line(&rec.stdout, &rec.stderr)));
+                problems.push(format!(
+                    "{version}: CHECK failed: {}",
+                    first_line(&rec.stdout, &rec.stderr)
+                ));
             }
         }
         let idx = ctx.del_raw(&att, Some(&out.result), &version)?;
         let rec = ctx.record(idx);
         if !rec.exit.success() {
-            problems.push(format!("{version}: DEL failed: {}", first_line(&rec.stdout, &rec.stderr)));
+            problems.push(format!(
+                "{version}: DEL failed: {}",
+                first_line(&rec.stdout, &rec.stderr)
+            ));
         }
     }
     if problems.is_empty() {

@@ -6,8 +6,10 @@ mod check;
 mod connectivity;
 mod del;
 mod error;
+mod gc;
 mod kernel;
 mod matrix;
+mod status;
 mod version;
 
 use crate::case::Case;
@@ -22,6 +24,8 @@ pub fn all() -> Vec<&'static Case> {
         chain::CASES,
         matrix::CASES,
         del::CASES,
+        gc::CASES,
+        status::CASES,
         connectivity::CASES,
     ]
     .iter()
