@@ -223,6 +223,7 @@ impl Store {
         ifname: &str,
         range_set: usize,
     ) -> io::Result<bool> {
+        self.before_change();
         let content = format!("{}{LINE_BREAK}{ifname}", container_id.trim());
         let target = self.dir.join(ip.to_string());
         let temp = self.dir.join(RESERVE_TEMP);
@@ -280,6 +281,7 @@ impl Store {
         range_set: usize,
         previous: Option<IpAddr>,
     ) -> io::Result<()> {
+        self.before_change();
         match previous {
             Some(ip) => self.write_last_reserved(ip, range_set),
             None => {
