@@ -372,6 +372,16 @@ fn requested_addresses_from_every_source() {
     let mut by_args = base.clone();
     by_args["args"] = json!({"cni": {"ips": ["10.8.0.60"]}});
     assert_eq!(address(&add(OURS, &by_args, "a").ok(), 0), "10.8.0.60/24");
+    // With both, args wins and CNI_ARGS is ignored (CONVENTIONS).
+    let mut both = base.clone();
+    both["args"] = json!({"cni": {"ips": ["10.8.0.61"]}});
+    let r = Call::attachment(OURS, "ADD", "both", "eth0")
+        .env("CNI_ARGS", "IP=10.8.0.62")
+        .stdin(&both)
+        .run()
+        .ok();
+    assert_eq!(address(&r, 0), "10.8.0.61/24");
+    assert_eq!(r["ips"].as_array().unwrap().len(), 1);
     let mut by_rc = base.clone();
     by_rc["runtimeConfig"] = json!({"ips": ["10.8.0.70/24"]});
     assert_eq!(address(&add(OURS, &by_rc, "r").ok(), 0), "10.8.0.70/24");
