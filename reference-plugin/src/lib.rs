@@ -21,7 +21,8 @@
 //! - host-local: reservations are published with `link(2)` so a killed ADD never leaves an
 //!   ownerless file; a failed ADD gives back exactly what it took (and `last_reserved_ip`);
 //!   GC and STATUS are implemented; an owner index outside the store keeps ADD/DEL constant
-//!   in cost. A `gateway` outside its subnet is rejected (newer upstream does too; the Debian
+//!   in cost; `CNI_ARGS` `IP` is ignored when `args.cni.ips` is given (CONVENTIONS). A
+//!   `gateway` outside its subnet is rejected (newer upstream does too; the Debian
 //!   1.1.1 build accepts it).
 //! - bridge: DEL also cleans up when the netns is gone or `CNI_NETNS` is empty; CHECK also
 //!   verifies MTU, bridge membership, masquerading and macspoofchk; GC and STATUS forward to
