@@ -871,6 +871,37 @@ fn macspoofchk_rules_follow_the_attachment() {
         nft_table_bridge_nat()
     );
 
+    // GC removes the rules of an attachment whose veth is gone, keeps a live one's.
+    let mut gone = Container::new("spoof-gone");
+    let r_gone = call("ADD", &gone, "eth0", "ctr-gone", &conf).ok();
+    let live = call("ADD", &c, "eth0", "ctr-live", &conf).ok();
+    gone.destroy();
+    // The kernel removes a dead namespace's veth pair asynchronously: wait for it.
+    let veth_gone = r_gone["interfaces"][1]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while host().link_by_name(&veth_gone).unwrap().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{veth_gone} outlived its namespace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut gc = conf.clone();
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([]);
+    Call::new(BRIDGE, "GC")
+        .env("CNI_PATH", &cni_path())
+        .stdin(&gc)
+        .run()
+        .ok();
+    let table = nft_table_bridge_nat();
+    assert!(!table.contains("ctr-gone"), "{table}");
+    assert!(table.contains("macspoofchk-ctr-live-eth0"), "{table}");
+    call("DEL", &c, "eth0", "ctr-live", &with_prev(&conf, &live)).ok();
+
     // Drop-in: upstream's DEL removes the rules our ADD made.
     let r = call("ADD", &c, "eth0", "ctr-spoof2", &conf).ok();
     assert!(nft_table_bridge_nat().contains("macspoofchk-ctr-spoof2-eth0"));
