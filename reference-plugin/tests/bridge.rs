@@ -758,6 +758,34 @@ fn macspoofchk_rules_follow_the_attachment() {
         nft_table_bridge_nat()
     );
 
+    // GC removes the rules of an attachment whose veth is gone, keeps a live one's.
+    let mut gone = Container::new("spoof-gone");
+    let r_gone = call("ADD", &gone, "eth0", "ctr-gone", &conf).ok();
+    let live = call("ADD", &c, "eth0", "ctr-live", &conf).ok();
+    gone.destroy();
+    // The kernel removes a dead namespace's veth pair asynchronously: wait for it.
+    let veth_gone = r_gone["interfaces"][1]["name"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while host().link_by_name(&veth_gone).unwrap().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{veth_gone} outlived its namespace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut gc = conf.clone();
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([]);
+    Call::new(BRIDGE, "GC")
+        .env("CNI_PATH", &cni_path())
+        .stdin(&gc)
+        .run()
+        .ok();
+    let table = nft_table_bridge_nat();
+    assert!(!table.contains("ctr-gone"), "{table}");
+    assert!(table.contains("macspoofchk-ctr-live-eth0"), "{table}");
+    call("DEL", &c, "eth0", "ctr-live", &with_prev(&conf, &live)).ok();
+
     // Drop-in: upstream's DEL removes the rules our ADD made.
     let r = call("ADD", &c, "eth0", "ctr-spoof2", &conf).ok();
     assert!(nft_table_bridge_nat().contains("macspoofchk-ctr-spoof2-eth0"));
@@ -968,6 +996,75 @@ fn vlan_port_settings_or_a_clear_refusal() {
     assert_eq!(call("ADD", &c, "eth0", "ctr-vlan", &gw).code(), 2);
 }
 
+/// A UDP socket bound in the namespace `ns` (a thread enters it, binds, and ends).
+fn udp_socket_in(ns: &NetNs, bind: &str) -> std::net::UdpSocket {
+    let bind: std::net::SocketAddr = bind.parse().unwrap();
+    let sock = netlink::run_in_netns(ns.as_fd(), move || std::net::UdpSocket::bind(bind))
+        .unwrap()
+        .unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .unwrap();
+    sock
+}
+
+/// One datagram from `from` (a container) to `server`: the source the server saw, and whether
+/// the server's answer came back.
+fn udp_round_trip(from: &NetNs, server: &std::net::UdpSocket) -> (String, bool) {
+    let client = udp_socket_in(from, "0.0.0.0:0");
+    client.send_to(b"ping", server.local_addr().unwrap()).unwrap();
+    let mut buf = [0u8; 8];
+    let (n, src) = server.recv_from(&mut buf).expect("nothing arrived");
+    assert_eq!(&buf[..n], b"ping");
+    server.send_to(b"pong", src).unwrap();
+    let back = matches!(client.recv_from(&mut buf), Ok((4, _)));
+    (src.ip().to_string(), back)
+}
+
+fn traffic_flows_and_leaves_masqueraded() {
+    let a = Container::new("pkt-a");
+    let b = Container::new("pkt-b");
+    let conf = config("1.1.0", "br-pkt", "10.39.0.0/24", json!({"ipMasq": true}));
+    let ra = call("ADD", &a, "eth0", "pkt-a", &conf).ok();
+    let rb = call("ADD", &b, "eth0", "pkt-b", &conf).ok();
+    // An "outside" namespace reachable from the host through 198.18.0.0/24 only.
+    let outside = nsharness::new_netns();
+    let h = host();
+    let uplink = h
+        .create_veth(&netlink::VethSpec {
+            name: "up-pkt",
+            up: true,
+            peer_name: "eth0",
+            peer_netns: Some(outside.as_fd()),
+            ..Default::default()
+        })
+        .unwrap();
+    h.add_address(uplink.index, "198.18.0.1/24".parse().unwrap(), true)
+        .unwrap();
+    let o = Rtnl::in_netns(outside.as_fd()).unwrap();
+    let o_eth0 = o.link_by_name("eth0").unwrap().unwrap();
+    o.add_address(o_eth0.index, "198.18.0.2/24".parse().unwrap(), true)
+        .unwrap();
+    o.set_up(o_eth0.index, true).unwrap();
+
+    // Inside the pod subnet the source is kept.
+    let in_b = udp_socket_in(b.ns.as_ref().unwrap(), "10.39.0.3:7000");
+    assert_eq!(
+        udp_round_trip(a.ns.as_ref().unwrap(), &in_b),
+        ("10.39.0.2".to_string(), true)
+    );
+    // Leaving it, the source is the host's uplink address and the answer comes back.
+    let server = udp_socket_in(&outside, "198.18.0.2:7000");
+    assert_eq!(
+        udp_round_trip(a.ns.as_ref().unwrap(), &server),
+        ("198.18.0.1".to_string(), true)
+    );
+    // After B's DEL its entry is gone; A still leaves masqueraded.
+    call("DEL", &b, "eth0", "pkt-b", &with_prev(&conf, &rb)).ok();
+    assert_eq!(udp_round_trip(a.ns.as_ref().unwrap(), &server).0, "198.18.0.1");
+    call("DEL", &a, "eth0", "pkt-a", &with_prev(&conf, &ra)).ok();
+    h.delete_link(uplink.index).unwrap();
+}
+
 fn main() {
     nsharness::enter_private_namespaces();
     std::fs::create_dir_all("/run").ok();
@@ -1045,6 +1142,10 @@ fn main() {
         (
             "vlan_port_settings_or_a_clear_refusal",
             vlan_port_settings_or_a_clear_refusal,
+        ),
+        (
+            "traffic_flows_and_leaves_masqueraded",
+            traffic_flows_and_leaves_masqueraded,
         ),
     ]);
 }

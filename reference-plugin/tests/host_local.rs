@@ -145,6 +145,42 @@ fn interop_upstream_adds_we_delete_and_vice_versa() {
     assert_eq!(address(&add(UPSTREAM, &c, "next").ok(), 0), "10.3.0.4/24");
 }
 
+/// Whether host-local's owner index for `dir` is sealed for the directory as it is now.
+fn index_is_current(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir).unwrap();
+    let want = format!(
+        "{}\n{} {} {} {} {} {}",
+        dir.display(),
+        m.dev(),
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    );
+    std::fs::read_dir(common::index_dir())
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path().join("stamp")).ok())
+        .any(|stamp| stamp.contains(&want))
+}
+
+#[test]
+fn owner_index_is_sealed_after_every_operation() {
+    let dir = TempDir::new("sealed");
+    let c = subnet_conf("1.1.0", dir.path(), "10.17.0.0/24");
+    for cid in ["s1", "s2", "s3"] {
+        add(OURS, &c, cid).ok();
+        assert!(index_is_current(&net_dir(dir.path())), "index stale after ADD {cid}");
+    }
+    del(OURS, &c, "s2").ok();
+    assert!(index_is_current(&net_dir(dir.path())), "index stale after DEL");
+    Call::attachment(OURS, "CHECK", "s1", "eth0").stdin(&c).run().ok();
+    assert!(index_is_current(&net_dir(dir.path())), "index stale after CHECK");
+    add(OURS, &c, "s1").err();
+    assert!(index_is_current(&net_dir(dir.path())), "index stale after a failed ADD");
+}
+
 #[test]
 fn owner_index_stays_exact_with_a_foreign_writer() {
     upstream_available();
@@ -283,6 +319,16 @@ fn requested_addresses_from_every_source() {
     let mut by_args = base.clone();
     by_args["args"] = json!({"cni": {"ips": ["10.8.0.60"]}});
     assert_eq!(address(&add(OURS, &by_args, "a").ok(), 0), "10.8.0.60/24");
+    // With both, args wins and CNI_ARGS is ignored (CONVENTIONS).
+    let mut both = base.clone();
+    both["args"] = json!({"cni": {"ips": ["10.8.0.61"]}});
+    let r = Call::attachment(OURS, "ADD", "both", "eth0")
+        .env("CNI_ARGS", "IP=10.8.0.62")
+        .stdin(&both)
+        .run()
+        .ok();
+    assert_eq!(address(&r, 0), "10.8.0.61/24");
+    assert_eq!(r["ips"].as_array().unwrap().len(), 1);
     let mut by_rc = base.clone();
     by_rc["runtimeConfig"] = json!({"ips": ["10.8.0.70/24"]});
     assert_eq!(address(&add(OURS, &by_rc, "r").ok(), 0), "10.8.0.70/24");

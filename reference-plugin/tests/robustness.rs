@@ -4,8 +4,10 @@
 
 use cni_reference_plugins::bridge::config::BridgeConfig;
 use cni_reference_plugins::cni::args::CniArgs;
-use cni_reference_plugins::cni::result::CniResult;
+use cni_reference_plugins::cni::dispatch::{dispatch, Plugin, Request};
+use cni_reference_plugins::cni::result::{CniResult, IpConfig};
 use cni_reference_plugins::cni::version::SpecVersion;
+use cni_reference_plugins::cni::CniError;
 use cni_reference_plugins::cni::NetConf;
 use cni_reference_plugins::host_local::config::{IpamConfig, Needs};
 use proptest::prelude::*;
@@ -143,6 +145,56 @@ fn parse_everything(config: Value, cni_args: &str) {
     }
 }
 
+/// A plugin that touches nothing: the dispatcher is what is under test.
+struct Inert;
+
+impl Plugin for Inert {
+    fn about(&self) -> String {
+        "inert".into()
+    }
+    fn add(&self, _: &Request) -> Result<CniResult, CniError> {
+        Ok(CniResult {
+            ips: vec![IpConfig {
+                interface: None,
+                address: "10.0.0.2/24".parse().unwrap(),
+                gateway: None,
+            }],
+            ..CniResult::default()
+        })
+    }
+    fn del(&self, _: &Request) -> Result<(), CniError> {
+        Ok(())
+    }
+    fn check(&self, _: &Request) -> Result<(), CniError> {
+        Ok(())
+    }
+    fn gc(&self, _: &Request) -> Result<(), CniError> {
+        Ok(())
+    }
+    fn status(&self, _: &Request) -> Result<(), CniError> {
+        Ok(())
+    }
+}
+
+fn arb_env() -> impl Strategy<Value = Vec<(String, String)>> {
+    let names = prop::sample::select(vec![
+        "CNI_COMMAND",
+        "CNI_CONTAINERID",
+        "CNI_NETNS",
+        "CNI_IFNAME",
+        "CNI_ARGS",
+        "CNI_PATH",
+        "CNI_NETNS_OVERRIDE",
+    ]);
+    let values = prop_oneof![
+        prop::sample::select(vec!["ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION", "add", ""])
+            .prop_map(str::to_string),
+        "[ -~]{0,20}",
+        Just("/proc/self/ns/net".to_string()),
+    ];
+    prop::collection::vec((names.prop_map(str::to_string), values), 0..8)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
@@ -174,6 +226,36 @@ proptest! {
             }
         }
         parse_everything(config, "");
+    }
+
+    #[test]
+    fn dispatcher_never_panics_and_answers_in_json(
+        env in arb_env(),
+        stdin in prop_oneof![
+            arb_json().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+            prop::collection::vec(any::<u8>(), 0..64),
+            arb_json().prop_map(|v| {
+                let mut c = json!({"cniVersion": "1.1.0", "name": "n"});
+                c["x"] = v;
+                serde_json::to_vec(&c).unwrap()
+            }),
+        ],
+    ) {
+        let lookup = |k: &str| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let input = stdin.clone();
+        let status = dispatch(&Inert, &lookup, &mut |_| Ok(input.clone()), &mut out, &mut err);
+        let text = String::from_utf8(out).unwrap();
+        if status == 0 {
+            // Success prints nothing, a result or the VERSION answer: always JSON when present.
+            if !text.trim().is_empty() {
+                prop_assert!(serde_json::from_str::<Value>(&text).is_ok(), "{text}");
+            }
+        } else {
+            let e: Value = serde_json::from_str(&text).unwrap();
+            prop_assert!(e["code"].is_u64() && e["msg"].is_string(), "{text}");
+        }
     }
 
     #[test]

@@ -481,7 +481,19 @@ fn configure_gateway(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, result: &Cn
     Ok(())
 }
 
+/// Put the gateway address on the bridge, following upstream's rules: an IPv4 bridge carries
+/// one address, an IPv6 one may carry several that do not overlap; a conflicting address is
+/// replaced with `forceAddress` and an error otherwise.
+///
+/// The common case (the address is already there) is one request: the add fails with
+/// `EEXIST`. Only when the address is new are the bridge's addresses listed, because that
+/// listing walks every link in the namespace and would grow with the number of ports.
 fn ensure_bridge_address(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, gw: IpNet) -> Result<(), CniError> {
+    match host.add_address(bridge.index, to_nl(gw), true) {
+        Ok(()) => {}
+        Err(e) if e.is_exists() => return Ok(()),
+        Err(e) => return Err(kernel(e)),
+    }
     let family = match gw.family() {
         Family::V4 => netlink::Family::V4,
         Family::V6 => netlink::Family::V6,
@@ -492,30 +504,28 @@ fn ensure_bridge_address(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, gw: IpN
             addr: addr.net.addr,
             prefix: addr.net.prefix,
         };
-        if have == gw {
-            return Ok(());
+        if have == gw || (gw.family() == Family::V6 && addr.scope != netlink::RT_SCOPE_UNIVERSE) {
+            continue;
         }
         let conflicts = match gw.family() {
             Family::V4 => true,
             Family::V6 => have.contains(&gw.addr) || gw.contains(&have.addr),
         };
-        if conflicts {
-            if cfg.force_address {
-                host.del_address(bridge.index, addr.net).map_err(kernel)?;
-            } else {
-                return Err(CniError::with_details(
-                    error::INVALID_NETWORK_CONFIG,
-                    format!("{:?} already has an IP address different from {gw}", cfg.bridge),
-                    format!("it has {have}; set forceAddress to replace it"),
-                ));
-            }
+        if !conflicts {
+            continue;
+        }
+        if cfg.force_address {
+            host.del_address(bridge.index, addr.net).map_err(kernel)?;
+        } else {
+            let _ = host.del_address(bridge.index, to_nl(gw));
+            return Err(CniError::with_details(
+                error::INVALID_NETWORK_CONFIG,
+                format!("{:?} already has an IP address different from {gw}", cfg.bridge),
+                format!("it has {have}; set forceAddress to replace it"),
+            ));
         }
     }
-    match host.add_address(bridge.index, to_nl(gw), true) {
-        Ok(()) => Ok(()),
-        Err(e) if e.is_exists() => Ok(()),
-        Err(e) => Err(kernel(e)),
-    }
+    Ok(())
 }
 
 fn wait_port_up(host: &Rtnl, index: u32) -> Result<(), CniError> {

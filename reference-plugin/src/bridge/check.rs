@@ -151,7 +151,9 @@ fn check_mac_mtu(entry: &Interface, link: &Link, mtu: Option<u32>) -> Result<(),
             )));
         }
     }
-    let expected = mtu.or(entry.mtu);
+    // The final result wins over the configuration: a later plugin (tuning) may have
+    // changed the MTU and said so in the result.
+    let expected = entry.mtu.or(mtu);
     if let Some(want) = expected {
         if link.mtu != want {
             return Err(failed(format!(

@@ -6,8 +6,8 @@
 //!   host veth is found through `prevResult`, the masquerade entries through the attachment's
 //!   identity and `prevResult`'s addresses;
 //! - CHECK also verifies MTU, bridge membership and the masquerade entry;
-//! - GC removes masquerade entries of stale attachments and forwards GC to IPAM; STATUS forwards
-//!   to IPAM;
+//! - GC removes masquerade entries of stale attachments (and macspoofchk rules whose veth is
+//!   gone) and forwards GC to IPAM; STATUS forwards to IPAM;
 //! - any failure after the IPAM ADD undoes the ADD: veth deleted, masquerading removed, IPAM DEL.
 //!
 //! One module per verb: [`add`], [`del`], [`check`]; [`config`] parses and validates;
@@ -69,6 +69,15 @@ impl Plugin for Bridge {
         if cfg.ip_masq {
             if let Some(valid) = &req.conf.valid_attachments {
                 if let Err(e) = masquerade::gc(&req.conf.name, valid) {
+                    failures.push(e);
+                }
+            }
+        }
+        if cfg.macspoofchk {
+            if let Some(valid) = &req.conf.valid_attachments {
+                let host = crate::netlink::Rtnl::new().map_err(kernel)?;
+                let exists = |name: &str| host.link_by_name(name).is_ok_and(|l| l.is_some());
+                if let Err(e) = spoofcheck::gc(valid, exists) {
                     failures.push(e);
                 }
             }

@@ -198,3 +198,61 @@ pub fn check(container_id: &str, ifname: &str, mac: &str) -> Result<(), CniError
         ))
     }
 }
+
+/// GC: remove the rules and chains of attachments that are not in `valid` and whose host veth
+/// no longer exists. The upstream naming carries no network name, so rules are only removed
+/// when they can match nothing any more: a rule for a live veth (of this network or another)
+/// is kept.
+pub fn gc(valid: &[crate::cni::config::Attachment], link_exists: impl Fn(&str) -> bool) -> Result<(), CniError> {
+    let Ok(text) = nft(&["-j", "list", "table", "bridge", "nat"], None) else {
+        return Ok(());
+    };
+    let doc: Value = serde_json::from_str(&text)
+        .map_err(|e| CniError::new(error::KERNEL_OPERATION_FAILED, format!("reading nft -j output: {e}")))?;
+    let keep: Vec<String> = valid.iter().map(|a| ref_id(&a.container_id, &a.ifname)).collect();
+    let chains: Vec<String> = doc["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["chain"]["name"].as_str().map(str::to_string))
+        .collect();
+    let mut script = String::new();
+    for item in doc["nftables"].as_array().into_iter().flatten() {
+        let rule = &item["rule"];
+        if rule["chain"].as_str() != Some("PREROUTING") {
+            continue;
+        }
+        let Some(refid) = rule["comment"].as_str().and_then(|c| c.strip_prefix("macspoofchk-")) else {
+            continue;
+        };
+        if keep.iter().any(|k| k == refid) {
+            continue;
+        }
+        let iifname = rule["expr"].as_array().into_iter().flatten().find_map(|e| {
+            (e["match"]["left"]["meta"]["key"] == "iifname")
+                .then(|| e["match"]["right"].as_str())
+                .flatten()
+        });
+        match iifname {
+            Some(name) if !link_exists(name) => {}
+            _ => continue,
+        }
+        if let Some(h) = rule["handle"].as_u64() {
+            script.push_str(&format!("delete rule bridge nat PREROUTING handle {h}\n"));
+        }
+        let chain = iface_chain(refid);
+        for name in [chain.clone(), format!("{chain}-mac")] {
+            if chains.contains(&name) {
+                script.push_str(&format!(
+                    "flush chain bridge nat {name}\ndelete chain bridge nat {name}\n"
+                ));
+            }
+        }
+    }
+    if script.is_empty() {
+        return Ok(());
+    }
+    nft(&["-f", "-"], Some(&script))
+        .map(|_| ())
+        .map_err(|e| e.context("failed to garbage-collect spoof-check rules"))
+}

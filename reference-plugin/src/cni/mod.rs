@@ -3,7 +3,7 @@
 //! One module per job:
 //! - [`error`]: the Error object and its well-known codes;
 //! - [`version`]: version strings, the supported list and the VERSION answer;
-//! - [`env`]: the `CNI_*` environment, validated in the order `skel` uses;
+//! - [`env`](mod@env): the `CNI_*` environment, validated in the order `skel` uses;
 //! - [`args`]: the `CNI_ARGS` `K=V;K=V` string;
 //! - [`ipnet`]: IP address + prefix values and address arithmetic;
 //! - [`json`]: typed access to JSON configuration with error messages that name the field;

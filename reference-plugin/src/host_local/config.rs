@@ -52,13 +52,15 @@ impl IpamConfig {
         let mut requested = Vec::new();
         if needs == Needs::Allocation {
             let args = CniArgs::parse(cni_args, &["IP"])?;
-            if let Some(text) = args.get("IP") {
-                requested.push(parse_requested(text, "CNI_ARGS IP")?);
+            let from_args = json::opt_str_list(&conf.args_cni, "args.cni", "ips")?;
+            // CONVENTIONS: when the same information arrives through `args` too, a plugin
+            // that understands `args` ignores the CNI_ARGS value. (Upstream uses both.)
+            if from_args.is_empty() {
+                if let Some(text) = args.get("IP") {
+                    requested.push(parse_requested(text, "CNI_ARGS IP")?);
+                }
             }
-            for (i, text) in json::opt_str_list(&conf.args_cni, "args.cni", "ips")?
-                .iter()
-                .enumerate()
-            {
+            for (i, text) in from_args.iter().enumerate() {
                 requested.push(parse_requested(text, &format!("args.cni.ips[{i}]"))?);
             }
             for (i, text) in json::opt_str_list(&conf.runtime_config, "runtimeConfig", "ips")?

@@ -23,6 +23,7 @@ use crate::cni::dispatch::{Plugin, Request};
 use crate::cni::error::{self, CniError};
 use crate::cni::ipnet::IpNet;
 use crate::cni::result::{CniResult, IpConfig};
+use crate::cni::trace::mark;
 use config::{IpamConfig, Needs};
 use std::net::IpAddr;
 use store::Store;
@@ -152,12 +153,16 @@ impl Plugin for HostLocal {
             Some(path) => dns::parse_resolv_conf(path)?,
             None => Default::default(),
         };
+        mark("host-local add: config read");
         let store =
             open_store(&cfg, true)?.ok_or_else(|| CniError::new(error::INTERNAL, "store vanished while opening"))?;
+        mark("host-local add: store open and locked");
         let (cid, ifname) = (&req.env.container_id, &req.env.ifname);
         let mut reserved = Vec::new();
         let last_before: Vec<Option<IpAddr>> = (0..cfg.range_sets.len()).map(|i| store.last_reserved(i)).collect();
-        match self.allocate(&cfg, &store, cid, ifname, &mut reserved) {
+        let outcome = self.allocate(&cfg, &store, cid, ifname, &mut reserved);
+        mark("host-local add: allocated");
+        match outcome {
             Ok(ips) => Ok(CniResult {
                 interfaces: Vec::new(),
                 ips,

@@ -214,6 +214,7 @@ impl Store {
     /// Reserve `ip` for `(container_id, ifname)`; `Ok(false)` when it is already taken. On
     /// success `last_reserved_ip.<range_set>` names `ip`.
     pub fn reserve(&self, ip: IpAddr, container_id: &str, ifname: &str, range_set: usize) -> io::Result<bool> {
+        self.before_change();
         let content = format!("{}{LINE_BREAK}{ifname}", container_id.trim());
         let target = self.dir.join(ip.to_string());
         let temp = self.dir.join(RESERVE_TEMP);
@@ -265,6 +266,7 @@ impl Store {
     /// Put `last_reserved_ip.<range_set>` back to `previous` (removing it when `None`); used to
     /// undo a failed ADD completely.
     pub fn restore_last_reserved(&self, range_set: usize, previous: Option<IpAddr>) -> io::Result<()> {
+        self.before_change();
         match previous {
             Some(ip) => self.write_last_reserved(ip, range_set),
             None => match fs::remove_file(self.dir.join(format!("{LAST_RESERVED_PREFIX}{range_set}"))) {
