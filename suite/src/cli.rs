@@ -67,8 +67,8 @@ pub struct InvokeArgs {
 /// Arguments of plugin mode.
 #[derive(Debug, Args)]
 pub struct PluginArgs {
-    /// The plugin binary to judge.
-    #[arg(required_unless_present = "list")]
+    /// The plugin binary to judge (default: the reference bridge and host-local built next to
+    /// this command).
     pub plugin: Option<PathBuf>,
 
     /// Network configuration to use: a plugin object, or a conflist whose last plugin is the one

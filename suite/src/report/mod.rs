@@ -4,7 +4,7 @@ mod human;
 mod junit;
 
 pub use human::{progress_line, render as human};
-pub use junit::render as junit;
+pub use junit::{render as junit, render_many as junit_many};
 
 use serde::Serialize;
 
