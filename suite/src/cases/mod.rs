@@ -5,6 +5,7 @@ mod check;
 mod connectivity;
 mod del;
 mod error;
+mod ipam;
 mod kernel;
 mod version;
 
@@ -18,6 +19,7 @@ pub fn all() -> Vec<&'static Case> {
         add::CASES,
         check::CASES,
         del::CASES,
+        ipam::CASES,
         connectivity::CASES,
     ]
     .iter()
