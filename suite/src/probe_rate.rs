@@ -86,7 +86,11 @@ pub fn tcp_throughput(
         while !stop_sender.load(Ordering::Relaxed) {
             match out.write(&chunk) {
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
                 Err(_) => break,
             }
         }
@@ -98,7 +102,11 @@ pub fn tcp_throughput(
         match conn.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => bytes += n as u64,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
                 let _ = sending.join();

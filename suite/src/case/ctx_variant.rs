@@ -40,7 +40,9 @@ impl Variant {
     /// Index of the first plugin object that has an `ipam` object (the one that delegates, or the
     /// IPAM plugin tested directly).
     pub fn ipam_holder(&self) -> Option<usize> {
-        self.plugins.iter().position(|p| p.get("ipam").is_some_and(Value::is_object))
+        self.plugins
+            .iter()
+            .position(|p| p.get("ipam").is_some_and(Value::is_object))
     }
 
     /// The `ipam` object of [`Variant::ipam_holder`], for editing.
@@ -72,9 +74,7 @@ impl Variant {
     /// Declares capability `name` on the plugin at `index` (as a config file would).
     pub fn declare(&mut self, index: usize, name: &str) {
         if let Some(obj) = self.plugins.get_mut(index).and_then(Value::as_object_mut) {
-            let caps = obj
-                .entry("capabilities")
-                .or_insert_with(|| Value::Object(Map::new()));
+            let caps = obj.entry("capabilities").or_insert_with(|| Value::Object(Map::new()));
             if let Some(c) = caps.as_object_mut() {
                 c.insert(name.into(), Value::Bool(true));
             }
@@ -112,7 +112,12 @@ impl Ctx<'_> {
     /// The request configuration for member `index` of `v`: `name`, `cniVersion`, `runtimeConfig`
     /// for declared capabilities, and `prevResult` when given.
     pub fn variant_request(&self, v: &Variant, index: usize, version: &str, prev: Option<&Value>) -> Value {
-        let mut obj: Map<String, Value> = v.plugins.get(index).and_then(Value::as_object).cloned().unwrap_or_default();
+        let mut obj: Map<String, Value> = v
+            .plugins
+            .get(index)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         obj.insert("cniVersion".into(), Value::String(version.into()));
         obj.insert("name".into(), Value::String(self.target.profile.network.clone()));
         let plugin = Value::Object(obj.clone());
@@ -163,7 +168,10 @@ impl Ctx<'_> {
         let mut own = 0;
         for i in 0..v.plugins.len() {
             let program = self.variant_program(v, i)?;
-            let stdin = self.variant_request(v, i, &version, prev.as_ref()).to_string().into_bytes();
+            let stdin = self
+                .variant_request(v, i, &version, prev.as_ref())
+                .to_string()
+                .into_bytes();
             let env = self.variant_env(v, "ADD", att);
             let idx = self.invoke(&program, env, stdin);
             let rec = &self.invocations[idx];
@@ -305,7 +313,10 @@ mod tests {
     #[test]
     fn baseline_and_capabilities() {
         let mut v = Variant {
-            plugins: vec![json!({"type": "bridge", "ipam": {"type": "host-local"}}), json!({"type": "portmap"})],
+            plugins: vec![
+                json!({"type": "bridge", "ipam": {"type": "host-local"}}),
+                json!({"type": "portmap"}),
+            ],
             under_test: Some(1),
             capability_args: Map::new(),
             cni_args: String::new(),

@@ -233,7 +233,10 @@ fn add_ipv6_range(v: &mut Variant) {
         .filter_map(Value::as_array)
         .flatten()
         .any(is_v6)
-        || ipam.get("subnet").and_then(Value::as_str).is_some_and(|s| s.contains(':'));
+        || ipam
+            .get("subnet")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.contains(':'));
     if has_v6 {
         return;
     }
@@ -362,7 +365,10 @@ fn container_to_container(ctx: &mut Ctx, fam: Family) -> Result<(), Verdict> {
         return Ok(());
     }
     Err(Verdict::violation(
-        format!("two containers of the network do not reach each other over {}", fam.name()),
+        format!(
+            "two containers of the network do not reach each other over {}",
+            fam.name()
+        ),
         "ICMP, UDP and TCP answered, each receiver seeing the sender's own address",
         failures.join("; "),
     ))
@@ -397,7 +403,10 @@ fn host_to_container(ctx: &mut Ctx, fam: Family) -> Result<(), Verdict> {
         Err(e) => {
             ctx.blame = Some(out.record);
             Err(Verdict::violation(
-                format!("the host routes to the container's {} address but gets no answer", fam.name()),
+                format!(
+                    "the host routes to the container's {} address but gets no answer",
+                    fam.name()
+                ),
                 format!("an echo reply from {ip}"),
                 e.to_string(),
             ))
@@ -474,7 +483,10 @@ fn mtu(ctx: &mut Ctx) -> Result<(), Verdict> {
 }
 
 fn ip_masq(v: &Variant) -> Result<(), Verdict> {
-    if v.plugins.iter().any(|p| p.get("ipMasq").and_then(Value::as_bool) == Some(true)) {
+    if v.plugins
+        .iter()
+        .any(|p| p.get("ipMasq").and_then(Value::as_bool) == Some(true))
+    {
         Ok(())
     } else {
         Err(Verdict::Skip("the configuration does not set ipMasq: true".into()))
@@ -524,6 +536,17 @@ fn masquerade(ctx: &mut Ctx) -> Result<(), Verdict> {
     let (Some(ip_a), Some(ip_b)) = (address(&ra, Family::V4), address(&rb, Family::V4)) else {
         return Err(no_address(Family::V4));
     };
+    let routed = ctx
+        .lab
+        .container_rtnl(&a.container)?
+        .routes()?
+        .iter()
+        .any(|r| !r.ipv6 && r.dst.is_none_or(|d| d.contains(IpAddr::V4(REMOTE))));
+    if !routed {
+        return Err(Verdict::Skip(format!(
+            "the container has no route towards {REMOTE} (the configuration gives it no default route)"
+        )));
+    }
     let mut failures = masquerade_outward(ctx, &a, ip_a)?;
     failures.extend(exchange_all(&a, ip_a, &b, ip_b, Family::V4)?);
     if failures.is_empty() {

@@ -191,7 +191,11 @@ fn pool_of(ipam: Option<&Map<String, Value>>) -> Result<Pool, String> {
         }
     }
     for r in ranges {
-        let Some(Ok(subnet)) = r.get("subnet").and_then(Value::as_str).map(str::parse::<crate::net::IpNet>) else {
+        let Some(Ok(subnet)) = r
+            .get("subnet")
+            .and_then(Value::as_str)
+            .map(str::parse::<crate::net::IpNet>)
+        else {
             continue;
         };
         let IpAddr::V4(net) = subnet.network() else { continue };
@@ -305,7 +309,10 @@ fn unique_parallel(ctx: &mut Ctx) -> Result<(), Verdict> {
     let pool = pool_of(v.ipam()).map_err(Verdict::Skip)?;
     let n = pool.size().min(PARALLEL);
     if n < 2 {
-        return Err(Verdict::Skip(format!("the configured pool holds {} address(es)", pool.size())));
+        return Err(Verdict::Skip(format!(
+            "the configured pool holds {} address(es)",
+            pool.size()
+        )));
     }
     let mut atts = Vec::new();
     for _ in 0..n {
@@ -427,7 +434,11 @@ fn exhaustion_error(ctx: &mut Ctx) -> Result<(), Verdict> {
     let extra = ctx.attachment()?;
     let idx = match ctx.add_variant_raw(&extra, &v)? {
         Err(idx) => idx,
-        Ok(_) => return Err(Verdict::Skip("ADD on a full pool succeeded (ipam/exhaustion-fails judges that)".into())),
+        Ok(_) => {
+            return Err(Verdict::Skip(
+                "ADD on a full pool succeeded (ipam/exhaustion-fails judges that)".into(),
+            ))
+        }
     };
     ctx.blame = Some(idx);
     let rec = ctx.record(idx);
@@ -607,7 +618,11 @@ fn no_reserved_addresses(ctx: &mut Ctx) -> Result<(), Verdict> {
             ctx.blame = Some(out.record);
             return Err(Verdict::violation(
                 format!("{what} of {} was handed out", pool.cidr(pool.network)),
-                format!("addresses between {} and {}", Ipv4Addr::from(pool.network + 2), Ipv4Addr::from(pool.broadcast() - 1)),
+                format!(
+                    "addresses between {} and {}",
+                    Ipv4Addr::from(pool.network + 2),
+                    Ipv4Addr::from(pool.broadcast() - 1)
+                ),
                 Ipv4Addr::from(addr).to_string(),
             ));
         }
