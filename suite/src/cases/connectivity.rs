@@ -173,7 +173,15 @@ impl Family {
 /// the result says which interface holds it).
 fn address(result: &Value, fam: Family) -> Option<IpAddr> {
     let r = NormalResult::parse(result).ok()?;
-    let of_family = r.ips.iter().filter(|ip| fam.holds(ip.address.addr));
+    // Loopback and link-local addresses (the loopback plugin's) do not reach another container.
+    let usable = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => !a.is_loopback() && !a.is_link_local() && !a.is_unspecified(),
+        IpAddr::V6(a) => !a.is_loopback() && !a.is_unspecified() && (a.segments()[0] & 0xffc0) != 0xfe80,
+    };
+    let of_family = r
+        .ips
+        .iter()
+        .filter(|ip| fam.holds(ip.address.addr) && usable(ip.address.addr));
     let mut fallback = None;
     for ip in of_family {
         match r.interface_of(ip) {
@@ -243,6 +251,28 @@ fn add_ipv6_range(v: &mut Variant) {
     let ranges = ipam.entry("ranges").or_insert_with(|| json!([]));
     if let Some(list) = ranges.as_array_mut() {
         list.push(json!([{ "subnet": V6_RANGE }]));
+    }
+}
+
+/// The kernel's main routing table.
+const MAIN_TABLE: u32 = 254;
+
+/// A skip unless the container's main routing table has a route towards `dst`: the probes'
+/// sockets do not choose a source address, so policy routing (sbr) or a configuration without a
+/// default route leaves them nothing to judge.
+fn main_route(ctx: &Ctx, att: &Attachment, dst: IpAddr) -> Result<(), Verdict> {
+    let routed = ctx
+        .lab
+        .container_rtnl(&att.container)?
+        .routes()?
+        .iter()
+        .any(|r| r.table == MAIN_TABLE && r.ipv6 == dst.is_ipv6() && r.dst.is_none_or(|d| d.contains(dst)));
+    if routed {
+        Ok(())
+    } else {
+        Err(Verdict::Skip(format!(
+            "the container's main routing table has no route towards {dst} (no default route, or policy routing)"
+        )))
     }
 }
 
@@ -360,6 +390,7 @@ fn container_to_container(ctx: &mut Ctx, fam: Family) -> Result<(), Verdict> {
     let (Some(ip_a), Some(ip_b)) = (address(&ra, fam), address(&rb, fam)) else {
         return Err(no_address(fam));
     };
+    main_route(ctx, &a, ip_b)?;
     let failures = exchange_all(&a, ip_a, &b, ip_b, fam)?;
     if failures.is_empty() {
         return Ok(());
@@ -536,17 +567,8 @@ fn masquerade(ctx: &mut Ctx) -> Result<(), Verdict> {
     let (Some(ip_a), Some(ip_b)) = (address(&ra, Family::V4), address(&rb, Family::V4)) else {
         return Err(no_address(Family::V4));
     };
-    let routed = ctx
-        .lab
-        .container_rtnl(&a.container)?
-        .routes()?
-        .iter()
-        .any(|r| !r.ipv6 && r.dst.is_none_or(|d| d.contains(IpAddr::V4(REMOTE))));
-    if !routed {
-        return Err(Verdict::Skip(format!(
-            "the container has no route towards {REMOTE} (the configuration gives it no default route)"
-        )));
-    }
+    main_route(ctx, &a, IpAddr::V4(REMOTE))?;
+    main_route(ctx, &a, ip_b)?;
     let mut failures = masquerade_outward(ctx, &a, ip_a)?;
     failures.extend(exchange_all(&a, ip_a, &b, ip_b, Family::V4)?);
     if failures.is_empty() {
