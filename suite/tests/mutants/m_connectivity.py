@@ -55,6 +55,14 @@ def ignores_mtu(cmd, stdin):
     passthrough(real(json.dumps(conf).encode()))
 
 
+def narrow_host_end(cmd, stdin):
+    """Applies the mtu to the container end only; the host end of the veth stays narrower."""
+    if cmd == "ADD":
+        after_add(stdin, lambda r: [subprocess.run(["ip", "link", "set", "dev", v, "mtu", "1300"])
+                                    for v in host_veth(r)])
+    passthrough(real(stdin))
+
+
 def no_masquerade(cmd, stdin):
     """Sets up ipMasq, then drops every source-NAT jump."""
     if cmd == "ADD":
@@ -98,6 +106,7 @@ MUTANTS = {
     "conn-drops-ipv6-host": (drops_ipv6, "connectivity/host-to-container-ipv6", "warn", BRIDGE),
     "conn-drops-host-pings": (drops_host_pings, "connectivity/host-to-container", "warn", BRIDGE),
     "conn-ignores-mtu": (ignores_mtu, "connectivity/mtu", "warn", BRIDGE, "bridge-mtu.json"),
+    "conn-narrow-host-end": (narrow_host_end, "connectivity/mtu", "warn", BRIDGE, "bridge-mtu.json"),
     "conn-no-masquerade": (no_masquerade, "connectivity/masquerade", "warn", BRIDGE),
     "conn-keeps-masquerade": (keeps_masquerade, "connectivity/masquerade-del", "warn", BRIDGE),
     "conn-wrong-host-port": (wrong_host_port, "connectivity/portmap", "warn", PORTMAP, "portmap.conflist"),
