@@ -105,6 +105,17 @@ pub const CASES: &[Case] = &[
         body: requested_ip_cni_args,
     },
     Case {
+        id: "ipam/requested-ip-taken",
+        title: "requesting an IP another container holds fails and reserves nothing",
+        level: Level::Should,
+        spec: "CONVENTIONS.md args (cni.ips); SPEC §5 Error",
+        applies: Applies {
+            kinds: ADDRESSED,
+            since: ALWAYS,
+        },
+        body: requested_ip_taken,
+    },
+    Case {
         id: "ipam/release-netns-gone",
         title: "DEL after the netns was deleted releases the address: a later ADD gets it",
         level: Level::Should,
@@ -550,6 +561,49 @@ fn requested_ip(ctx: &mut Ctx, how: Request) -> Result<(), Verdict> {
             format!("the IP requested through {} was not allocated", how.shown()),
             want.to_string(),
             format!("{got:?}"),
+        ));
+    }
+    Ok(())
+}
+
+fn requested_ip_taken(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let mut v = ctx.variant();
+    let holder = v
+        .ipam_holder()
+        .ok_or_else(|| Verdict::Skip("the configuration has no ipam object".into()))?;
+    // Only a plugin with a pool keeps reservations; fixed addresses (static) are not tracked.
+    let pool = pool_of(v.ipam()).map_err(Verdict::Skip)?;
+    let want = Ipv4Addr::from(pool.middle());
+    if let Some(obj) = v.plugins[holder].as_object_mut() {
+        obj.insert("args".into(), json!({"cni": {"ips": [pool.cidr(pool.middle())]}}));
+    }
+    let first = ctx.attachment()?;
+    let out = ctx.add_variant(&first, &v)?;
+    if !v4_addresses(&out.result).contains(&want) {
+        return Err(Verdict::Skip(
+            "the plugin does not honour args.cni.ips (ipam/requested-ip-args judges that)".into(),
+        ));
+    }
+    let before = ctx.lab.snapshot()?;
+    let second = ctx.attachment()?;
+    let idx = match ctx.add_variant_raw(&second, &v)? {
+        Err(idx) => idx,
+        Ok(dup) => {
+            ctx.blame = Some(dup.record);
+            return Err(Verdict::violation(
+                format!("a second container requesting {want}, which the first holds, got an ADD result"),
+                "a non-zero exit: the address is taken",
+                format!("exit 0 with {:?}", v4_addresses(&dup.result)),
+            ));
+        }
+    };
+    let reserved = changes(&before, &ctx.lab.snapshot()?, true);
+    if !reserved.is_empty() {
+        ctx.blame = Some(idx);
+        return Err(Verdict::violation(
+            "the refused request left new state in the plugin's data directories",
+            "nothing reserved by a failed ADD",
+            reserved.join("; "),
         ));
     }
     Ok(())

@@ -64,6 +64,16 @@ def ignores_requests(cmd, stdin):
     passthrough(real(json.dumps(conf).encode(), env))
 
 
+def falls_back_when_taken(cmd, stdin):
+    """When the requested IP is taken, quietly allocates another one instead of failing."""
+    p = real(stdin)
+    if cmd == "ADD" and p.returncode != 0:
+        conf = conf_of(stdin)
+        conf.pop("args", None)
+        p = real(json.dumps(conf).encode())
+    passthrough(p)
+
+
 def keeps_when_netns_gone(cmd, stdin):
     if cmd == "DEL" and not os.path.exists(os.environ.get("CNI_NETNS", "")):
         sys.exit(0)
@@ -88,6 +98,8 @@ MUTANTS = {
     "ipam-ignores-runtimeconfig": (ignores_requests, "ipam/requested-ip-runtimeconfig", "warn", HOST_LOCAL,
                                    "host-local.json"),
     "ipam-ignores-cni-args": (ignores_requests, "ipam/requested-ip-cni-args", "warn", HOST_LOCAL, "host-local.json"),
+    "ipam-falls-back-when-taken": (falls_back_when_taken, "ipam/requested-ip-taken", "warn", HOST_LOCAL,
+                                   "host-local.json"),
     "ipam-keeps-when-netns-gone": (keeps_when_netns_gone, "ipam/release-netns-gone", "warn", HOST_LOCAL,
                                    "host-local.json"),
     "ipam-hands-out-edges": (hands_out_edges, "ipam/no-reserved-addresses", "warn", HOST_LOCAL, "host-local.json"),
