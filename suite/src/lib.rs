@@ -16,6 +16,7 @@ pub mod net;
 pub mod ns;
 pub mod preflight;
 pub mod probe;
+pub mod probe_rate;
 pub mod profile;
 pub mod report;
 pub mod runner;

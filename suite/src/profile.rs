@@ -203,9 +203,14 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
     }
     let last = plugins.last().ok_or_else(|| invalid("no plugin"))?;
     let ipam_type = last.pointer("/ipam/type").and_then(Value::as_str);
+    let own_type = last.get("type").and_then(Value::as_str);
     let kind = if plugins.len() > 1 {
         PluginKind::Chained
-    } else if ipam_type == Some(plugin_name) && last.get("type").and_then(Value::as_str) != Some(plugin_name) {
+    } else if (ipam_type == Some(plugin_name) && own_type != Some(plugin_name))
+        || (ipam_type.is_some() && ipam_type == own_type)
+    {
+        // The second form ({"type": "host-local", "ipam": {"type": "host-local"}}, the built-in
+        // host-local profile's shape) names an IPAM plugin tested directly, whatever its file name.
         PluginKind::Ipam
     } else {
         PluginKind::Interface
@@ -240,6 +245,8 @@ mod tests {
         assert_eq!(from_value(list, "tuning", "x").unwrap().kind, PluginKind::Chained);
         let ipam = json!({"name":"n","type":"bridge","ipam":{"type":"my-ipam"}});
         assert_eq!(from_value(ipam, "my-ipam", "x").unwrap().kind, PluginKind::Ipam);
+        let direct = json!({"name":"n","type":"host-local","ipam":{"type":"host-local"}});
+        assert_eq!(from_value(direct, "wrapped-ipam", "x").unwrap().kind, PluginKind::Ipam);
         let one = json!({"name":"n","type":"mine"});
         let p = from_value(one, "mine", "x").unwrap();
         assert_eq!(p.kind, PluginKind::Interface);

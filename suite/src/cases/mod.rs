@@ -7,6 +7,7 @@ mod connectivity;
 mod del;
 mod error;
 mod gc;
+mod ipam;
 mod kernel;
 mod matrix;
 mod status;
@@ -24,6 +25,7 @@ pub fn all() -> Vec<&'static Case> {
         chain::CASES,
         matrix::CASES,
         del::CASES,
+        ipam::CASES,
         gc::CASES,
         status::CASES,
         connectivity::CASES,
