@@ -22,8 +22,14 @@ pub enum PluginKind {
 /// Something the lab must build before the case runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LabNeed {
-    /// A link of this name in the lab host to act as a parent (macvlan/ipvlan/vlan master).
-    MasterLink(String),
+    /// A veth in the lab host to act as a parent (macvlan/ipvlan/vlan master); its peer end
+    /// (`<name>p`) carries `gateway` (a CIDR) when given, so the attachment's gateway answers.
+    MasterLink {
+        /// The parent link's name.
+        name: String,
+        /// Address for the peer end, e.g. "10.89.0.1/24".
+        gateway: Option<String>,
+    },
 }
 
 /// The configuration a plugin is judged with.
@@ -41,6 +47,9 @@ pub struct Profile {
     pub needs: Vec<LabNeed>,
     /// Set when this plugin cannot be judged here, with the reason (e.g. a missing kernel module).
     pub unavailable: Option<String>,
+    /// The interface name the plugin works on when it does not create `CNI_IFNAME` itself
+    /// (loopback: `lo`); `None` means the suite chooses names (`eth0`, `net1`, ...).
+    pub fixed_ifname: Option<String>,
 }
 
 /// Errors loading a profile.
@@ -120,6 +129,7 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
         plugins,
         needs: Vec::new(),
         unavailable: None,
+        fixed_ifname: None,
     };
     let chained = |obj: Value| mk(PluginKind::Chained, vec![bridge_object(), obj]);
     let profile = match plugin_name {
@@ -133,7 +143,10 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
                 PluginKind::Interface,
                 vec![json!({"type": plugin_name, "master": "lab-master0", "ipam": host_local_ipam()})],
             );
-            p.needs.push(LabNeed::MasterLink("lab-master0".into()));
+            p.needs.push(LabNeed::MasterLink {
+                name: "lab-master0".into(),
+                gateway: Some("10.89.0.1/24".into()),
+            });
             p.unavailable = missing_kernel_feature(plugin_name);
             p
         }
@@ -142,7 +155,10 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
                 PluginKind::Interface,
                 vec![json!({"type": "vlan", "master": "lab-master0", "vlanId": 42, "ipam": host_local_ipam()})],
             );
-            p.needs.push(LabNeed::MasterLink("lab-master0".into()));
+            p.needs.push(LabNeed::MasterLink {
+                name: "lab-master0".into(),
+                gateway: None,
+            });
             p.unavailable = missing_kernel_feature("vlan");
             p
         }
@@ -156,7 +172,11 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
                 "addresses": [{"address": "10.90.0.5/24", "gateway": "10.90.0.1"}],
                 "routes": [{"dst": "0.0.0.0/0"}]}})],
         ),
-        "loopback" => mk(PluginKind::Interface, vec![json!({"type": "loopback"})]),
+        "loopback" => {
+            let mut p = mk(PluginKind::Interface, vec![json!({"type": "loopback"})]);
+            p.fixed_ifname = Some("lo".into());
+            p
+        }
         "tuning" => chained(json!({"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.arp_notify": "1"}})),
         "portmap" => chained(json!({"type": "portmap", "capabilities": {"portMappings": true}})),
         "bandwidth" => chained(
@@ -232,6 +252,7 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
         plugins,
         needs: Vec::new(),
         unavailable: None,
+        fixed_ifname: None,
     })
 }
 

@@ -104,7 +104,7 @@ impl<'a> Ctx<'a> {
         let lab = Lab::new()?;
         for need in &target.profile.needs {
             match need {
-                LabNeed::MasterLink(name) => {
+                LabNeed::MasterLink { name, gateway } => {
                     let rtnl = lab.host_rtnl()?;
                     let peer = format!("{}p", &name[..name.len().min(14)]);
                     rtnl.create_veth(name, &peer, None)?;
@@ -112,6 +112,13 @@ impl<'a> Ctx<'a> {
                         if let Some(l) = rtnl.link_by_name(n)? {
                             rtnl.set_up(l.index, true)?;
                         }
+                    }
+                    if let Some(gw) = gateway {
+                        let net: crate::net::IpNet = gw
+                            .parse()
+                            .map_err(|e| LabError::Other(format!("profile gateway: {e}")))?;
+                        let index = rtnl.index_of(&peer)?;
+                        rtnl.add_address(index, net)?;
                     }
                 }
             }
@@ -135,7 +142,23 @@ impl<'a> Ctx<'a> {
 
     /// A new container namespace and attachment (`eth0`, a fresh container id).
     pub fn attachment(&mut self) -> Result<Attachment, Verdict> {
-        self.attachment_named("eth0")
+        let name = self
+            .target
+            .profile
+            .fixed_ifname
+            .clone()
+            .unwrap_or_else(|| "eth0".into());
+        self.attachment_named(&name)
+    }
+
+    /// A skip when the plugin works on a fixed interface (loopback), for cases that choose names.
+    pub fn needs_free_ifname(&self) -> Result<(), Verdict> {
+        match &self.target.profile.fixed_ifname {
+            Some(n) => Err(Verdict::Skip(format!(
+                "the plugin works on the fixed interface {n}, not on CNI_IFNAME"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// A new container namespace and attachment with a given interface name.

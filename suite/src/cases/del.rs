@@ -237,6 +237,7 @@ fn without_prevresult_no_trace(ctx: &mut Ctx) -> Result<(), Verdict> {
 }
 
 fn after_failed_add(ctx: &mut Ctx) -> Result<(), Verdict> {
+    ctx.needs_free_ifname()?;
     // ADD fails because CNI_IFNAME already exists in the container (put there by the suite); the
     // runtime then DELs the attachment, which must succeed and leave nothing of the failed ADD.
     let leaks = second_attachment_leaks_with(ctx, |ctx, att| {
