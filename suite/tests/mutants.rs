@@ -110,7 +110,7 @@ fn each_mutant_is_caught_by_its_case() {
                         s.spawn(move || {
                             let out = suite()
                                 .args([plugin.to_str().unwrap(), "--config", fixture(config).to_str().unwrap()])
-                                .args(["--cni-path", &cni_path])
+                                .args(["--cni-path", &cni_path, "--timeout", "5"])
                                 .args(["--filter", &format!("^{case}$"), "--format", "json", "--jobs", "1"])
                                 .output()
                                 .unwrap();

@@ -10,6 +10,7 @@ mod gc;
 mod ipam;
 mod kernel;
 mod matrix;
+mod safety;
 mod status;
 mod version;
 
@@ -29,6 +30,7 @@ pub fn all() -> Vec<&'static Case> {
         gc::CASES,
         status::CASES,
         connectivity::CASES,
+        safety::CASES,
     ]
     .iter()
     .flat_map(|list| list.iter())
