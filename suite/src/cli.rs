@@ -49,6 +49,9 @@ pub struct RuntimeArgs {
     /// `should` failures and spec/reference differences fail the run.
     #[arg(long)]
     pub strict: bool,
+    /// Limit for one run of the runtime command (one scenario), in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    pub timeout: f64,
     /// The runtime command, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -19,7 +19,7 @@ pub mod preflight;
 pub mod probe;
 pub mod profile;
 pub mod report;
-pub mod runtime;
 pub mod runner;
+pub mod runtime;
 pub mod schema;
 pub mod version;

@@ -132,7 +132,13 @@ impl Cache {
     }
 
     /// The cached result of an attachment converted to `version`; `Ok(None)` when there is no file.
-    pub fn result(&self, network: &str, container_id: &str, ifname: &str, version: &str) -> Result<Option<Value>, CacheError> {
+    pub fn result(
+        &self,
+        network: &str,
+        container_id: &str,
+        ifname: &str,
+        version: &str,
+    ) -> Result<Option<Value>, CacheError> {
         let path = self.path(network, container_id, ifname);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -239,7 +245,13 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg==")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }

@@ -144,16 +144,12 @@ fn flag(v: Option<&Value>, key: &str) -> Result<bool, ConfError> {
 fn select_version(declared: Option<&str>, list: Option<&Value>) -> Result<String, ConfError> {
     let mut best: Option<SpecVersion> = None;
     if let Some(list) = list {
-        let arr = list
-            .as_array()
-            .ok_or_else(|| invalid("cniVersions is not an array"))?;
+        let arr = list.as_array().ok_or_else(|| invalid("cniVersions is not an array"))?;
         for v in arr {
             let s = v
                 .as_str()
                 .ok_or_else(|| invalid("cniVersions entries must be strings"))?;
-            let parsed: SpecVersion = s
-                .parse()
-                .map_err(|e| invalid(format!("cniVersions: {e}")))?;
+            let parsed: SpecVersion = s.parse().map_err(|e| invalid(format!("cniVersions: {e}")))?;
             if parsed <= MAX_VERSION && best.is_none_or(|b| parsed > b) {
                 best = Some(parsed);
             }
@@ -190,8 +186,7 @@ fn sibling_plugins(dir: &Path) -> Result<Vec<Map<String, Value>>, ConfError> {
                 path: f.display().to_string(),
                 source,
             })?;
-            let v: Value =
-                serde_json::from_slice(&bytes).map_err(|e| invalid(format!("{}: {e}", f.display())))?;
+            let v: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(format!("{}: {e}", f.display())))?;
             plugin_object(&v, i)
         })
         .collect()

@@ -86,7 +86,9 @@ fn to_legacy(obj: &Map<String, Value>) -> Result<Map<String, Value>, ConvertErro
     let mut out = Map::new();
     let ips = obj.get("ips").and_then(Value::as_array).cloned().unwrap_or_default();
     for ip in ips {
-        let Some(addr) = ip.get("address").and_then(Value::as_str) else { continue };
+        let Some(addr) = ip.get("address").and_then(Value::as_str) else {
+            continue;
+        };
         let block = if addr.contains(':') { "ip6" } else { "ip4" };
         if out.contains_key(block) {
             continue;
@@ -128,7 +130,10 @@ fn to_modern(obj: &Map<String, Value>, target: SpecVersion) -> Map<String, Value
     if let Some(Value::Array(ips)) = out.get_mut("ips") {
         for ip in ips.iter_mut().filter_map(Value::as_object_mut) {
             if target.ips_have_version() {
-                let v6 = ip.get("address").and_then(Value::as_str).is_some_and(|a| a.contains(':'));
+                let v6 = ip
+                    .get("address")
+                    .and_then(Value::as_str)
+                    .is_some_and(|a| a.contains(':'));
                 ip.insert("version".into(), json!(if v6 { "6" } else { "4" }));
             } else {
                 ip.remove("version");
@@ -165,7 +170,10 @@ mod tests {
         let back = convert(&v02, "0.2.0", "1.0.0").unwrap();
         assert_eq!(back["ips"][0]["address"], "10.0.0.2/24");
         assert!(back["ips"][0].get("version").is_none());
-        assert_eq!(convert(&json!({"cniVersion":"1.0.0"}), "", "0.2.0"), Err(ConvertError::NoAddress));
+        assert_eq!(
+            convert(&json!({"cniVersion":"1.0.0"}), "", "0.2.0"),
+            Err(ConvertError::NoAddress)
+        );
         assert!(convert(&r, "", "7.0.0").is_err());
     }
 }

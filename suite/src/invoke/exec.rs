@@ -79,9 +79,7 @@ pub fn exec(
     stdin: &Value,
     timeout: Duration,
 ) -> Result<Option<Value>, PluginError> {
-    let mut env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| !k.starts_with("CNI_"))
-        .collect();
+    let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !k.starts_with("CNI_")).collect();
     let args: Vec<String> = p.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let path: Vec<String> = p.path.iter().map(|d| d.display().to_string()).collect();
     env.extend([

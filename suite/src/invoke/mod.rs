@@ -248,7 +248,10 @@ impl Runner {
         if !list.version().has_check() {
             return Err(InvokeError::Invalid {
                 code: 1,
-                msg: format!("configuration version {:?} does not support the CHECK command", list.cni_version),
+                msg: format!(
+                    "configuration version {:?} does not support the CHECK command",
+                    list.cni_version
+                ),
             });
         }
         if list.disable_check {
@@ -349,7 +352,12 @@ mod tests {
             args: vec![],
             capability_args: serde_json::from_str(r#"{"portMappings":[1],"mac":"x","ips":["y"]}"#).unwrap(),
         };
-        let r = request(&list, &list.plugins[0], Some(&att), Some(&json!({"cniVersion":"1.0.0"})));
+        let r = request(
+            &list,
+            &list.plugins[0],
+            Some(&att),
+            Some(&json!({"cniVersion":"1.0.0"})),
+        );
         assert_eq!(r["name"], "n");
         assert_eq!(r["cniVersion"], "1.0.0");
         assert_eq!(r["keep"], json!({"deep":[1]}));
