@@ -1,0 +1,203 @@
+//! Runtime mode end to end: the control runtime (`cni-conformance invoke`) passes; hand-written
+//! runtimes that each break one rule are caught; real runtimes (podman, containerd) are judged
+//! when installed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{host_state, statuses, suite, tempdir};
+use rstest::rstest;
+
+fn runtimes_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/runtimes")
+}
+
+/// Runs runtime mode on `cmd` with extra options; returns (exit code, JSON report).
+fn judge(opts: &[&str], cmd: &[&str]) -> (i32, serde_json::Value) {
+    let out = suite()
+        .arg("runtime")
+        .args(["--format", "json"])
+        .args(opts)
+        .arg("--")
+        .args(cmd)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}); exit {:?}; stderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), report)
+}
+
+fn control() -> Vec<String> {
+    vec![
+        "sh".into(),
+        runtimes_dir().join("invoke-runtime.sh").display().to_string(),
+    ]
+}
+
+#[test]
+fn control_runtime_passes_every_rule_and_leaves_the_host_alone() {
+    let before = host_state();
+    let cmd = control();
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let (code, report) = judge(&["--strict"], &cmd);
+    let st = statuses(&report);
+    let not_passed: Vec<_> = st.iter().filter(|(_, s)| *s != "pass").collect();
+    assert!(not_passed.is_empty(), "{not_passed:?}\n{report:#}");
+    assert_eq!(code, 0);
+    assert!(st.len() >= 25, "only {} rules", st.len());
+    assert!(st.keys().all(|k| k.starts_with("runtime/")));
+    assert_eq!(report["summary"]["failed"], 0);
+    assert_eq!(before, host_state(), "runtime mode changed the machine's network state");
+}
+
+#[test]
+fn hand_written_runtime_without_breakage_passes() {
+    let script = runtimes_dir().join("broken.py");
+    let (code, report) = judge(&[], &["python3", script.to_str().unwrap()]);
+    let not_passed: Vec<_> = statuses(&report).into_iter().filter(|(_, s)| s != "pass").collect();
+    assert!(not_passed.is_empty(), "{not_passed:?}");
+    assert_eq!(code, 0);
+}
+
+/// Each breakage of `broken.py` breaks one rule; runtime mode must name it. `must` rules fail the
+/// run (exit 1); `should` rules warn (exit 0) and fail under --strict.
+#[rstest]
+#[case::del_forward("del-forward", "runtime/del-reverse-order", "fail")]
+#[case::add_reverse("add-reverse", "runtime/add-order", "fail")]
+#[case::no_name("no-name", "runtime/name-version-injected", "fail")]
+#[case::wrong_version("wrong-version", "runtime/name-version-injected", "fail")]
+#[case::lowest_version("lowest-version", "runtime/version-highest", "fail")]
+#[case::prev_on_first("prev-on-first", "runtime/prev-result-first-add", "fail")]
+#[case::no_chain("no-chain", "runtime/prev-result-chained", "fail")]
+#[case::del_no_prev("del-no-prev", "runtime/prev-result-del", "fail")]
+#[case::check_stale_prev("check-stale-prev", "runtime/prev-result-check", "fail")]
+#[case::check_despite_disable("check-despite-disable", "runtime/check-disabled", "fail")]
+#[case::check_old_version("check-old-version", "runtime/check-version", "fail")]
+#[case::check_before_add("check-before-add", "runtime/check-lifecycle", "fail")]
+#[case::undeclared_caps("undeclared-caps", "runtime/runtime-config", "fail")]
+#[case::drop_keys("drop-keys", "runtime/config-passthrough", "fail")]
+#[case::bad_args("bad-args", "runtime/stdin-schema", "fail")]
+#[case::continue_after_failure("continue-after-failure", "runtime/chain-stops-on-failure", "fail")]
+#[case::change_ifname("change-ifname-on-del", "runtime/same-attachment", "fail")]
+#[case::no_ifname("no-ifname", "runtime/env-vars", "fail")]
+#[case::gc_low_version("gc-low-version", "runtime/gc-status-version", "fail")]
+#[case::gc_with_prev("gc-with-prev", "runtime/gc-request", "fail")]
+#[case::parallel("parallel", "runtime/no-overlap", "fail")]
+#[case::no_netns("no-netns", "runtime/netns-exists-on-add", "fail")]
+#[case::never_del("never-del", "runtime/attach-detach", "fail")]
+#[case::keep_capabilities("keep-capabilities", "runtime/capabilities-removed", "warn")]
+#[case::no_del_after_failure("no-del-after-failure", "runtime/del-after-failed-add", "warn")]
+#[case::del_after_netns_gone("del-after-netns-gone", "runtime/netns-exists-on-del", "warn")]
+#[case::plugin_in_container("plugin-in-container", "runtime/plugin-in-runtime-netns", "warn")]
+#[case::no_cni_path("no-cni-path", "runtime/cni-path", "warn")]
+fn broken_runtime_is_caught(#[case] breakage: &str, #[case] rule: &str, #[case] status: &str) {
+    let script = runtimes_dir().join("broken.py");
+    let (code, report) = judge(&[], &["python3", script.to_str().unwrap(), breakage]);
+    let st = statuses(&report);
+    assert_eq!(st.get(rule).map(String::as_str), Some(status), "{breakage}: {st:?}");
+    let case = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == rule)
+        .unwrap();
+    assert!(case["message"].as_str().unwrap().starts_with("scenario "), "{case:#}");
+    assert!(
+        !case["invocations"].as_array().unwrap().is_empty(),
+        "the finding shows the calls"
+    );
+    if status == "fail" {
+        assert_eq!(code, 1, "{breakage}");
+    } else if st.values().all(|s| s != "fail") {
+        assert_eq!(code, 0, "{breakage}: a should-rule alone does not fail the run");
+        let (strict_code, _) = judge(&["--strict"], &["python3", script.to_str().unwrap(), breakage]);
+        assert_eq!(strict_code, 1, "{breakage}: --strict fails on a warning");
+    }
+}
+
+#[test]
+fn a_command_that_does_nothing_fails_attach_detach_and_reports_in_every_format() {
+    let dir = tempdir("runtime-formats");
+    let junit = dir.join("report.xml");
+    let out = suite()
+        .args([
+            "runtime",
+            "--format",
+            "junit",
+            "--output",
+            junit.to_str().unwrap(),
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("runtime/attach-detach") && xml.contains("<failure"),
+        "{xml}"
+    );
+    let human = suite().args(["runtime", "--", "true"]).output().unwrap();
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("FAIL runtime/attach-detach"), "{text}");
+    assert!(text.contains("never sent ADD"), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn runtime_without_a_command_is_a_usage_error() {
+    let out = suite().arg("runtime").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn invoke_runs_a_conflist_with_upstream_plugins_in_a_private_namespace() {
+    let Some(bridge) = common::upstream("bridge") else {
+        return;
+    };
+    let dir = tempdir("invoke-upstream");
+    let conf = dir.join("net.conflist");
+    std::fs::write(
+        &conf,
+        r#"{"cniVersion":"1.0.0","name":"inv","plugins":[{"type":"bridge","bridge":"cnitest0","isGateway":true,
+            "ipam":{"type":"host-local","subnet":"10.99.0.0/24"}},{"type":"tuning","sysctl":{}}]}"#,
+    )
+    .unwrap();
+    let suite_bin = env!("CARGO_BIN_EXE_cni-conformance");
+    let cni_path = bridge.parent().unwrap().display().to_string();
+    let script = format!(
+        "set -e; mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /var/lib/cni 2>/dev/null || true; ip netns add c1
+         s={suite_bin}; a='--config {conf} --cni-path {cni_path} --container-id ctr1 --netns /run/netns/c1 --cache-dir {cache}'
+         $s invoke add $a > {dir}/result.json
+         ls {cache}/results > {dir}/cache.txt
+         $s invoke check $a
+         $s invoke del $a
+         ls {cache}/results > {dir}/cache-after.txt
+         ip -n c1 -o link show > {dir}/links.txt",
+        conf = conf.display(),
+        cache = dir.join("cache").display(),
+        dir = dir.display()
+    );
+    let st = Command::new("unshare")
+        .args(["--net", "--mount", "--propagation", "private", "sh", "-c", &script])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
+    assert_eq!(result["cniVersion"], "1.0.0");
+    assert!(result["ips"][0]["address"].as_str().unwrap().starts_with("10.99.0."));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cache.txt")).unwrap().trim(),
+        "inv-ctr1-eth0"
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("cache-after.txt")).unwrap().trim(), "");
+    assert!(!std::fs::read_to_string(dir.join("links.txt")).unwrap().contains("eth0"));
+    let _ = std::fs::remove_dir_all(dir);
+}
