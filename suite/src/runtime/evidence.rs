@@ -70,6 +70,13 @@ impl ScenarioRun {
             .and_then(|(i, e)| e.stdout_json().map(|v| (i, v)))
     }
 
+    /// True when the runtime completed the attachment: the whole chain was ADDed and the runtime
+    /// command reported success (a runtime that rejects a result after ADD, e.g. an older libcni
+    /// meeting a 1.1.0 result, has not attached anything).
+    pub fn accepted(&self) -> bool {
+        self.final_result().is_some() && self.command.exit.success()
+    }
+
     /// The `cniVersion` the runtime sent on the first ADD.
     pub fn version_sent(&self) -> Option<String> {
         self.calls("ADD")

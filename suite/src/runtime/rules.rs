@@ -313,6 +313,16 @@ fn attach_detach(runs: &[ScenarioRun]) -> Result<(), Outcome> {
                 run.command_outcome(),
             ));
         }
+        if !fail_scenario && !run.command.exit.success() {
+            return Err(violation(
+                r,
+                None,
+                runs,
+                "the runtime command failed to attach and detach the container",
+                "exit 0",
+                run.command_outcome(),
+            ));
+        }
         let full = run.final_result().is_some();
         if run.scenario.purpose != Purpose::FailMidChain && !full {
             let failed = run.calls("ADD").find(|(_, e)| e.exit_code != 0);
@@ -373,7 +383,7 @@ fn order_rule(runs: &[ScenarioRun], verb: &str, reverse: bool, complete: bool) -
                 && round
                     .last()
                     .is_some_and(|(i, _)| run.entries.get(*i).is_some_and(|e| e.exit_code != 0));
-            let ok = if complete && !failed_add {
+            let ok = if complete && !failed_add && run.command.exit.success() {
                 seen == expected
             } else {
                 expected.starts_with(&seen)
@@ -483,7 +493,7 @@ fn version_highest(runs: &[ScenarioRun]) -> Result<(), Outcome> {
     // What the runtime showed it supports: every version it sent in a single-version scenario.
     let supported: Vec<SpecVersion> = runs
         .iter()
-        .filter(|x| x.scenario.purpose != Purpose::VersionChoice && x.final_result().is_some())
+        .filter(|x| x.scenario.purpose != Purpose::VersionChoice && x.accepted())
         .filter_map(|x| x.version_sent()?.parse().ok())
         .collect();
     let best = run
@@ -576,6 +586,9 @@ fn prev_final(runs: &[ScenarioRun], verb: &str) -> Result<(), Outcome> {
             .and_then(|v| v.parse::<SpecVersion>().ok())
             .is_some_and(|v| v.has_check());
         if !version_ok {
+            continue;
+        }
+        if !run.accepted() {
             continue;
         }
         let Some((add_at, fin)) = run.final_result() else {
