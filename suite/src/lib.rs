@@ -3,7 +3,8 @@
 //! Modules by job: [`ns`] namespace primitives, [`net`] rtnetlink, [`lab`] hermetic labs and host
 //! snapshots, [`runner`] plugin invocation, [`probe`] packets, [`schema`] per-version JSON Schemas,
 //! [`cni`] reading CNI documents, [`profile`] plugin configurations, [`case`] the case model,
-//! [`cases`] the catalogue, [`exec`] selection and parallel execution, [`report`] output.
+//! [`cases`] the catalogue, [`exec`] selection and parallel execution, [`report`] output,
+//! [`invoke`] the libcni-like runner, [`runtime`] runtime mode (recorder, scenarios, rules).
 #![deny(missing_docs)]
 
 pub mod case;
