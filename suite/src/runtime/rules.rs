@@ -264,10 +264,17 @@ pub fn all() -> Vec<Rule> {
         },
         Rule {
             id: "runtime/gc-request",
-            title: "GC gets cni.dev/valid-attachments, no runtimeConfig or prevResult, in list order",
+            title: "GC reaches every plugin in list order with the live attachments as valid, no runtimeConfig or prevResult",
             level: Level::Must,
             spec: "SPEC 1.1 §4 (GC), §3 (GC of a list)",
             body: gc_request,
+        },
+        Rule {
+            id: "runtime/gc-disabled",
+            title: "no GC is sent when disableGC is true",
+            level: Level::Must,
+            spec: "SPEC 1.1 §1 (disableGC)",
+            body: gc_disabled,
         },
         Rule {
             id: "runtime/status-request",
@@ -394,8 +401,8 @@ fn order_rule(runs: &[ScenarioRun], verb: &str, reverse: bool, complete: bool) -
                     round.first().map(|(i, _)| *i),
                     runs,
                     format!(
-                        "{verb} did not run the plugins in {} list order",
-                        if reverse { "reverse" } else { "" }
+                        "{verb} did not run the plugins in {}list order",
+                        if reverse { "reverse " } else { "" }
                     ),
                     expected.iter().map(name).collect::<Vec<_>>().join(", "),
                     seen.iter().map(name).collect::<Vec<_>>().join(", "),
@@ -490,6 +497,16 @@ fn version_highest(runs: &[ScenarioRun]) -> Result<(), Outcome> {
     let sent_v: SpecVersion = sent
         .parse()
         .map_err(|_| violation(r, None, runs, "cniVersion is not a version", "a version", sent.clone()))?;
+    if !sent_v.is_released() {
+        return Err(violation(
+            r,
+            run.calls("ADD").next().map(|(i, _)| i),
+            runs,
+            "the runtime chose a version no spec defines (versions above the runtime's own must be ignored)",
+            "a released version, at most 1.1.0",
+            sent,
+        ));
+    }
     // What the runtime showed it supports: every version it sent in a single-version scenario.
     let supported: Vec<SpecVersion> = runs
         .iter()
@@ -501,6 +518,7 @@ fn version_highest(runs: &[ScenarioRun]) -> Result<(), Outcome> {
         .versions()
         .iter()
         .filter_map(|v| v.parse::<SpecVersion>().ok())
+        .filter(|v| v.is_released())
         .filter(|v| *v == sent_v || supported.contains(v))
         .max();
     match best {
@@ -1102,7 +1120,9 @@ fn gc_status_version(runs: &[ScenarioRun]) -> Result<(), Outcome> {
     Ok(())
 }
 
-fn verb_order_and_clean(runs: &[ScenarioRun], verb: &str) -> Result<bool, Outcome> {
+/// `verb` never carries runtimeConfig or prevResult and runs in list order; GC must reach every
+/// plugin even after one fails (`complete`), STATUS may stop at the first failure.
+fn verb_order_and_clean(runs: &[ScenarioRun], verb: &str, complete: bool) -> Result<bool, Outcome> {
     let mut seen_any = false;
     for (r, run) in runs.iter().enumerate() {
         for (i, e, v) in requests(run).filter(|(_, e, _)| e.command() == verb) {
@@ -1122,13 +1142,13 @@ fn verb_order_and_clean(runs: &[ScenarioRun], verb: &str) -> Result<bool, Outcom
         }
     }
     if seen_any {
-        order_rule(runs, verb, false, false)?;
+        order_rule(runs, verb, false, complete)?;
     }
     Ok(seen_any)
 }
 
 fn gc_request(runs: &[ScenarioRun]) -> Result<(), Outcome> {
-    if !verb_order_and_clean(runs, "GC")? {
+    if !verb_order_and_clean(runs, "GC", true)? {
         return Err(Outcome::Skip("the runtime never sent GC".into()));
     }
     for (r, run) in runs.iter().enumerate() {
@@ -1173,13 +1193,82 @@ fn gc_request(runs: &[ScenarioRun]) -> Result<(), Outcome> {
                 }
                 _ => {}
             }
+            if let Some((cid, ifname)) = live_attachment(run, i) {
+                let listed = valid.and_then(Value::as_array).is_some_and(|a| {
+                    a.iter().any(|o| {
+                        o.get("containerID").and_then(Value::as_str) == Some(cid.as_str())
+                            && o.get("ifname").and_then(Value::as_str) == Some(ifname.as_str())
+                    })
+                });
+                if !listed {
+                    return Err(violation(
+                        r,
+                        Some(i),
+                        runs,
+                        format!(
+                            "{} ran while the container was attached, but did not list it as valid",
+                            who(e)
+                        ),
+                        format!(
+                            "cni.dev/valid-attachments containing {{\"containerID\":{cid:?},\"ifname\":{ifname:?}}}"
+                        ),
+                        valid.map_or("no cni.dev/valid-attachments".into(), |v| short(v, 200)),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The attachment that is live at entry `at` (completely ADDed and not DELeted since), if any.
+fn live_attachment(run: &ScenarioRun, at: usize) -> Option<(String, String)> {
+    let last = run.len().checked_sub(1)?;
+    let mut live = None;
+    for (i, e) in run.attachment_calls() {
+        if i >= at {
+            break;
+        }
+        match e.command() {
+            "ADD" if e.exit_code == 0 && run.index(e) == Some(last) => {
+                live = Some((
+                    e.var("CNI_CONTAINERID").unwrap_or("").to_string(),
+                    e.var("CNI_IFNAME").unwrap_or("").to_string(),
+                ))
+            }
+            "DEL" => live = None,
+            _ => {}
+        }
+    }
+    live
+}
+
+fn gc_disabled(runs: &[ScenarioRun]) -> Result<(), Outcome> {
+    if !runs.iter().any(|r| r.calls("GC").next().is_some()) {
+        return Err(Outcome::Skip(
+            "the runtime never sent GC, so disableGC is not exercised".into(),
+        ));
+    }
+    for (r, run) in runs.iter().enumerate() {
+        if run.scenario.purpose != Purpose::DisableGc {
+            continue;
+        }
+        if let Some((i, e)) = run.calls("GC").next() {
+            return Err(violation(
+                r,
+                Some(i),
+                runs,
+                format!("{} was sent although disableGC is true", who(e)),
+                "no GC",
+                "GC",
+            ));
         }
     }
     Ok(())
 }
 
 fn status_request(runs: &[ScenarioRun]) -> Result<(), Outcome> {
-    if verb_order_and_clean(runs, "STATUS")? {
+    if verb_order_and_clean(runs, "STATUS", false)? {
         Ok(())
     } else {
         Err(Outcome::Skip("the runtime never sent STATUS".into()))

@@ -22,8 +22,10 @@ pub enum Purpose {
     Capabilities,
     /// The middle plugin of three fails ADD.
     FailMidChain,
-    /// Version 1.1.0: GC and STATUS if the runtime sends them.
+    /// Version 1.1.0: GC and STATUS if the runtime sends them (the first plugin fails GC).
     GcStatus,
+    /// Version 1.1.0 with `disableGC: true`.
+    DisableGc,
 }
 
 /// One scenario.
@@ -95,7 +97,7 @@ pub fn all() -> Vec<Scenario> {
                 "versions",
                 json!("0.4.0"),
                 vec![plugin("recorder-a", json!({}))],
-                json!({"cniVersions": ["0.4.0", "1.0.0", "1.1.0"]}),
+                json!({"cniVersions": ["0.4.0", "1.0.0", "1.1.0", "9.9.9"]}),
             ),
         },
         Scenario {
@@ -161,8 +163,21 @@ pub fn all() -> Vec<Scenario> {
             conflist: list(
                 "gcstatus",
                 json!("1.1.0"),
+                vec![
+                    plugin("recorder-a", json!({"recorder": {"failOn": ["GC"]}})),
+                    plugin("recorder-b", json!({})),
+                ],
+                none.clone(),
+            ),
+        },
+        Scenario {
+            slug: "nogc",
+            purpose: Purpose::DisableGc,
+            conflist: list(
+                "nogc",
+                json!("1.1.0"),
                 vec![plugin("recorder-a", json!({})), plugin("recorder-b", json!({}))],
-                none,
+                json!({"disableGC": true}),
             ),
         },
     ]
@@ -195,7 +210,8 @@ impl Scenario {
         self.types().iter().position(|t| t == plugin_type)
     }
 
-    /// Every version the configuration names.
+    /// Every version the configuration names (including ones no spec defines, such as the
+    /// `9.9.9` a runtime must ignore).
     pub fn versions(&self) -> Vec<String> {
         let mut v: Vec<String> = self.conflist["cniVersions"]
             .as_array()

@@ -27,7 +27,8 @@ def vt(v):
 
 
 candidates = conf.get("cniVersions", []) + [conf["cniVersion"]]
-candidates = [v for v in candidates if vt(v) <= (1, 1, 0)]
+if BREAK != "future-version":
+    candidates = [v for v in candidates if vt(v) <= (1, 1, 0)]
 version = (min if BREAK == "lowest-version" else max)(candidates, key=vt)
 if BREAK == "wrong-version":
     version = "0.4.0"
@@ -128,12 +129,16 @@ def gc_status():
         return
     for p in plugins:
         run(p, "STATUS", request(p, verb="STATUS"))
+    if conf.get("disableGC") and BREAK != "gc-ignore-disable":
+        return
     for p in plugins:
         r = request(p, verb="GC")
-        r["cni.dev/valid-attachments"] = [{"containerID": cid, "ifname": "eth0"}]
+        r["cni.dev/valid-attachments"] = [] if BREAK == "gc-forget-live" else [{"containerID": cid, "ifname": "eth0"}]
         if BREAK == "gc-with-prev":
             r["prevResult"] = {"cniVersion": version}
-        run(p, "GC", r)
+        code, _ = run(p, "GC", r)
+        if code != 0 and BREAK == "gc-stop-on-error":
+            break
 
 
 subprocess.run(["ip", "netns", "add", ns], check=True)

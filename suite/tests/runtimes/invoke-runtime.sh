@@ -22,7 +22,8 @@ if inv add $att --capability-args "$caps" --args "K8S_POD_NAME=demo" >/dev/null;
   inv status >/dev/null || status=1
   # CHECK is refused below 0.4.0 and a no-op with disableCheck: the runner decides.
   inv check $att --capability-args "$caps" --args "K8S_POD_NAME=demo" >/dev/null 2>&1
-  inv gc --valid-attachments "[{\"containerID\":\"$cid\",\"ifname\":\"eth0\"}]" >/dev/null || status=1
+  # GC errors (a scenario has a plugin that fails GC) are reported, not fatal to the container.
+  inv gc --valid-attachments "[{\"containerID\":\"$cid\",\"ifname\":\"eth0\"}]" >/dev/null 2>&1
 else
   status=1
 fi
