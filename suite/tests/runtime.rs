@@ -285,3 +285,113 @@ fn containerd_ctr_run_cni_is_judged() {
     // ctr deletes the task first and then sends DEL with an empty CNI_NETNS.
     assert_eq!(st["runtime/netns-exists-on-del"], "warn");
 }
+
+/// Runs `script` under `unshare --net --mount` with a private /run, in `dir`.
+fn in_private_namespaces(script: &str) -> bool {
+    let full = format!("set -e; mount --make-rprivate /; mount -t tmpfs tmpfs /run; {script}");
+    Command::new("unshare")
+        .args(["--net", "--mount", "sh", "-c", &full])
+        .status()
+        .unwrap()
+        .success()
+}
+
+fn recorder_bin_dir(dir: &Path, types: &[&str]) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for t in types {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cni-conformance-recorder"), bin.join(t)).unwrap();
+    }
+    let log = dir.join("log.jsonl");
+    std::fs::write(bin.join(".recorder.json"), serde_json::json!({"log": log}).to_string()).unwrap();
+    bin
+}
+
+fn logged(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("log.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn invoke_gc_deletes_stale_attachments_and_check_obeys_version_and_disable_check() {
+    let dir = tempdir("invoke-gc");
+    let bin = recorder_bin_dir(&dir, &["rec-a"]);
+    let conf = |name: &str, body: &str| {
+        let p = dir.join(format!("{name}.conflist"));
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    };
+    let gc = conf(
+        "gc",
+        r#"{"cniVersion":"1.1.0","name":"gcnet","plugins":[{"type":"rec-a"}]}"#,
+    );
+    let old = conf(
+        "old",
+        r#"{"cniVersion":"0.3.1","name":"oldnet","plugins":[{"type":"rec-a"}]}"#,
+    );
+    let nocheck = conf(
+        "nocheck",
+        r#"{"cniVersion":"1.0.0","name":"nocheck","disableCheck":"true","plugins":[{"type":"rec-a"}]}"#,
+    );
+    let s = env!("CARGO_BIN_EXE_cni-conformance");
+    let common = format!("--cni-path {} --cache-dir {}/cache", bin.display(), dir.display());
+    let script = format!(
+        "ip netns add n1; ip netns add n2
+         {s} invoke add --config {gc} {common} --container-id c1 --netns /run/netns/n1 >/dev/null
+         {s} invoke add --config {gc} {common} --container-id c2 --netns /run/netns/n2 >/dev/null
+         {s} invoke gc --config {gc} {common} --valid-attachments '[{{\"containerID\":\"c1\",\"ifname\":\"eth0\"}}]'
+         ls {d}/cache/results > {d}/after-gc.txt
+         {s} invoke add --config {old} {common} --container-id c3 --netns /run/netns/n2 >/dev/null
+         if {s} invoke check --config {old} {common} --container-id c3 --netns /run/netns/n2 > {d}/old-check.json; then exit 3; fi
+         {s} invoke del --config {old} {common} --container-id c3 --netns /run/netns/n2
+         {s} invoke add --config {nocheck} {common} --container-id c4 --netns /run/netns/n2 >/dev/null
+         {s} invoke check --config {nocheck} {common} --container-id c4 --netns /run/netns/n2
+         {s} invoke del --config {nocheck} {common} --container-id c4 --netns /run/netns/n2",
+        d = dir.display()
+    );
+    assert!(in_private_namespaces(&script));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("after-gc.txt")).unwrap().trim(),
+        "gcnet-c1-eth0"
+    );
+    let log = logged(&dir);
+    let calls: Vec<(String, String)> = log
+        .iter()
+        .map(|e| {
+            (
+                e["env"]["CNI_COMMAND"].as_str().unwrap().to_string(),
+                e["env"]["CNI_CONTAINERID"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("ADD", "c1"),
+        ("ADD", "c2"),
+        ("DEL", "c2"),
+        ("GC", ""),
+        ("ADD", "c3"),
+        ("DEL", "c3"),
+        ("ADD", "c4"),
+        ("DEL", "c4"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(calls, want, "CHECK must not run for 0.3.1 or with disableCheck");
+    let gc_stdin: serde_json::Value = serde_json::from_str(log[3]["stdin"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        gc_stdin["cni.dev/valid-attachments"],
+        serde_json::json!([{"containerID":"c1","ifname":"eth0"}])
+    );
+    let del_stdin: serde_json::Value = serde_json::from_str(log[2]["stdin"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        del_stdin["prevResult"]["cniVersion"], "1.1.0",
+        "the stale DEL carries the cached result"
+    );
+    let err: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("old-check.json")).unwrap()).unwrap();
+    assert_eq!(err["code"], 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
