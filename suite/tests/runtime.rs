@@ -85,6 +85,7 @@ fn hand_written_runtime_without_breakage_passes() {
 #[case::drop_keys("drop-keys", "runtime/config-passthrough", "fail")]
 #[case::bad_args("bad-args", "runtime/stdin-schema", "fail")]
 #[case::continue_after_failure("continue-after-failure", "runtime/chain-stops-on-failure", "fail")]
+#[case::check_other_caps("check-other-caps", "runtime/same-attachment", "fail")]
 #[case::change_ifname("change-ifname-on-del", "runtime/same-attachment", "fail")]
 #[case::no_ifname("no-ifname", "runtime/env-vars", "fail")]
 #[case::gc_low_version("gc-low-version", "runtime/gc-status-version", "fail")]
@@ -156,9 +157,20 @@ fn a_command_that_does_nothing_fails_attach_detach_and_reports_in_every_format()
 }
 
 #[test]
-fn runtime_without_a_command_is_a_usage_error() {
+fn runtime_without_a_command_or_recorder_is_a_usage_error() {
     let out = suite().arg("runtime").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let out = suite()
+        .args(["runtime", "--", "true"])
+        .env("CNI_CONFORMANCE_RECORDER", "/nonexistent/recorder")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("recording plugin") && err.trim_end().lines().count() == 1,
+        "{err}"
+    );
 }
 
 #[test]

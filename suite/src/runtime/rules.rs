@@ -145,7 +145,7 @@ pub fn all() -> Vec<Rule> {
         },
         Rule {
             id: "runtime/same-attachment",
-            title: "ADD, CHECK and DEL use the same container id, netns, ifname and CNI_ARGS",
+            title: "ADD, CHECK and DEL use the same container id, netns and ifname; CHECK also the same args",
             level: Level::Must,
             spec: "SPEC 1.1 §2 (parameters), §4 (CHECK: same parameters as ADD)",
             body: same_attachment,
@@ -677,7 +677,30 @@ fn same_attachment(runs: &[ScenarioRun]) -> Result<(), Outcome> {
         for (i, e) in run.attachment_calls() {
             let mut vars = vec!["CNI_CONTAINERID", "CNI_IFNAME"];
             match e.command() {
-                "CHECK" => vars.extend(["CNI_NETNS", "CNI_ARGS"]),
+                "CHECK" => {
+                    vars.extend(["CNI_NETNS", "CNI_ARGS"]);
+                    // The capability arguments are attachment parameters too: CHECK gets the same
+                    // runtimeConfig as that plugin's ADD.
+                    let rc = |x: &Entry| x.stdin_json().and_then(|v| v.get("runtimeConfig").cloned());
+                    let plugin_add = run
+                        .calls("ADD")
+                        .filter(|(j, a)| *j < i && a.plugin == e.plugin)
+                        .last()
+                        .map(|(_, a)| a);
+                    if let Some(a) = plugin_add {
+                        if rc(a) != rc(e) {
+                            let show = |v: Option<Value>| v.map_or("absent".into(), |v| short(&v, 200));
+                            return Err(violation(
+                                r,
+                                Some(i),
+                                runs,
+                                format!("{} got another runtimeConfig than its ADD", who(e)),
+                                show(rc(a)),
+                                show(rc(e)),
+                            ));
+                        }
+                    }
+                }
                 "ADD" => vars.push("CNI_NETNS"),
                 // DEL may come with an empty CNI_NETNS (1.0+); a non-empty one must be the same.
                 _ if e.var("CNI_NETNS").is_some_and(|n| !n.is_empty()) => vars.push("CNI_NETNS"),
