@@ -1297,3 +1297,121 @@ fn status_request(runs: &[ScenarioRun]) -> Result<(), Outcome> {
         Err(Outcome::Skip("the runtime never sent STATUS".into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::{Exit, Record};
+    use crate::runtime::scenario;
+    use serde_json::json;
+
+    fn entry(plugin: &str, verb: &str, at: u64, stdin: Value, stdout: Value) -> Entry {
+        let env = [
+            ("CNI_COMMAND", verb),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", "/run/netns/x"),
+            ("CNI_PATH", "/bin"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Entry {
+            plugin: plugin.into(),
+            argv: vec![plugin.into()],
+            env,
+            stdin: stdin.to_string(),
+            stdout: if stdout.is_null() {
+                String::new()
+            } else {
+                stdout.to_string()
+            },
+            stderr: String::new(),
+            exit_code: 0,
+            start_ns: at,
+            end_ns: at + 1,
+            pid: 1,
+            netns: None,
+            own_netns: None,
+        }
+    }
+
+    fn chain_run(entries: Vec<Entry>) -> Vec<ScenarioRun> {
+        let s = scenario::all().into_iter().find(|s| s.slug == "chain").unwrap();
+        let command = Record {
+            program: "rt".into(),
+            command: "runtime".into(),
+            env: vec![],
+            stdin: String::new(),
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_dropped: 0,
+            stderr_dropped: 0,
+            exit: Exit::Code(0),
+            duration_ms: 0,
+            notes: vec![],
+        };
+        vec![ScenarioRun {
+            scenario: s,
+            command,
+            entries,
+            log_error: None,
+        }]
+    }
+
+    fn result(routes: usize) -> Value {
+        let r: Vec<Value> = (0..routes).map(|i| json!({"dst": format!("10.{i}.0.0/16")})).collect();
+        json!({"cniVersion":"1.0.0","interfaces":[{"name":"eth0"}],"ips":[{"address":"10.222.0.2/24"}],"routes": r})
+    }
+
+    #[test]
+    fn order_and_prev_result_rules_read_the_log() {
+        let add = |p: &str, at: u64, prev: Option<Value>, out: Value| {
+            let mut stdin = json!({"name":"cnicf-chain","cniVersion":"1.0.0","type":p});
+            if let Some(prev) = prev {
+                stdin["prevResult"] = prev;
+            }
+            entry(p, "ADD", at, stdin, out)
+        };
+        let good_adds = vec![
+            add("recorder-a", 10, None, result(1)),
+            add("recorder-b", 20, Some(result(1)), result(2)),
+            add("recorder-c", 30, Some(result(2)), result(3)),
+        ];
+        let del = |p: &str, at: u64| {
+            entry(
+                p,
+                "DEL",
+                at,
+                json!({"name":"cnicf-chain","cniVersion":"1.0.0","type":p,"prevResult":result(3)}),
+                Value::Null,
+            )
+        };
+        let mut good = good_adds.clone();
+        good.extend([del("recorder-c", 40), del("recorder-b", 50), del("recorder-a", 60)]);
+        let runs = chain_run(good);
+        assert_eq!(add_order(&runs), Ok(()));
+        assert_eq!(del_order(&runs), Ok(()));
+        assert_eq!(prev_chained(&runs), Ok(()));
+        assert_eq!(prev_first(&runs), Ok(()));
+
+        let mut forward = good_adds.clone();
+        forward.extend([del("recorder-a", 40), del("recorder-b", 50), del("recorder-c", 60)]);
+        assert!(matches!(del_order(&chain_run(forward)), Err(Outcome::Violation(..))));
+
+        let mut stale = good_adds;
+        stale[2] = add("recorder-c", 30, Some(result(1)), result(3));
+        assert!(matches!(prev_chained(&chain_run(stale)), Err(Outcome::Violation(..))));
+    }
+
+    #[test]
+    fn overlapping_calls_for_one_container_are_caught() {
+        let mut a = entry("recorder-a", "CHECK", 10, json!({}), Value::Null);
+        a.end_ns = 100;
+        let b = entry("recorder-b", "CHECK", 50, json!({}), Value::Null);
+        assert!(matches!(
+            no_overlap(&chain_run(vec![a, b])),
+            Err(Outcome::Violation(..))
+        ));
+    }
+}
