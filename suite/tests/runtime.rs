@@ -85,6 +85,7 @@ fn hand_written_runtime_without_breakage_passes() {
 #[case::drop_keys("drop-keys", "runtime/config-passthrough", "fail")]
 #[case::bad_args("bad-args", "runtime/stdin-schema", "fail")]
 #[case::continue_after_failure("continue-after-failure", "runtime/chain-stops-on-failure", "fail")]
+#[case::new_netns_same_path("new-netns-same-path", "runtime/same-attachment", "fail")]
 #[case::check_other_caps("check-other-caps", "runtime/same-attachment", "fail")]
 #[case::change_ifname("change-ifname-on-del", "runtime/same-attachment", "fail")]
 #[case::no_ifname("no-ifname", "runtime/env-vars", "fail")]

@@ -706,6 +706,22 @@ fn same_attachment(runs: &[ScenarioRun]) -> Result<(), Outcome> {
                 _ if e.var("CNI_NETNS").is_some_and(|n| !n.is_empty()) => vars.push("CNI_NETNS"),
                 _ => {}
             }
+            // The same path must still name the same namespace (not a new one at the old path).
+            let id = |x: &Entry| x.netns.as_ref().and_then(|n| n.id);
+            if vars.contains(&"CNI_NETNS") && e.var("CNI_NETNS") == add.var("CNI_NETNS") {
+                if let (Some(a), Some(b)) = (id(add), id(e)) {
+                    if a != b {
+                        return Err(violation(
+                            r,
+                            Some(i),
+                            runs,
+                            format!("{}: CNI_NETNS names another network namespace than at ADD", who(e)),
+                            format!("namespace inode {}", a.1),
+                            format!("namespace inode {}", b.1),
+                        ));
+                    }
+                }
+            }
             for v in vars {
                 if key(e, v) != key(add, v) {
                     return Err(violation(

@@ -145,6 +145,9 @@ subprocess.run(["ip", "netns", "add", ns], check=True)
 if BREAK == "check-before-add" and v >= (0, 4, 0) and not conf.get("disableCheck"):
     check({"cniVersion": version}, [])
 final, results = add()
+if BREAK == "new-netns-same-path" and final is not None:
+    subprocess.run(["ip", "netns", "del", ns], check=True)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
 if BREAK == "no-del-after-failure" and final is None:
     sys.exit(1)
 can_check = (v >= (0, 4, 0) or BREAK == "check-old-version") and (
