@@ -3,7 +3,7 @@
 //! It is the separate binary `cni-conformance-recorder` (a separate binary so a plugin never
 //! carries the suite's command line), installed in each scenario's bin dir as symlinks named after
 //! every plugin type the scenario uses. It finds its log through the file `.recorder.json` next
-//! to the path it was run as (argv[0], so it also works when a runtime sees the bin dir through a
+//! to the path it was run as (`argv[0]`, so it also works when a runtime sees the bin dir through a
 //! bind mount at another path): `{"log": "/abs/path"}`; `CNI_CONFORMANCE_RECORDER_LOG` overrides.
 //!
 //! Behaviour:
