@@ -3,7 +3,8 @@
 //! Modules by job: [`ns`] namespace primitives, [`net`] rtnetlink, [`lab`] hermetic labs and host
 //! snapshots, [`runner`] plugin invocation, [`probe`] packets, [`schema`] per-version JSON Schemas,
 //! [`cni`] reading CNI documents, [`profile`] plugin configurations, [`case`] the case model,
-//! [`cases`] the catalogue, [`exec`] selection and parallel execution, [`report`] output.
+//! [`cases`] the catalogue, [`exec`] selection and parallel execution, [`report`] output,
+//! [`invoke`] the libcni-like runner, [`runtime`] runtime mode (recorder, scenarios, rules).
 #![deny(missing_docs)]
 
 pub mod case;
@@ -11,6 +12,7 @@ pub mod cases;
 pub mod cli;
 pub mod cni;
 pub mod exec;
+pub mod invoke;
 pub mod lab;
 pub mod net;
 pub mod ns;
@@ -20,5 +22,6 @@ pub mod probe_rate;
 pub mod profile;
 pub mod report;
 pub mod runner;
+pub mod runtime;
 pub mod schema;
 pub mod version;

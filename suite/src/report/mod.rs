@@ -145,6 +145,31 @@ impl Report {
         }
     }
 
+    /// Builds a report from finished case reports (runtime mode judges rules, not [`CaseResult`]s).
+    pub fn from_cases(plugin: PluginInfo, cases: Vec<CaseReport>, duration_ms: u64) -> Self {
+        let mut summary = Summary {
+            duration_ms,
+            ..Default::default()
+        };
+        for c in &cases {
+            match c.status {
+                Status::Pass => summary.passed += 1,
+                Status::Fail => summary.failed += 1,
+                Status::Warn => summary.warned += 1,
+                Status::Skip => summary.skipped += 1,
+            }
+        }
+        Report {
+            tool: Tool {
+                name: "cni-conformance".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            plugin,
+            cases,
+            summary,
+        }
+    }
+
     /// Exit status (DESIGN §4): 1 when any case failed, else 0.
     pub fn exit_code(&self) -> i32 {
         i32::from(self.summary.failed > 0)
