@@ -91,14 +91,9 @@ pub const CASES: &[Case] = &[
 
 const V1: SpecVersion = SpecVersion(1, 0, 0);
 
-/// Leak lines between two snapshots (content changes of existing files are state, not leaks).
+/// Leak lines between two snapshots.
 fn leaks(before: &crate::lab::HostSnapshot, after: &crate::lab::HostSnapshot) -> Vec<String> {
-    after
-        .diff(before)
-        .into_iter()
-        .filter(|c| !(c.sign == '~' && c.what.starts_with("file ")))
-        .map(|c| c.to_string())
-        .collect()
+    after.traces_since(before)
 }
 
 /// ADDs a first attachment (so shared network state exists), snapshots, ADDs a second one, runs

@@ -39,14 +39,7 @@ fn host_netns_refused(ctx: &mut Ctx) -> Result<(), Verdict> {
     let idx = ctx.invoke(&program, env, stdin);
     ctx.blame = Some(idx);
     let rec = ctx.record(idx).clone();
-    let changes: Vec<String> = ctx
-        .lab
-        .snapshot()?
-        .diff(&before)
-        .into_iter()
-        .filter(|c| !(c.sign == '~' && c.what.starts_with("file ")))
-        .map(|c| c.to_string())
-        .collect();
+    let changes = ctx.lab.snapshot()?.traces_since(&before);
     if rec.exit.success() {
         return Err(Verdict::violation(
             "ADD into the plugin's own network namespace succeeded",
