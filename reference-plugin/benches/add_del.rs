@@ -335,7 +335,7 @@ fn env_usize(key: &str, default: usize) -> usize {
 fn interleaved(ours: &mut PluginSet, upstream: &mut Option<PluginSet>, step: fn(&mut PluginSet, usize)) {
     let n = ours.containers.len();
     let m = upstream.as_ref().map_or(0, |u| u.containers.len());
-    let stride = if m == 0 { usize::MAX } else { (n / m).max(1) };
+    let stride = n.checked_div(m).map_or(usize::MAX, |s| s.max(1));
     let mut j = 0;
     for i in 0..n {
         step(ours, i);

@@ -49,6 +49,7 @@ pub trait Plugin {
 
 /// Run `plugin` against the process environment and stdio, then exit.
 pub fn main(plugin: &dyn Plugin) -> ! {
+    super::trace::mark("main");
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let code = dispatch(
@@ -58,6 +59,7 @@ pub fn main(plugin: &dyn Plugin) -> ! {
         &mut stdout.lock(),
         &mut stderr.lock(),
     );
+    super::trace::mark("exit");
     std::process::exit(code)
 }
 

@@ -17,10 +17,23 @@ fn start() -> Option<(Instant, u8)> {
     })
 }
 
-/// Print `phase` with the time since the first call, when tracing is on.
+/// `CLOCK_MONOTONIC` in milliseconds, comparable across processes.
+fn monotonic_ms() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 * 1000.0 + ts.tv_nsec as f64 / 1e6
+}
+
+/// Print `phase` with the time since the first call (and the absolute monotonic clock, to line
+/// traces of several processes up), when tracing is on.
 pub fn mark(phase: &str) {
     if let Some((t0, _)) = start() {
-        eprintln!("[cni-ref {:>8.3} ms] {phase}", t0.elapsed().as_secs_f64() * 1000.0);
+        eprintln!(
+            "[cni-ref {:>8.3} ms @{:.3}] {phase}",
+            t0.elapsed().as_secs_f64() * 1000.0,
+            monotonic_ms()
+        );
     }
 }
 
