@@ -116,8 +116,8 @@ fn remove_container_interface(ns: &NetNs, ifname: &str, bridge: &str) -> Result<
 /// namespace.
 fn retire_container_end(ctr: &Rtnl, link: &Link, bridge: &str) -> Result<(), CniError> {
     let tombstone = netlink::random_link_name(TOMBSTONE_PREFIX);
-    // Down first of all: that also takes the container's routes through it away, so a new
-    // ADD in this namespace does not find them in place.
+    // Down in the same request as the rename: that also takes the container's routes through
+    // it away, so a new ADD in this namespace does not find them in place.
     match quiet(ctr, link.index, false, &tombstone).map_err(kernel)? {
         Quiet::Renamed => {}
         Quiet::Gone => return Ok(()),
