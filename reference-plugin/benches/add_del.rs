@@ -1,10 +1,20 @@
 //! ADD and DEL latency of the reference bridge + host-local with `ipMasq`, side by side with the
-//! upstream Go plugins in /usr/lib/cni, and how the cost moves from the first to the last
-//! attachment on one bridge (DESIGN §8).
+//! upstream Go plugins in /usr/lib/cni, how the cost moves from the first to the last
+//! attachment on one bridge, and the peak memory of an invocation (DESIGN §8).
 //!
 //! Runs inside private network and mount namespaces (like the bridge tests), with tmpfs over
-//! `/run` and `/var/lib`. `BENCH_N` sets the number of attachments per plugin set (default 200;
-//! upstream gets at most 100 because each of its calls takes tens of milliseconds).
+//! `/run` and `/var/lib`. The two plugin sets are interleaved in one run, so machine load hits
+//! both alike: the reference set makes `BENCH_N` attachments on its bridge (default 1,000), the
+//! upstream set `BENCH_UPSTREAM_N` on its own bridge (default 100, each of its calls takes tens
+//! of milliseconds), one upstream call after every `BENCH_N / BENCH_UPSTREAM_N` reference
+//! calls. Then every attachment is deleted, interleaved the same way, and the bridges must be
+//! left without ports.
+//!
+//! Each call is timed from spawn to exit, as a runtime sees it. Peak memory is measured apart,
+//! on a few more attachments made after the timed ones: the plugin is started by a small
+//! trampoline (this binary re-executed, which `fork`s and `exec`s it) so that `wait4`'s
+//! `ru_maxrss` (the largest RSS of the plugin and the delegates it ran) does not include the
+//! RSS of the process that spawned it (`exec` keeps the old address space's high-water mark).
 //!
 //! `cargo bench -p cni-reference-plugins --bench add_del`
 
@@ -16,8 +26,10 @@ mod nsharness;
 use common::Call;
 use serde_json::{json, Value};
 use std::ffi::CString;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn mount(src: &str, target: &str, fstype: Option<&str>, flags: libc::c_ulong) {
@@ -50,80 +62,302 @@ fn container(name: &str) -> (String, cni_reference_plugins::netlink::NetNs) {
     (path, ns)
 }
 
-struct Stats {
-    samples: Vec<Duration>,
+/// The environment variable that turns this binary into the memory-measuring trampoline.
+const TRAMPOLINE: &str = "CNI_BENCH_TRAMPOLINE";
+/// The line prefix the trampoline prints on stderr before the peak RSS in KiB.
+const RSS_TAG: &str = "cni-bench-max-rss-kib=";
+
+/// Trampoline mode: `fork` (so the child's address space holds only what this small process
+/// touched), `exec` the plugin in the child, report its `ru_maxrss` on stderr, exit with its
+/// status.
+fn trampoline(plugin: std::ffi::OsString) -> ! {
+    use std::os::unix::ffi::OsStrExt;
+    std::env::remove_var(TRAMPOLINE);
+    let path = CString::new(plugin.as_bytes()).unwrap();
+    let argv = [path.as_ptr(), std::ptr::null()];
+    // SAFETY: single-threaded; the child only calls execv and _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: valid NUL-terminated path and argv.
+        unsafe {
+            libc::execv(path.as_ptr(), argv.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child with valid pointers.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid, "wait4: {}", std::io::Error::last_os_error());
+    eprintln!("{RSS_TAG}{}", usage.ru_maxrss);
+    std::process::exit(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        255
+    })
 }
 
-impl Stats {
-    fn ms(d: Duration) -> f64 {
-        d.as_secs_f64() * 1000.0
+/// One invocation: wall time, peak RSS in KiB (when measured), exit status and stdout.
+struct Sample {
+    took: Duration,
+    max_rss_kib: Option<i64>,
+    status: i32,
+    stdout: Vec<u8>,
+}
+
+/// Run `call` like a runtime does (stdin written, stdout read to the end, stderr passed on),
+/// timed; with `measure_memory`, through the trampoline, which also reports the peak RSS.
+fn run_call(call: &Call, measure_memory: bool) -> Sample {
+    let mut cmd = if measure_memory {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.env_clear().env(TRAMPOLINE, &call.binary);
+        cmd
+    } else {
+        let mut cmd = Command::new(&call.binary);
+        cmd.env_clear();
+        cmd
+    };
+    cmd.env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(call.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(if measure_memory {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        });
+    let start = Instant::now();
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {:?}: {e}", call.binary));
+    let mut input = child.stdin.take().unwrap();
+    let _ = input.write_all(&call.stdin);
+    drop(input);
+    let mut stdout = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut stderr).unwrap();
+    }
+    let status = child.wait().unwrap();
+    let took = start.elapsed();
+    let mut max_rss_kib = None;
+    for line in stderr.lines() {
+        match line.strip_prefix(RSS_TAG) {
+            Some(kib) => max_rss_kib = kib.parse().ok(),
+            None => eprintln!("{line}"),
+        }
+    }
+    Sample {
+        took,
+        max_rss_kib,
+        status: status.code().unwrap_or(-1),
+        stdout,
+    }
+}
+
+/// The samples of one verb of one plugin set.
+#[derive(Default)]
+struct Series {
+    took: Vec<Duration>,
+    max_rss_kib: Option<i64>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+impl Series {
+    fn push(&mut self, s: &Sample) {
+        match s.max_rss_kib {
+            Some(kib) => self.max_rss_kib = self.max_rss_kib.max(Some(kib)),
+            None => self.took.push(s.took),
+        }
+    }
+
+    fn median(&self) -> Duration {
+        median(&self.took)
     }
 
     fn summary(&self) -> String {
-        let mut sorted = self.samples.clone();
+        let mut sorted = self.took.clone();
         sorted.sort();
         let n = sorted.len();
-        let mean = sorted.iter().sum::<Duration>() / n as u32;
-        let head = &self.samples[..n.min(10)];
-        let tail = &self.samples[n.saturating_sub(10)..];
-        let avg = |s: &[Duration]| Self::ms(s.iter().sum::<Duration>() / s.len() as u32);
+        let window = (n / 10).clamp(1, 50);
         format!(
-            "mean {:7.2} ms  median {:7.2} ms  p95 {:7.2} ms  first10 {:7.2} ms  last10 {:7.2} ms",
-            Self::ms(mean),
-            Self::ms(sorted[n / 2]),
-            Self::ms(sorted[(n * 95 / 100).min(n - 1)]),
-            avg(head),
-            avg(tail)
+            "median {:6.2} ms  p10 {:6.2}  p90 {:6.2}  first{window} {:6.2}  last{window} {:6.2} (medians)  peak RSS {} KiB",
+            ms(sorted[n / 2]),
+            ms(sorted[n / 10]),
+            ms(sorted[(n * 9 / 10).min(n - 1)]),
+            ms(median(&self.took[..window])),
+            ms(median(&self.took[n - window..])),
+            self.max_rss_kib.map_or("?".to_string(), |k| k.to_string()),
         )
     }
 }
 
-fn run_set(label: &str, bridge_bin: &str, cni_path: &str, bridge: &str, subnet: &str, n: usize) -> (Stats, Stats) {
-    let conf: Value = json!({
-        "cniVersion": "1.0.0", "name": format!("bench-{bridge}"), "type": "bridge",
-        "bridge": bridge, "isGateway": true, "ipMasq": true,
-        "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]]}
-    });
-    let mut containers = Vec::new();
+/// One plugin set (bridge binary + CNI_PATH) on its own bridge and subnet.
+struct PluginSet {
+    label: &'static str,
+    bridge_bin: String,
+    cni_path: String,
+    bridge: &'static str,
+    conf: Value,
+    containers: Vec<(String, cni_reference_plugins::netlink::NetNs)>,
+    results: Vec<Value>,
+    adds: Series,
+    dels: Series,
+}
+
+impl PluginSet {
+    fn new(
+        label: &'static str,
+        bridge_bin: &str,
+        cni_path: &str,
+        bridge: &'static str,
+        subnet: &str,
+        n: usize,
+    ) -> Self {
+        let conf = json!({
+            "cniVersion": "1.0.0", "name": format!("bench-{bridge}"), "type": "bridge",
+            "bridge": bridge, "isGateway": true, "ipMasq": true,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]]}
+        });
+        let containers = (0..n).map(|i| container(&format!("{bridge}-{i}"))).collect();
+        PluginSet {
+            label,
+            bridge_bin: bridge_bin.to_string(),
+            cni_path: cni_path.to_string(),
+            bridge,
+            conf,
+            containers,
+            results: Vec::new(),
+            adds: Series::default(),
+            dels: Series::default(),
+        }
+    }
+
+    fn call(&self, verb: &str, i: usize, conf: &Value) -> Call {
+        Call::new(&self.bridge_bin, verb)
+            .env("CNI_CONTAINERID", &format!("c{i}"))
+            .env("CNI_NETNS", &self.containers[i].0)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", &self.cni_path)
+            .stdin(conf)
+    }
+
+    fn add(&mut self, i: usize) {
+        self.add_with(i, false);
+    }
+
+    fn add_with(&mut self, i: usize, measure_memory: bool) {
+        let sample = run_call(&self.call("ADD", i, &self.conf), measure_memory);
+        assert_eq!(
+            sample.status,
+            0,
+            "{} ADD {i} failed: {}",
+            self.label,
+            String::from_utf8_lossy(&sample.stdout)
+        );
+        let result = serde_json::from_slice(&sample.stdout).unwrap();
+        if i < self.results.len() {
+            self.results[i] = result;
+        } else {
+            self.results.push(result);
+        }
+        self.adds.push(&sample);
+    }
+
+    fn del(&mut self, i: usize) {
+        self.del_with(i, false);
+    }
+
+    fn del_with(&mut self, i: usize, measure_memory: bool) {
+        let mut conf = self.conf.clone();
+        conf["prevResult"] = self.results[i].clone();
+        let sample = run_call(&self.call("DEL", i, &conf), measure_memory);
+        assert_eq!(
+            sample.status,
+            0,
+            "{} DEL {i} failed: {}",
+            self.label,
+            String::from_utf8_lossy(&sample.stdout)
+        );
+        self.dels.push(&sample);
+    }
+
+    fn report(&self) {
+        let n = self.containers.len();
+        println!("{:9} ADD x{n:4}: {}", self.label, self.adds.summary());
+        println!("{:9} DEL x{n:4}: {}", self.label, self.dels.summary());
+    }
+
+    /// A few more attachments (ADD then DEL) through the trampoline, for the peak RSS.
+    fn measure_memory(&mut self) {
+        for i in 0..self.containers.len().min(5) {
+            self.add_with(i, true);
+            self.del_with(i, true);
+        }
+    }
+
+    /// Panics if the bridge still has ports: DEL must leave nothing behind.
+    fn assert_no_ports_left(&self) {
+        let host = cni_reference_plugins::netlink::Rtnl::new().unwrap();
+        let bridge = host.link_by_name(self.bridge).unwrap().expect("bridge exists");
+        let ports: Vec<String> = host
+            .links()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.master == Some(bridge.index))
+            .map(|l| l.name)
+            .collect();
+        assert!(
+            ports.is_empty(),
+            "{}: ports left on {}: {ports:?}",
+            self.label,
+            self.bridge
+        );
+    }
+}
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Runs `step(ours, i)` for every reference attachment and `step(upstream, j)` after every
+/// `stride`-th of them.
+fn interleaved(ours: &mut PluginSet, upstream: &mut Option<PluginSet>, step: fn(&mut PluginSet, usize)) {
+    let n = ours.containers.len();
+    let m = upstream.as_ref().map_or(0, |u| u.containers.len());
+    let stride = n.checked_div(m).map_or(usize::MAX, |s| s.max(1));
+    let mut j = 0;
     for i in 0..n {
-        containers.push(container(&format!("{bridge}-{i}")));
+        step(ours, i);
+        if let Some(up) = upstream.as_mut() {
+            if (i + 1) % stride == 0 && j < m {
+                step(up, j);
+                j += 1;
+            }
+        }
     }
-    let mut adds = Vec::new();
-    let mut results = Vec::new();
-    for (i, (path, _)) in containers.iter().enumerate() {
-        let call = Call::new(bridge_bin, "ADD")
-            .env("CNI_CONTAINERID", &format!("c{i}"))
-            .env("CNI_NETNS", path)
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", cni_path)
-            .stdin(&conf);
-        let start = Instant::now();
-        let out = call.run();
-        adds.push(start.elapsed());
-        results.push(out.ok());
+    if let Some(up) = upstream.as_mut() {
+        while j < m {
+            step(up, j);
+            j += 1;
+        }
     }
-    let mut dels = Vec::new();
-    for (i, (path, _)) in containers.iter().enumerate() {
-        let mut c = conf.clone();
-        c["prevResult"] = results[i].clone();
-        let call = Call::new(bridge_bin, "DEL")
-            .env("CNI_CONTAINERID", &format!("c{i}"))
-            .env("CNI_NETNS", path)
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", cni_path)
-            .stdin(&c);
-        let start = Instant::now();
-        call.run().ok();
-        dels.push(start.elapsed());
-    }
-    let adds = Stats { samples: adds };
-    let dels = Stats { samples: dels };
-    println!("{label:9} ADD x{n:4}: {}", adds.summary());
-    println!("{label:9} DEL x{n:4}: {}", dels.summary());
-    (adds, dels)
 }
 
 fn main() {
+    if let Some(plugin) = std::env::var_os(TRAMPOLINE) {
+        trampoline(plugin);
+    }
     if std::env::args().any(|a| a == "--list") {
         return;
     }
@@ -132,33 +366,45 @@ fn main() {
     std::fs::create_dir_all("/run/netns").unwrap();
     mount("tmpfs", "/var/lib", Some("tmpfs"), 0);
     std::fs::create_dir_all("/var/lib/cni").unwrap();
-    let n: usize = std::env::var("BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let n = env_usize("BENCH_N", 1000).max(1);
     let ours_bin = env!("CARGO_BIN_EXE_bridge");
     let ours_path = Path::new(env!("CARGO_BIN_EXE_host-local"))
         .parent()
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    let (oa, od) = run_set("reference", ours_bin, &ours_path, "brbench0", "10.100.0.0/16", n);
-    if Path::new("/usr/lib/cni/bridge").is_file() {
-        let (ua, ud) = run_set(
+    let mut ours = PluginSet::new("reference", ours_bin, &ours_path, "brbench0", "10.100.0.0/16", n);
+    let mut upstream = if Path::new("/usr/lib/cni/bridge").is_file() {
+        let m = env_usize("BENCH_UPSTREAM_N", 100).clamp(1, n);
+        Some(PluginSet::new(
             "upstream",
             "/usr/lib/cni/bridge",
             "/usr/lib/cni",
             "brbench1",
             "10.101.0.0/16",
-            n.min(100),
-        );
-        let mean = |s: &Stats| s.samples.iter().sum::<Duration>().as_secs_f64() / s.samples.len() as f64;
-        println!(
-            "speed-up: ADD {:.1}x  DEL {:.1}x",
-            mean(&ua) / mean(&oa),
-            mean(&ud) / mean(&od)
-        );
+            m,
+        ))
     } else {
         println!("upstream plugins not installed in /usr/lib/cni: no comparison");
+        None
+    };
+
+    interleaved(&mut ours, &mut upstream, PluginSet::add);
+    interleaved(&mut ours, &mut upstream, PluginSet::del);
+    ours.measure_memory();
+    if let Some(up) = upstream.as_mut() {
+        up.measure_memory();
+    }
+
+    ours.report();
+    ours.assert_no_ports_left();
+    if let Some(up) = &upstream {
+        up.report();
+        up.assert_no_ports_left();
+        println!(
+            "speed-up (ratio of medians): ADD {:.1}x  DEL {:.1}x",
+            ms(up.adds.median()) / ms(ours.adds.median()),
+            ms(up.dels.median()) / ms(ours.dels.median()),
+        );
     }
 }

@@ -378,6 +378,113 @@ fn del_removes_everything_and_is_idempotent() {
     call("DEL", &c, "eth1", "never-added", &conf).ok();
 }
 
+/// Host links whose name starts with `prefix`.
+fn host_links_named(prefix: &str) -> Vec<String> {
+    host()
+        .links()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+/// DEL returns before the kernel has finished deleting the veth pair, but by then nothing can
+/// be taken for the attachment: no `eth0`, no host veth of that name, no port on the bridge,
+/// no route through it; a new ADD with the same ifname works at once; and the pair is gone
+/// shortly after.
+fn del_retires_the_pair_at_once_and_deletes_it_in_the_background() {
+    let c = Container::new("retire1");
+    let conf = config("1.1.0", "br-retire", "10.36.0.0/24", json!({"ipMasq": true}));
+    let bridge_ports = || {
+        let h = host();
+        let br = h.link_by_name("br-retire").unwrap().unwrap();
+        h.links()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.master == Some(br.index))
+            .map(|l| l.name)
+            .collect::<Vec<_>>()
+    };
+    for round in 0..3 {
+        let r = call("ADD", &c, "eth0", "ctr-retire", &conf).ok();
+        let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
+        assert_eq!(bridge_ports(), vec![veth.clone()], "round {round}");
+        call("DEL", &c, "eth0", "ctr-retire", &with_prev(&conf, &r)).ok();
+        // Immediately after DEL:
+        let ctr = c.rtnl();
+        assert!(ctr.link_by_name("eth0").unwrap().is_none(), "eth0 still there");
+        assert!(host().link_by_name(&veth).unwrap().is_none(), "host veth still named");
+        assert!(bridge_ports().is_empty(), "still a bridge port: {:?}", bridge_ports());
+        let routes = ctr.routes(netlink::Family::V4, Some(netlink::RT_TABLE_MAIN)).unwrap();
+        assert!(
+            routes.iter().all(|r| r.table != netlink::RT_TABLE_MAIN),
+            "routes through the retired link: {routes:?}"
+        );
+        // CHECK of the deleted attachment fails.
+        assert_ne!(call("CHECK", &c, "eth0", "ctr-retire", &with_prev(&conf, &r)).status, 0);
+    }
+    // The background deletions finish.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let left_in_ctr: Vec<String> = c
+            .rtnl()
+            .links()
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .filter(|n| n != "lo")
+            .collect();
+        let left_on_host = host_links_named("cnidel");
+        if left_in_ctr.is_empty() && left_on_host.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retired links not deleted: container {left_in_ctr:?}, host {left_on_host:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// GC deletes retired veth ends whose deleting child died (simulated: a pair renamed like a
+/// retired one, down and without master), and nothing else.
+fn gc_deletes_leftover_retired_pairs() {
+    let c = Container::new("tomb1");
+    let h = host();
+    let tomb = h
+        .create_veth(&netlink::VethSpec {
+            name: "cnidel00c0ffee",
+            peer_name: "cnidel00c0ffee",
+            peer_netns: Some(c.ns.as_ref().unwrap().as_fd()),
+            ..Default::default()
+        })
+        .unwrap();
+    // Same name prefix but up: not retired, left alone.
+    let live = h
+        .create_veth(&netlink::VethSpec {
+            name: "cnidelbeef0001",
+            up: true,
+            peer_name: "eth9",
+            ..Default::default()
+        })
+        .unwrap();
+    let mut conf = config("1.1.0", "br-tomb", "10.37.0.0/24", json!({}));
+    conf["cni.dev/valid-attachments"] = json!([]);
+    Call::new(BRIDGE, "GC")
+        .env("CNI_PATH", &cni_path())
+        .stdin(&conf)
+        .run()
+        .ok();
+    assert!(
+        h.link_by_index(tomb.index).unwrap().is_none(),
+        "retired pair survived GC"
+    );
+    assert!(c.rtnl().link_by_name("cnidel00c0ffee").unwrap().is_none());
+    assert!(h.link_by_index(live.index).unwrap().is_some(), "GC deleted a live link");
+    h.delete_link(live.index).unwrap();
+}
+
 fn del_when_netns_is_gone_releases_ipam() {
     let mut c = Container::new("gone1");
     let conf = config("1.1.0", "br-gone", "10.25.0.0/24", json!({"ipMasq": true}));
@@ -1096,6 +1203,11 @@ fn main() {
             "del_removes_everything_and_is_idempotent",
             del_removes_everything_and_is_idempotent,
         ),
+        (
+            "del_retires_the_pair_at_once_and_deletes_it_in_the_background",
+            del_retires_the_pair_at_once_and_deletes_it_in_the_background,
+        ),
+        ("gc_deletes_leftover_retired_pairs", gc_deletes_leftover_retired_pairs),
         (
             "del_when_netns_is_gone_releases_ipam",
             del_when_netns_is_gone_releases_ipam,

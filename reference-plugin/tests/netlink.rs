@@ -4,11 +4,12 @@ mod nsharness;
 
 use std::net::IpAddr;
 use std::os::fd::AsFd;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cni_reference_plugins::netlink::{
     read_sysctl, read_sysctl_in, write_sysctls_in, Address, BridgePortSettings, BridgeSpec, BridgeVlan, Family, IpNet,
-    LinkChange, Mac, OperState, Route, Rtnl, VethSpec,
+    LinkChange, Mac, NetNs, OperState, Route, Rtnl, VethSpec,
 };
 use nsharness::new_netns;
 
@@ -629,6 +630,97 @@ fn detached_delete() {
     assert!(inner.link_by_name("lo").unwrap().is_some());
 }
 
+/// Forwarding switches read over netlink agree with /proc; IPv4 link options set over netlink
+/// show in /proc; a job run in a namespace leaves the thread at home, also when it panics.
+fn netconf_and_namespace_visits() {
+    let rtnl = Rtnl::new().unwrap();
+    let ns = new_netns();
+    let inner = Rtnl::in_netns(ns.as_fd()).unwrap();
+    for (family, key) in [
+        (Family::V4, "net/ipv4/ip_forward"),
+        (Family::V6, "net/ipv6/conf/all/forwarding"),
+    ] {
+        for value in ["1", "0"] {
+            write_sysctls_in(ns.as_fd(), &[(key, value)]).unwrap();
+            assert_eq!(inner.forwarding(family).unwrap(), Some(value == "1"), "{key}={value}");
+        }
+    }
+    let here = read_sysctl("net/ipv4/ip_forward").unwrap();
+    assert_eq!(rtnl.forwarding(Family::V4).unwrap(), Some(here == "1"));
+    inner
+        .create_veth(&VethSpec {
+            name: "eth0",
+            peer_name: "peer0",
+            ..Default::default()
+        })
+        .unwrap();
+    let eth0 = inner.link_by_name("eth0").unwrap().unwrap();
+    for value in [1, 0, 1] {
+        inner
+            .set_ipv4_devconf(
+                eth0.index,
+                &[(cni_reference_plugins::netlink::IPV4_DEVCONF_ARP_NOTIFY, value)],
+            )
+            .unwrap();
+        assert_eq!(
+            read_sysctl_in(ns.as_fd(), "net/ipv4/conf/eth0/arp_notify").unwrap(),
+            value.to_string()
+        );
+    }
+    // One queue each way, as the kernel would have used anyway.
+    let queues = |dir: &str| {
+        cni_reference_plugins::netlink::run_in_netns(ns.as_fd(), || {
+            std::fs::read_dir("/sys/class/net/eth0/queues")
+                .map(|d| {
+                    d.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(dir))
+                        .count()
+                })
+                .unwrap_or(usize::MAX)
+        })
+        .unwrap()
+    };
+    // /sys shows the namespace that mounted it, so only check when it is ours.
+    if Path::new("/sys/class/net/eth0").exists() && !Path::new("/sys/class/net/lo").exists() {
+        assert_eq!((queues("tx-"), queues("rx-")), (1, 1));
+    }
+    let home = NetNs::current().unwrap().id().unwrap();
+    let panicked = std::panic::catch_unwind(|| {
+        let _ = cni_reference_plugins::netlink::run_in_netns(ns.as_fd(), || panic!("job fails"));
+    });
+    assert!(panicked.is_err());
+    assert_eq!(
+        NetNs::current().unwrap().id().unwrap(),
+        home,
+        "thread left in the namespace"
+    );
+    let inside =
+        cni_reference_plugins::netlink::run_in_netns(ns.as_fd(), || NetNs::current().unwrap().id().unwrap()).unwrap();
+    assert_eq!(inside, ns.id().unwrap());
+    assert_eq!(NetNs::current().unwrap().id().unwrap(), home);
+}
+
+/// delete_link_in_background returns at once; the pair disappears shortly after.
+fn background_delete() {
+    let rtnl = Rtnl::new().unwrap();
+    let ns = new_netns();
+    let inner = Rtnl::in_netns(ns.as_fd()).unwrap();
+    let host = rtnl
+        .create_veth_random_name(&VethSpec {
+            name: "veth",
+            up: true,
+            peer_name: "eth0",
+            peer_netns: Some(ns.as_fd()),
+            ..Default::default()
+        })
+        .unwrap();
+    rtnl.delete_link_in_background(host.index).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rtnl.link_by_index(host.index).unwrap().is_some() || inner.link_by_name("eth0").unwrap().is_some() {
+        assert!(Instant::now() < deadline, "pair still there after 5 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn main() {
     nsharness::enter_private_namespaces();
     nsharness::run(&[
@@ -643,5 +735,7 @@ fn main() {
         ("sysctls_follow_the_namespace", sysctls_follow_the_namespace),
         ("bench_veth_create_delete", bench_veth_create_delete),
         ("detached_delete", detached_delete),
+        ("netconf_and_namespace_visits", netconf_and_namespace_visits),
+        ("background_delete", background_delete),
     ]);
 }

@@ -12,7 +12,7 @@ use crate::cni::result::{CniResult, Interface, IpConfig, Route};
 use crate::cni::trace::mark;
 use crate::netlink::{
     self, run_in_netns, write_sysctl, BridgePortSettings, BridgeSpec, BridgeVlan, Link, LinkChange, Mac, NetNs,
-    OperState, Rtnl, VethSpec, RT_TABLE_MAIN,
+    OperState, Rtnl, VethSpec, IPV4_DEVCONF_ARP_NOTIFY, RT_TABLE_MAIN,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
@@ -260,10 +260,12 @@ pub fn merge_prev_result(prev: CniResult, ours: CniResult) -> CniResult {
 pub fn ensure_bridge(host: &Rtnl, cfg: &BridgeConfig) -> Result<Link, CniError> {
     let existing = match host.link_by_name(&cfg.bridge).map_err(kernel)? {
         Some(link) => link,
+        // A MAC given at creation is a MAC set by the user: the kernel keeps it instead of
+        // following the lowest port MAC, which is what pinning it later would achieve.
         None => match host.create_bridge(&BridgeSpec {
             name: &cfg.bridge,
             mtu: cfg.mtu,
-            mac: None,
+            mac: Some(Mac::random()),
             promisc: cfg.promisc_mode,
             vlan_filtering: cfg.vlan_filtering(),
             up: true,
@@ -392,20 +394,22 @@ fn configure_container(
     let has_v6 = result.ips.iter().any(|ip| ip.address.family() == Family::V6);
     let name = link.name.clone();
     let dad = cfg.enable_dad;
-    // Best effort, like upstream: a kernel without IPv6 has no such files.
-    let _ = run_in_netns(netns.as_fd(), move || {
-        if has_v4 {
-            let _ = write_sysctl(&format!("net/ipv4/conf/{name}/arp_notify"), "1");
-        }
-        if has_v6 {
+    // Best effort, like upstream. arp_notify goes over netlink (net/ipv4/conf/<if>/arp_notify
+    // through /proc costs more with every container, see crate::netlink's netconf module);
+    // the IPv6 options have no netlink setter.
+    if has_v4 {
+        let _ = ctr.set_ipv4_devconf(link.index, &[(IPV4_DEVCONF_ARP_NOTIFY, 1)]);
+    }
+    if has_v6 {
+        let _ = run_in_netns(netns.as_fd(), move || {
             let _ = write_sysctl(&format!("net/ipv6/conf/{name}/disable_ipv6"), "0");
             let _ = write_sysctl(&format!("net/ipv6/conf/{name}/keep_addr_on_down"), "1");
             let _ = write_sysctl(&format!("net/ipv6/conf/{name}/accept_dad"), if dad { "1" } else { "0" });
             if dad {
                 let _ = write_sysctl(&format!("net/ipv6/conf/{name}/enhanced_dad"), "1");
             }
-        }
-    });
+        });
+    }
     for ip in &result.ips {
         match ctr.add_address(link.index, to_nl(ip.address), !cfg.enable_dad) {
             Ok(()) => {}
@@ -446,19 +450,24 @@ fn configure_container(
 
 fn configure_gateway(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, result: &CniResult) -> Result<(), CniError> {
     let mut families = Vec::new();
+    let mut new_gateway = false;
     for ip in &result.ips {
         let Some(gw) = ip.gateway else { continue };
         let gw_net = IpNet {
             addr: gw,
             prefix: ip.address.prefix,
         };
-        ensure_bridge_address(host, cfg, bridge, gw_net)?;
+        new_gateway |= ensure_bridge_address(host, cfg, bridge, gw_net)?;
         if !families.contains(&gw_net.family()) {
             families.push(gw_net.family());
         }
     }
-    if !families.is_empty() {
+    if new_gateway {
         // Pin the bridge MAC so it does not follow the lowest port MAC as ports come and go.
+        // Once is enough (the kernel then keeps it), and only once is affordable: every MAC
+        // change, even to the same value, makes the kernel walk the namespace's IPv6 routes
+        // and flush neighbours, which grows with the number of ports. A bridge this plugin
+        // created has had a set MAC since its creation.
         if let Some(mac) = bridge.mac {
             let _ = host.set_link(
                 bridge.index,
@@ -470,11 +479,13 @@ fn configure_gateway(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, result: &Cn
         }
     }
     for family in families {
-        let key = match family {
-            Family::V4 => "net/ipv4/ip_forward",
-            Family::V6 => "net/ipv6/conf/all/forwarding",
+        let (key, nl_family) = match family {
+            Family::V4 => ("net/ipv4/ip_forward", netlink::Family::V4),
+            Family::V6 => ("net/ipv6/conf/all/forwarding", netlink::Family::V6),
         };
-        if netlink::read_sysctl(key).ok().as_deref() != Some("1") {
+        // Read over netlink (a /proc/sys/net lookup grows with the number of namespaces);
+        // written through /proc only when it is off, i.e. once.
+        if host.forwarding(nl_family).ok().flatten() != Some(true) {
             write_sysctl(key, "1").map_err(kernel)?;
         }
     }
@@ -488,10 +499,11 @@ fn configure_gateway(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, result: &Cn
 /// The common case (the address is already there) is one request: the add fails with
 /// `EEXIST`. Only when the address is new are the bridge's addresses listed, because that
 /// listing walks every link in the namespace and would grow with the number of ports.
-fn ensure_bridge_address(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, gw: IpNet) -> Result<(), CniError> {
+/// Returns whether the address was new.
+fn ensure_bridge_address(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, gw: IpNet) -> Result<bool, CniError> {
     match host.add_address(bridge.index, to_nl(gw), true) {
         Ok(()) => {}
-        Err(e) if e.is_exists() => return Ok(()),
+        Err(e) if e.is_exists() => return Ok(false),
         Err(e) => return Err(kernel(e)),
     }
     let family = match gw.family() {
@@ -525,13 +537,15 @@ fn ensure_bridge_address(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, gw: IpN
             ));
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn wait_port_up(host: &Rtnl, index: u32) -> Result<(), CniError> {
     let mut state = OperState::Unknown;
     for pause_ms in [0u64, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 1000] {
-        std::thread::sleep(Duration::from_millis(pause_ms));
+        if pause_ms > 0 {
+            std::thread::sleep(Duration::from_millis(pause_ms));
+        }
         match host.link_by_index(index).map_err(kernel)? {
             Some(link) if link.oper_state == OperState::Up => return Ok(()),
             Some(link) => state = link.oper_state,

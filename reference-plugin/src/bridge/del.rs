@@ -1,15 +1,24 @@
 //! bridge DEL (digest §8.3), best effort and idempotent. Unlike upstream it also cleans up when
 //! the netns is gone or `CNI_NETNS` is empty:
 //!
-//! 1. container side: when the netns opens, remember `CNI_IFNAME`'s addresses and delete it
-//!    (which deletes the host end too);
+//! 1. container side: when the netns opens, remember `CNI_IFNAME`'s addresses and retire the
+//!    veth pair (below);
 //! 2. host side: a host veth named in `prevResult` that is still enslaved to our bridge is
-//!    deleted (the netns is unreachable but still alive, e.g. `CNI_NETNS` was empty);
+//!    retired (the netns is unreachable but still alive, e.g. `CNI_NETNS` was empty);
 //! 3. IPAM DEL;
 //! 4. masquerading removed for the attachment (its entries are keyed by the attachment, the
 //!    addresses from step 1 and `prevResult` are passed along).
 //!
 //! Every step runs even if an earlier one failed; the errors are reported together.
+//!
+//! Retiring a veth pair: the kernel needs 10 to 40 ms to unregister one, which is most of an
+//! upstream DEL. Before DEL returns, each end is brought down and renamed to a tombstone
+//! (`cnidel` + 8 hex digits), and the host end is released from the bridge, with a handful of
+//! quick requests. From then on nothing can mistake the pair for an attachment: `CNI_IFNAME`
+//! is free for the next ADD in that namespace, the host veth named in the result is gone, the
+//! bridge has no such port and no traffic passes. A forked child then deletes the pair and DEL
+//! returns without waiting for the kernel. Should that child die before its request (it is
+//! sent at once), the tombstones are inert and bridge GC deletes them.
 
 use super::config::BridgeConfig;
 use super::{join_errors, kernel, masquerade, spoofcheck};
@@ -19,12 +28,15 @@ use crate::cni::error::CniError;
 use crate::cni::ipnet::IpNet;
 use crate::cni::result::CniResult;
 use crate::cni::trace::mark;
-use crate::netlink::{self, NetNs, Rtnl};
+use crate::netlink::{self, Link, LinkChange, NetNs, Rtnl};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-/// How long DEL waits for a deleted link to leave its namespace.
+/// How long DEL waits for a deleted link to leave its namespace when it cannot be retired.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Name prefix of retired veth ends (8 random hex digits follow).
+pub const TOMBSTONE_PREFIX: &str = "cnidel";
 
 /// DEL.
 pub fn del(req: &Request) -> Result<(), CniError> {
@@ -41,7 +53,7 @@ pub fn del(req: &Request) -> Result<(), CniError> {
     if !req.env.netns.is_empty() {
         // When the namespace is gone the kernel deleted the veth pair with it.
         if let Ok(ns) = NetNs::open(&req.env.netns) {
-            match remove_container_interface(&ns, &req.env.ifname) {
+            match remove_container_interface(&ns, &req.env.ifname, &cfg.bridge) {
                 Ok(found) => addrs.extend(found),
                 Err(e) => failures.push(e),
             }
@@ -80,7 +92,7 @@ pub fn del(req: &Request) -> Result<(), CniError> {
     join_errors(failures)
 }
 
-fn remove_container_interface(ns: &NetNs, ifname: &str) -> Result<Vec<IpNet>, CniError> {
+fn remove_container_interface(ns: &NetNs, ifname: &str, bridge: &str) -> Result<Vec<IpNet>, CniError> {
     let ctr = Rtnl::in_netns(ns.as_fd()).map_err(kernel)?;
     let Some(link) = ctr.link_by_name(ifname).map_err(kernel)? else {
         return Ok(Vec::new());
@@ -95,10 +107,103 @@ fn remove_container_interface(ns: &NetNs, ifname: &str) -> Result<Vec<IpNet>, Cn
             prefix: a.net.prefix,
         })
         .collect();
-    // Unregistering a veth makes the kernel wait ~20 ms after the link is already gone from
-    // the namespace; a detached child carries that wait so DEL returns as soon as it is gone.
-    ctr.delete_link_detached(link.index, DELETE_TIMEOUT).map_err(kernel)?;
+    retire_container_end(&ctr, &link, bridge)?;
     Ok(addrs)
+}
+
+/// Retire (module documentation) the pair whose container end is `link`. When the container
+/// end cannot be renamed, the pair is deleted by a child and this waits until it has left the
+/// namespace.
+fn retire_container_end(ctr: &Rtnl, link: &Link, bridge: &str) -> Result<(), CniError> {
+    let tombstone = netlink::random_link_name(TOMBSTONE_PREFIX);
+    // Down in the same request as the rename: that also takes the container's routes through
+    // it away, so a new ADD in this namespace does not find them in place.
+    match quiet(ctr, link.index, false, &tombstone).map_err(kernel)? {
+        Quiet::Renamed => {}
+        Quiet::Gone => return Ok(()),
+        Quiet::NotRenamed => {
+            // Unregistering a veth makes the kernel wait ~20 ms after the link is already
+            // gone from the namespace; a detached child carries that wait.
+            ctr.delete_link_detached(link.index, DELETE_TIMEOUT).map_err(kernel)?;
+            return Ok(());
+        }
+    }
+    let host = Rtnl::new().map_err(kernel)?;
+    match host_peer(&host, link)? {
+        Some(peer) => {
+            let bridge_index = host.link_by_name(bridge).map_err(kernel)?.map(|b| b.index);
+            let attached = peer.master.is_some() && peer.master == bridge_index;
+            if quiet(&host, peer.index, attached, &tombstone).map_err(kernel)? == Quiet::Gone {
+                return Ok(());
+            }
+            host.delete_link_in_background(peer.index).map_err(kernel)
+        }
+        None => ctr.delete_link_in_background(link.index).map_err(kernel),
+    }
+}
+
+/// The host end of the container veth `link`: the host link its `IFLA_LINK` names, if that is a
+/// veth whose own peer is `link`.
+fn host_peer(host: &Rtnl, link: &Link) -> Result<Option<Link>, CniError> {
+    let (Some(peer_index), Some(_)) = (link.link, link.link_netnsid) else {
+        return Ok(None);
+    };
+    if !link.is_kind("veth") {
+        return Ok(None);
+    }
+    let peer = host.link_by_index(peer_index).map_err(kernel)?;
+    Ok(peer.filter(|p| p.is_kind("veth") && p.link == Some(link.index)))
+}
+
+/// What [`quiet`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quiet {
+    /// Down, released, renamed.
+    Renamed,
+    /// Down and released, but the rename was refused.
+    NotRenamed,
+    /// The link was gone (deleted meanwhile, e.g. by another DEL's child).
+    Gone,
+}
+
+/// Bring the link `index` down, release it from its master when `detach`, and rename it to
+/// `tombstone`: one request where the kernel renames links that are up (Linux 6.2+), otherwise
+/// down first and renamed after.
+fn quiet(rtnl: &Rtnl, index: u32, detach: bool, tombstone: &str) -> netlink::Result<Quiet> {
+    match quiet_or_fail(rtnl, index, detach, tombstone) {
+        Err(e) if e.errno() == Some(libc::ENODEV) => Ok(Quiet::Gone),
+        other => other,
+    }
+}
+
+fn quiet_or_fail(rtnl: &Rtnl, index: u32, detach: bool, tombstone: &str) -> netlink::Result<Quiet> {
+    let down = LinkChange {
+        up: Some(false),
+        master: detach.then_some(0),
+        ..LinkChange::default()
+    };
+    let all_at_once = LinkChange {
+        name: Some(tombstone),
+        ..down.clone()
+    };
+    match rtnl.set_link(index, &all_at_once) {
+        Ok(()) => return Ok(Quiet::Renamed),
+        Err(e) if e.errno() == Some(libc::EBUSY) => {}
+        Err(e) => return Err(e),
+    }
+    rtnl.set_link(index, &down)?;
+    let renamed = rtnl.set_link(
+        index,
+        &LinkChange {
+            name: Some(tombstone),
+            ..LinkChange::default()
+        },
+    );
+    Ok(if renamed.is_ok() {
+        Quiet::Renamed
+    } else {
+        Quiet::NotRenamed
+    })
 }
 
 /// Delete the host veth of `prev` if it still exists, is a veth, and is a port of our bridge.
@@ -119,7 +224,10 @@ fn remove_host_veth(cfg: &BridgeConfig, prev: &CniResult) -> Result<(), CniError
     for name in candidates {
         if let Some(link) = host.link_by_name(name).map_err(kernel)? {
             if link.is_kind("veth") && link.master == Some(bridge.index) {
-                host.delete_link_detached(link.index, DELETE_TIMEOUT).map_err(kernel)?;
+                let tombstone = netlink::random_link_name(TOMBSTONE_PREFIX);
+                if quiet(&host, link.index, true, &tombstone).map_err(kernel)? != Quiet::Gone {
+                    host.delete_link_in_background(link.index).map_err(kernel)?;
+                }
             }
         }
     }

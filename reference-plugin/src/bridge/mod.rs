@@ -7,7 +7,8 @@
 //!   identity and `prevResult`'s addresses;
 //! - CHECK also verifies MTU, bridge membership and the masquerade entry;
 //! - GC removes masquerade entries of stale attachments (and macspoofchk rules whose veth is
-//!   gone) and forwards GC to IPAM; STATUS forwards to IPAM;
+//!   gone), deletes retired veth ends a DEL left behind (see [`del`]) and forwards GC to IPAM;
+//!   STATUS forwards to IPAM;
 //! - any failure after the IPAM ADD undoes the ADD: veth deleted, masquerading removed, IPAM DEL.
 //!
 //! One module per verb: [`add`], [`del`], [`check`]; [`config`] parses and validates;
@@ -66,6 +67,9 @@ impl Plugin for Bridge {
     fn gc(&self, req: &Request) -> Result<(), CniError> {
         let cfg = BridgeConfig::load(&req.conf, "", false)?;
         let mut failures = Vec::new();
+        if let Err(e) = sweep_tombstones() {
+            failures.push(e);
+        }
         if cfg.ip_masq {
             if let Some(valid) = &req.conf.valid_attachments {
                 if let Err(e) = masquerade::gc(&req.conf.name, valid) {
@@ -97,6 +101,23 @@ impl Plugin for Bridge {
         }
         Ok(())
     }
+}
+
+/// Delete the retired veth ends ([`del::TOMBSTONE_PREFIX`], down, released from any bridge) in
+/// the host namespace: normally a DEL's child has deleted them within milliseconds, so any
+/// found here outlived a child that died.
+fn sweep_tombstones() -> Result<(), CniError> {
+    let host = crate::netlink::Rtnl::new().map_err(kernel)?;
+    for link in host.links().map_err(kernel)? {
+        let retired = link.name.starts_with(del::TOMBSTONE_PREFIX)
+            && link.is_kind("veth")
+            && !link.is_up()
+            && link.master.is_none();
+        if retired {
+            host.delete_link(link.index).map_err(kernel)?;
+        }
+    }
+    Ok(())
 }
 
 /// One error stays as it is; several are joined (`; `), keeping the first code.

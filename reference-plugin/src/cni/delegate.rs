@@ -5,6 +5,7 @@
 use super::error::{CniError, DELEGATE_FAILED, INTERNAL};
 use super::result::CniResult;
 use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -37,12 +38,43 @@ pub fn find_in_path(name: &str, dirs: &[PathBuf]) -> Result<PathBuf, CniError> {
     ))
 }
 
+/// A pipe already holding `data` (its write end closed) when the pipe can take it all without
+/// blocking; `None` otherwise. Given as the delegate's stdin, the delegate finds its whole
+/// configuration waiting instead of sleeping until we get to write it after the spawn.
+fn prefilled_pipe(data: &[u8]) -> Option<OwnedFd> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds is valid for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return None;
+    }
+    // SAFETY: two fresh descriptors nobody else owns.
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: plain write of a valid buffer to our own pipe.
+    let written = unsafe { libc::write(write_end.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+    if written != data.len() as isize {
+        return None;
+    }
+    drop(write_end);
+    // The delegate reads blocking: clear the O_NONBLOCK pipe2 gave the read end too.
+    // SAFETY: fcntl on our own descriptor.
+    let ok = unsafe {
+        let flags = libc::fcntl(read_end.as_raw_fd(), libc::F_GETFL);
+        flags >= 0 && libc::fcntl(read_end.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    };
+    ok.then_some(read_end)
+}
+
 /// Run `plugin` with `CNI_COMMAND=command` and `stdin`; returns its stdout on success and its
 /// Error (code kept) on failure.
 pub fn exec(plugin: &Path, command: &str, stdin: &[u8]) -> Result<Vec<u8>, CniError> {
+    let prefilled = prefilled_pipe(stdin);
+    let stdin_spec = match prefilled {
+        Some(fd) => Stdio::from(fd),
+        None => Stdio::piped(),
+    };
     let mut child = Command::new(plugin)
         .env("CNI_COMMAND", command)
-        .stdin(Stdio::piped())
+        .stdin(stdin_spec)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

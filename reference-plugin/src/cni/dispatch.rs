@@ -49,6 +49,7 @@ pub trait Plugin {
 
 /// Run `plugin` against the process environment and stdio, then exit.
 pub fn main(plugin: &dyn Plugin) -> ! {
+    super::trace::mark("main");
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let code = dispatch(
@@ -58,6 +59,7 @@ pub fn main(plugin: &dyn Plugin) -> ! {
         &mut stdout.lock(),
         &mut stderr.lock(),
     );
+    super::trace::mark("exit");
     std::process::exit(code)
 }
 
@@ -142,7 +144,10 @@ pub fn dispatch(
 
     let outcome = match request.env.command {
         Command::Add => plugin.add(&request).and_then(|result| {
-            let text = result.to_json(&version)?;
+            // Ending with a newline makes the line-buffered stdout hand the whole result to
+            // the kernel in one write, so the runtime reading it wakes up once.
+            let mut text = result.to_json(&version)?;
+            text.push('\n');
             out.write_all(text.as_bytes())
                 .and_then(|_| out.flush())
                 .map_err(|e| CniError::io(format!("writing the result: {e}")))

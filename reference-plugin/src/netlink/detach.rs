@@ -5,6 +5,8 @@
 //! RCU grace period and for the last device references to drop. [`Rtnl::delete_link_detached`]
 //! lets a forked child carry that wait: the caller returns as soon as the link is gone from the
 //! namespace (~4 ms), and the child exits when the kernel acknowledges.
+//! [`Rtnl::delete_link_in_background`] does not even wait for that: it is meant for a link the
+//! caller has already made inert (down, detached, renamed out of the way).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -44,29 +46,7 @@ impl Rtnl {
         if self.link_by_index(index)?.is_none() {
             return Ok(false);
         }
-        let ns = self.netns_fd()?;
-        let devnull = std::fs::File::open("/dev/null").map_err(|e| Error::io(op(), e))?;
-        let mut buf = MsgBuf::new();
-        let seq = self.begin(&mut buf, RTM_DELLINK, Rtnl::ACK);
-        let mut h = [0u8; 16];
-        h[4..8].copy_from_slice(&index.to_ne_bytes());
-        buf.put(&h);
-        buf.finish();
-        let request = buf.bytes();
-
-        // SAFETY: the child only makes raw system calls on memory prepared above and leaves
-        // with _exit; it allocates nothing and takes no lock.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(Error::io(op(), std::io::Error::last_os_error()));
-        }
-        if pid == 0 {
-            // SAFETY: see above; every pointer refers to live memory owned by this frame.
-            unsafe { child_delete(ns.as_raw_fd(), devnull.as_raw_fd(), request, seq) }
-        }
-        drop(ns);
-        drop(devnull);
-
+        let pid = self.fork_deleter(index)?;
         let start = Instant::now();
         let mut pause = Duration::from_micros(100);
         loop {
@@ -103,6 +83,45 @@ impl Rtnl {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(2));
         }
+    }
+}
+
+impl Rtnl {
+    /// Forks the child that deletes the link `index` (see [`Rtnl::delete_link_detached`]) and
+    /// returns its pid.
+    fn fork_deleter(&self, index: u32) -> Result<libc::pid_t> {
+        let op = || format!("delete link #{index}");
+        let ns = self.netns_fd()?;
+        let devnull = std::fs::File::open("/dev/null").map_err(|e| Error::io(op(), e))?;
+        let mut buf = MsgBuf::new();
+        let seq = self.begin(&mut buf, RTM_DELLINK, Rtnl::ACK);
+        let mut h = [0u8; 16];
+        h[4..8].copy_from_slice(&index.to_ne_bytes());
+        buf.put(&h);
+        buf.finish();
+        let request = buf.bytes();
+
+        // SAFETY: the child only makes raw system calls on memory prepared above and leaves
+        // with _exit; it allocates nothing and takes no lock.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(Error::io(op(), std::io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            // SAFETY: see above; every pointer refers to live memory owned by this frame.
+            unsafe { child_delete(ns.as_raw_fd(), devnull.as_raw_fd(), request, seq) }
+        }
+        Ok(pid)
+    }
+
+    /// Deletes the link `index` from a forked child (as [`Rtnl::delete_link_detached`] does)
+    /// and returns at once, without waiting for the link to leave the namespace. The kernel
+    /// takes tens of milliseconds to unregister a veth pair; the caller should first make the
+    /// link inert and free its name (down, released from its master, renamed), since it stays
+    /// visible until the child is done. The child is not reaped (it is re-parented when this
+    /// short-lived process exits); if the kernel refuses, nobody hears of it.
+    pub fn delete_link_in_background(&self, index: u32) -> Result<()> {
+        self.fork_deleter(index).map(|_| ())
     }
 }
 

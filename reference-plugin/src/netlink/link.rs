@@ -24,7 +24,11 @@ const IFLA_LINKINFO: u16 = 18;
 const IFLA_AF_SPEC: u16 = 26;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_EXT_MASK: u16 = 29;
+const IFLA_NUM_TX_QUEUES: u16 = 31;
+const IFLA_NUM_RX_QUEUES: u16 = 32;
 const IFLA_LINK_NETNSID: u16 = 37;
+
+const IFLA_INET_CONF: u16 = 1;
 
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
@@ -193,6 +197,10 @@ pub struct LinkChange<'a> {
     pub name: Option<&'a str>,
     /// Move the link to this network namespace.
     pub netns: Option<BorrowedFd<'a>>,
+    /// IPv4 per-link options to set, `(IPV4_DEVCONF_*, value)`, e.g.
+    /// [`IPV4_DEVCONF_ARP_NOTIFY`](super::IPV4_DEVCONF_ARP_NOTIFY). The kernel applies them after
+    /// the up/down change of the same request.
+    pub ipv4_devconf: &'a [(u16, u32)],
 }
 
 /// One VLAN (or range of VLANs) on a bridge port.
@@ -253,6 +261,15 @@ fn put_vlans(buf: &mut MsgBuf, vlans: &[BridgeVlan]) {
             entry(flags, v.vid);
         }
     }
+}
+
+/// One transmit and one receive queue for a veth end. Without them the kernel allocates one
+/// queue per possible CPU and then, on the registered device, lowers the number in use to one,
+/// waiting for an RCU grace period each time (two per pair, tens of milliseconds on a loaded
+/// machine). The queues in use are the same either way.
+fn put_single_queue(buf: &mut MsgBuf) {
+    buf.attr_u32(IFLA_NUM_TX_QUEUES, 1);
+    buf.attr_u32(IFLA_NUM_RX_QUEUES, 1);
 }
 
 /// A random interface name: `prefix` followed by 8 lowercase hex digits.
@@ -403,6 +420,7 @@ impl Rtnl {
         if let Some(master) = spec.master {
             buf.attr_u32(IFLA_MASTER, master);
         }
+        put_single_queue(&mut buf);
         let info = buf.nest(IFLA_LINKINFO);
         buf.attr_str(IFLA_INFO_KIND, "veth");
         let data = buf.nest(IFLA_INFO_DATA);
@@ -420,6 +438,7 @@ impl Rtnl {
         if let Some(ns) = spec.peer_netns {
             buf.attr_u32(IFLA_NET_NS_FD, ns.as_raw_fd() as u32);
         }
+        put_single_queue(&mut buf);
         buf.end_nest(peer);
         buf.end_nest(data);
         buf.end_nest(info);
@@ -496,6 +515,17 @@ impl Rtnl {
         }
         if let Some(ns) = change.netns {
             buf.attr_u32(IFLA_NET_NS_FD, ns.as_raw_fd() as u32);
+        }
+        if !change.ipv4_devconf.is_empty() {
+            let spec = buf.nest(IFLA_AF_SPEC);
+            let inet = buf.nest(libc::AF_INET as u16);
+            let conf = buf.nest(IFLA_INET_CONF);
+            for (option, value) in change.ipv4_devconf {
+                buf.attr_u32(*option, *value);
+            }
+            buf.end_nest(conf);
+            buf.end_nest(inet);
+            buf.end_nest(spec);
         }
         self.ack(&mut buf, seq, || format!("set link #{index} {change:?}"))
     }

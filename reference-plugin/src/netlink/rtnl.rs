@@ -24,7 +24,8 @@ impl Rtnl {
     }
 
     /// Opens a client bound to the network namespace `netns` (an open namespace file), from a
-    /// short-lived thread; the calling thread does not move.
+    /// visit of the calling thread ([`run_in_netns`]), which is back in its own namespace when
+    /// this returns.
     pub fn in_netns(netns: BorrowedFd<'_>) -> Result<Self> {
         run_in_netns(netns, Rtnl::new)?
     }

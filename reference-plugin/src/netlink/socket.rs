@@ -181,7 +181,14 @@ impl NlSocket {
     /// Sends one request (which must carry `NLM_F_ACK` or `NLM_F_DUMP`) and feeds every
     /// reply message with its sequence number to `on_msg` until the acknowledgement or the end
     /// of the dump.
-    pub(crate) fn transact(&self, request: &[u8], seq: u32, mut on_msg: impl FnMut(&NlMsg<'_>)) -> Result<(), Failure> {
+    pub(crate) fn transact(&self, request: &[u8], seq: u32, on_msg: impl FnMut(&NlMsg<'_>)) -> Result<(), Failure> {
+        let began = crate::cni::trace::request_start();
+        let outcome = self.transact_untimed(request, seq, on_msg);
+        crate::cni::trace::request_done(began, || describe(request, &outcome));
+        outcome
+    }
+
+    fn transact_untimed(&self, request: &[u8], seq: u32, mut on_msg: impl FnMut(&NlMsg<'_>)) -> Result<(), Failure> {
         self.send(request).map_err(Failure::Io)?;
         let mut rx = self.rx.borrow_mut();
         loop {
@@ -216,6 +223,13 @@ impl NlSocket {
     /// `NLM_F_ACK`) are processed by the kernel while `send` runs, then reads the answers.
     /// Returns the first error and the sequence number of the message that caused it.
     pub(crate) fn transact_batch(&self, request: &[u8], first: u32, last: u32) -> Result<(), (u32, Failure)> {
+        let began = crate::cni::trace::request_start();
+        let outcome = self.transact_batch_untimed(request, first, last);
+        crate::cni::trace::request_done(began, || format!("nftables batch of {} bytes", request.len()));
+        outcome
+    }
+
+    fn transact_batch_untimed(&self, request: &[u8], first: u32, last: u32) -> Result<(), (u32, Failure)> {
         self.send(request).map_err(|e| (first, Failure::Io(e)))?;
         let expected = last.wrapping_sub(first).wrapping_add(1) as usize;
         let mut acked = 0usize;
@@ -248,6 +262,14 @@ impl NlSocket {
             None => Ok(()),
         }
     }
+}
+
+/// "type 0x10 flags 0x605 -> errno 17", for request traces.
+fn describe(request: &[u8], outcome: &Result<(), Failure>) -> String {
+    let kind = request.get(4..6).map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+    let flags = request.get(6..8).map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+    let errno = outcome.as_ref().err().and_then(Failure::errno).unwrap_or(0);
+    format!("type {kind} flags {flags:#x} -> errno {errno}")
 }
 
 /// Turns an `NLMSG_ERROR` message into success (errno 0) or a failure with the extended-ack

@@ -1,8 +1,8 @@
 //! Writing and reading `/proc/sys` entries, optionally in another network namespace.
 //!
 //! `/proc/sys/net` shows the network namespace of the process that opens a file, so writes for
-//! another namespace open their files from a thread that has entered it (see
-//! [`run_in_netns`](super::run_in_netns)); one thread serves a whole list of writes.
+//! another namespace open their files while the thread is inside it (see
+//! [`run_in_netns`](super::run_in_netns)); one visit serves a whole list of writes.
 
 use std::io::{Read, Write};
 use std::os::fd::BorrowedFd;
