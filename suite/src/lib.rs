@@ -3,7 +3,8 @@
 //! Modules by job: [`ns`] namespace primitives, [`net`] rtnetlink, [`lab`] hermetic labs and host
 //! snapshots, [`runner`] plugin invocation, [`probe`] packets, [`schema`] per-version JSON Schemas,
 //! [`cni`] reading CNI documents, [`profile`] plugin configurations, [`case`] the case model,
-//! [`cases`] the catalogue, [`exec`] selection and parallel execution, [`report`] output.
+//! [`cases`] the catalogue, [`exec`] selection and parallel execution, [`report`] output, [`vm`] the
+//! same run inside a QEMU guest.
 #![deny(missing_docs)]
 
 pub mod case;
@@ -21,3 +22,4 @@ pub mod report;
 pub mod runner;
 pub mod schema;
 pub mod version;
+pub mod vm;

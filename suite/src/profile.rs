@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 /// What kind of plugin is judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     /// Creates `CNI_IFNAME` in the container (bridge, ptp, macvlan, ...).

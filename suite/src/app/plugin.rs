@@ -81,7 +81,7 @@ pub fn run(cli: PluginArgs) -> Result<u8, Usage> {
             target.profile.kind
         )));
     }
-    let human = cli.format == Format::Human;
+    let human = cli.format == Format::Human || cli.progress;
     let progress = |r: &exec::CaseResult, done: usize, total: usize| {
         if human {
             eprintln!("{}", report::progress_line(r, done, total));
