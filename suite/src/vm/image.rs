@@ -326,8 +326,10 @@ impl Image {
         Ok(())
     }
 
-    /// A content key: a digest of every path, kind, permission and byte that goes in.
-    pub fn key(&self) -> Result<String, ImageError> {
+    /// A content key: a digest of every path, kind, permission and byte that goes in. Digests of
+    /// host files are remembered in `memo` against their identity (device, inode, size, times),
+    /// so a warm run reads no large file again; a file changed in any way gets a new digest.
+    pub fn key(&self, memo: &mut DigestMemo) -> Result<String, ImageError> {
         let mut a = std::hash::DefaultHasher::new();
         let mut b = std::hash::DefaultHasher::new();
         b.write(b"cni-conformance initramfs, second half");
@@ -336,7 +338,6 @@ impl Image {
             b.write(bytes);
         };
         feed(b"cni-conformance initramfs v1");
-        let mut buf = vec![0u8; 1 << 20];
         for (path, node) in &self.nodes {
             feed(path.as_bytes());
             feed(&[0]);
@@ -355,25 +356,11 @@ impl Image {
                     feed(b"f");
                     feed(&perm.to_le_bytes());
                     match content {
-                        Content::Bytes(bytes) => {
-                            feed(&(bytes.len() as u64).to_le_bytes());
-                            feed(bytes);
-                        }
-                        Content::Host(p) | Content::HostStripped(p) => {
-                            if matches!(content, Content::HostStripped(_)) {
-                                feed(b"stripped");
-                            }
-                            let mut f = std::fs::File::open(p).map_err(read_err(p))?;
-                            let mut total = 0u64;
-                            loop {
-                                let n = f.read(&mut buf).map_err(read_err(p))?;
-                                if n == 0 {
-                                    break;
-                                }
-                                total += n as u64;
-                                feed(&buf[..n]);
-                            }
-                            feed(&total.to_le_bytes());
+                        Content::Bytes(bytes) => feed(digest_bytes(bytes).as_bytes()),
+                        Content::Host(p) => feed(memo.digest(p)?.as_bytes()),
+                        Content::HostStripped(p) => {
+                            feed(b"stripped");
+                            feed(memo.digest(p)?.as_bytes());
                         }
                     }
                 }
@@ -411,6 +398,111 @@ impl Image {
         let size = std::fs::metadata(&tmp).map_err(werr)?.len();
         std::fs::rename(&tmp, dest).map_err(werr)?;
         Ok(size)
+    }
+}
+
+/// A 128-bit digest of some bytes, as hex.
+fn digest_bytes(bytes: &[u8]) -> String {
+    let mut a = std::hash::DefaultHasher::new();
+    let mut b = std::hash::DefaultHasher::new();
+    b.write(b"second half");
+    a.write(bytes);
+    b.write(bytes);
+    a.write_u64(bytes.len() as u64);
+    b.write_u64(bytes.len() as u64);
+    format!("{:016x}{:016x}", a.finish(), b.finish())
+}
+
+/// Digests of host files, remembered against each file's identity and kept in a small text file
+/// in the cache (one line per file: device, inode, size, mtime and ctime in ns, digest, path).
+#[derive(Debug, Default)]
+pub struct DigestMemo {
+    known: std::collections::HashMap<PathBuf, (String, String)>,
+    changed: bool,
+}
+
+fn identity(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{} {} {} {}.{} {}.{}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+}
+
+impl DigestMemo {
+    /// Loads the memo file; a missing or damaged file is an empty memo.
+    pub fn load(path: &Path) -> Self {
+        let mut memo = DigestMemo::default();
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return memo;
+        };
+        for line in text.lines() {
+            let mut parts = line.splitn(6, ' ');
+            let fields: Vec<&str> = parts.by_ref().take(5).collect();
+            let rest = parts.next();
+            if let (5, Some(rest)) = (fields.len(), rest) {
+                if let Some((digest, file)) = rest.split_once(' ') {
+                    memo.known
+                        .insert(PathBuf::from(file), (fields.join(" "), digest.to_string()));
+                }
+            }
+        }
+        memo
+    }
+
+    /// Writes the memo back when it learnt something.
+    pub fn save(&self, path: &Path) {
+        if !self.changed {
+            return;
+        }
+        let mut text = String::new();
+        for (file, (id, digest)) in &self.known {
+            if !file.to_string_lossy().contains('\n') {
+                text.push_str(&format!("{id} {digest} {}\n", file.display()));
+            }
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+
+    /// The digest of a host file's content.
+    pub fn digest(&mut self, path: &Path) -> Result<String, ImageError> {
+        let meta = std::fs::metadata(path).map_err(read_err(path))?;
+        let id = identity(&meta);
+        if let Some((known_id, digest)) = self.known.get(path) {
+            if *known_id == id {
+                return Ok(digest.clone());
+            }
+        }
+        let mut a = std::hash::DefaultHasher::new();
+        let mut b = std::hash::DefaultHasher::new();
+        b.write(b"second half");
+        let mut f = std::fs::File::open(path).map_err(read_err(path))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = f.read(&mut buf).map_err(read_err(path))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            a.write(&buf[..n]);
+            b.write(&buf[..n]);
+        }
+        a.write_u64(total);
+        b.write_u64(total);
+        let digest = format!("{:016x}{:016x}", a.finish(), b.finish());
+        self.known.insert(path.to_path_buf(), (id, digest.clone()));
+        self.changed = true;
+        Ok(digest)
     }
 }
 
@@ -470,5 +562,22 @@ mod tests {
             .unwrap();
         let k3 = img.key().unwrap();
         assert!(k1 != k2 && k2 != k3 && k1 != k3);
+    }
+
+    #[test]
+    fn remembered_digests_follow_file_changes() {
+        let dir = std::env::temp_dir().join(format!("cni-conformance-memo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("f");
+        std::fs::write(&file, b"one").unwrap();
+        let mut memo = DigestMemo::default();
+        let d1 = memo.digest(&file).unwrap();
+        memo.save(&dir.join("memo"));
+        let mut memo = DigestMemo::load(&dir.join("memo"));
+        assert_eq!(memo.digest(&file).unwrap(), d1);
+        assert!(!memo.changed, "a known file must not be read again");
+        std::fs::write(&file, b"two").unwrap();
+        assert_ne!(memo.digest(&file).unwrap(), d1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

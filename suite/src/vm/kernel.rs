@@ -180,15 +180,43 @@ impl Lock {
     }
 }
 
+/// How long the package a meta-package stands for is trusted before apt is asked again.
+const RESOLVE_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The concrete package for `package`, remembered in `kernels/<package>.resolved` for a day (asking
+/// apt-cache costs seconds); a stale answer is used when apt cannot answer.
+fn resolve_cached(package: &str, kernels: &Path) -> Result<String, KernelError> {
+    let memo = kernels.join(format!("{package}.resolved"));
+    let remembered = std::fs::read_to_string(&memo)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|c| !c.is_empty() && !c.contains('/') && kernels.join(c).join("boot").is_dir());
+    let fresh = std::fs::metadata(&memo)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < RESOLVE_TTL);
+    if let (Some(c), true) = (&remembered, fresh) {
+        return Ok(c.clone());
+    }
+    match concrete_package(package) {
+        Ok(c) => {
+            let _ = std::fs::write(&memo, format!("{c}\n"));
+            Ok(c)
+        }
+        Err(e) => remembered.ok_or(e),
+    }
+}
+
 /// Unpacked kernel package in `cache/kernels/<package>`, fetched with apt when missing.
 pub fn debian(package: &str, cache: &Path, say: &mut dyn FnMut(&str)) -> Result<Kernel, KernelError> {
-    let concrete = concrete_package(package)?;
     let kernels = cache.join("kernels");
     let cache_err = |source| KernelError::Cache {
         path: kernels.display().to_string(),
         source,
     };
     std::fs::create_dir_all(&kernels).map_err(cache_err)?;
+    let concrete = resolve_cached(package, &kernels)?;
     let dest = kernels.join(&concrete);
     let _lock = Lock::take(&kernels.join(".lock")).map_err(cache_err)?;
     if !dest.join("boot").is_dir() {

@@ -326,7 +326,10 @@ fn build_image(req: &Request, kernel: &kernel::Kernel, busybox: &Path) -> Result
 fn cached(img: &Image, cache: &Path) -> Result<(PathBuf, bool), VmError> {
     let dir = cache.join("initramfs");
     std::fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
-    let key = img.key()?;
+    let memo_path = cache.join("file-digests");
+    let mut memo = image::DigestMemo::load(&memo_path);
+    let key = img.key(&mut memo)?;
+    memo.save(&memo_path);
     let path = dir.join(format!("{key}.cpio"));
     if path.is_file() {
         // Touch it so pruning keeps the images in use.
