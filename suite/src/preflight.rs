@@ -58,15 +58,30 @@ pub fn versions(target: &mut Target) -> Result<()> {
         .filter_map(|v| v.parse().ok())
         .filter(SpecVersion::is_released)
         .collect();
+    // Every other chain member and every IPAM delegate must speak the version too, or the run
+    // would judge the plugin on its peers' refusals.
     let n = target.profile.plugins.len();
-    for member in target.profile.plugins.iter().take(n.saturating_sub(1)) {
-        let ty = member.get("type").and_then(Value::as_str).unwrap_or("");
-        if let Some(path) = target.find_plugin(ty) {
+    let mut peers: Vec<String> = Vec::new();
+    for (i, member) in target.profile.plugins.iter().enumerate() {
+        if i + 1 < n {
+            peers.extend(member.get("type").and_then(Value::as_str).map(str::to_string));
+        }
+        let ipam = member.pointer("/ipam/type").and_then(Value::as_str);
+        peers.extend(
+            ipam.filter(|t| *t != target.plugin_name || i + 1 < n)
+                .map(str::to_string),
+        );
+    }
+    peers.sort();
+    peers.dedup();
+    for ty in peers {
+        if let Some(path) = target.find_plugin(&ty) {
             let theirs: Vec<SpecVersion> = ask(&path).iter().filter_map(|v| v.parse().ok()).collect();
             common.retain(|v| theirs.contains(v));
         }
     }
     common.sort();
+    target.common_versions = common.clone();
     // A plugin without a usable VERSION answer is treated as 0.1.0-only, as runtimes do.
     target.version = if target.supported.is_empty() {
         Some("0.1.0".into())

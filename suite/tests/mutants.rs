@@ -7,21 +7,64 @@ use std::collections::BTreeSet;
 
 use common::{fixture, mutant_script, statuses, suite, tempdir, upstream};
 
-/// (mutant, case, status, config fixture) rows from the mutant table.
-fn table() -> Vec<(String, String, String, String)> {
+/// One row of the mutant table.
+struct Row {
+    name: String,
+    case: String,
+    want: String,
+    config: String,
+    uses_reference: bool,
+}
+
+fn table() -> Vec<Row> {
     let out = std::process::Command::new(mutant_script())
         .arg("--table")
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| {
             let v: Vec<&str> = l.split_whitespace().collect();
-            (v[0].to_string(), v[1].to_string(), v[2].to_string(), v[3].to_string())
+            Row {
+                name: v[0].into(),
+                case: v[1].into(),
+                want: v[2].into(),
+                config: v[3].into(),
+                uses_reference: v[4] == "yes",
+            }
         })
         .collect()
+}
+
+/// Builds the reference plugins (release) into target/mutant-reference, where the mutant table
+/// expects them; a separate target dir keeps this from waiting on the build lock of this test run.
+fn build_reference_plugins() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let target = root.join("target/mutant-reference");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "cni-reference-plugins",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "building the reference plugins for the mutants failed"
+    );
+    target.join("release")
 }
 
 #[test]
@@ -32,7 +75,7 @@ fn every_case_is_killed_by_a_mutant() {
         .lines()
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .collect();
-    let killed: BTreeSet<String> = table().into_iter().map(|(_, case, _, _)| case).collect();
+    let killed: BTreeSet<String> = table().into_iter().map(|r| r.case).collect();
     let unkilled: Vec<&String> = ids.difference(&killed).collect();
     assert!(unkilled.is_empty(), "cases no mutant fails: {unkilled:?}");
 }
@@ -42,35 +85,51 @@ fn each_mutant_is_caught_by_its_case() {
     let Some(_) = upstream("bridge") else { return };
     let dir = tempdir("mutants");
     let rows = table();
+    let reference = rows.iter().any(|r| r.uses_reference).then(build_reference_plugins);
     let mut missed = Vec::new();
     for chunk in rows.chunks(4) {
         std::thread::scope(|s| {
             let handles: Vec<_> = chunk
                 .iter()
-                .map(|(name, case, want, config)| {
-                    let plugin = dir.join(name);
-                    std::os::unix::fs::symlink(mutant_script(), &plugin).unwrap();
-                    s.spawn(move || {
-                        let out = suite()
-                            .args([plugin.to_str().unwrap(), "--config", fixture(config).to_str().unwrap()])
-                            .args(["--filter", &format!("^{case}$"), "--format", "json", "--jobs", "1"])
-                            .output()
-                            .unwrap();
-                        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-                        let got = statuses(&report)
-                            .get(case.as_str())
-                            .cloned()
-                            .unwrap_or_else(|| "absent".into());
-                        let want_code = if want == "fail" { 1 } else { 0 };
-                        (
-                            name.clone(),
-                            case.clone(),
-                            want.clone(),
-                            got,
-                            out.status.code() == Some(want_code),
-                        )
-                    })
-                })
+                .map(
+                    |Row {
+                         name,
+                         case,
+                         want,
+                         config,
+                         uses_reference,
+                     }| {
+                        let plugin = dir.join(name);
+                        // Delegates and chain members come from the reference build when the mutant
+                        // wraps a reference plugin, so the whole network speaks 1.1.0.
+                        let cni_path = match (&reference, uses_reference) {
+                            (Some(r), true) => format!("{}:{}:/usr/lib/cni", dir.display(), r.display()),
+                            _ => format!("{}:/usr/lib/cni", dir.display()),
+                        };
+                        std::os::unix::fs::symlink(mutant_script(), &plugin).unwrap();
+                        s.spawn(move || {
+                            let out = suite()
+                                .args([plugin.to_str().unwrap(), "--config", fixture(config).to_str().unwrap()])
+                                .args(["--cni-path", &cni_path])
+                                .args(["--filter", &format!("^{case}$"), "--format", "json", "--jobs", "1"])
+                                .output()
+                                .unwrap();
+                            let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+                            let got = statuses(&report)
+                                .get(case.as_str())
+                                .cloned()
+                                .unwrap_or_else(|| "absent".into());
+                            let want_code = if want == "fail" { 1 } else { 0 };
+                            (
+                                name.clone(),
+                                case.clone(),
+                                want.clone(),
+                                got,
+                                out.status.code() == Some(want_code),
+                            )
+                        })
+                    },
+                )
                 .collect();
             for h in handles {
                 let (name, case, want, got, code_ok) = h.join().unwrap();

@@ -1,6 +1,5 @@
-//! Reference `bridge` plugin (work in progress).
+//! The reference `bridge` plugin binary.
 
 fn main() {
-    print!("{{\"code\":50,\"msg\":\"reference bridge is not built yet\"}}");
-    std::process::exit(1);
+    cni_reference_plugins::cni::dispatch::main(&cni_reference_plugins::bridge::Bridge)
 }

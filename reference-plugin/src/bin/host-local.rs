@@ -1,6 +1,5 @@
-//! Reference `host-local` IPAM plugin (work in progress).
+//! The reference `host-local` IPAM plugin binary.
 
 fn main() {
-    print!("{{\"code\":50,\"msg\":\"reference host-local is not built yet\"}}");
-    std::process::exit(1);
+    cni_reference_plugins::cni::dispatch::main(&cni_reference_plugins::host_local::HostLocal)
 }

@@ -58,6 +58,7 @@ pub fn run(cli: PluginArgs) -> Result<u8, Usage> {
         profile,
         supported: Vec::new(),
         version: None,
+        common_versions: Vec::new(),
         timeout: Duration::from_secs_f64(cli.timeout),
         strict: cli.strict,
         path_env: std::env::var("PATH")

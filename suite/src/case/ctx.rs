@@ -29,6 +29,8 @@ pub struct Target {
     pub supported: Vec<String>,
     /// The version the main cases run at: the highest released version every chain member supports.
     pub version: Option<String>,
+    /// Every released version the plugin and all its peers (chain members, IPAM delegates) support.
+    pub common_versions: Vec<crate::version::SpecVersion>,
     /// Limit for one invocation.
     pub timeout: Duration,
     /// `--strict`.

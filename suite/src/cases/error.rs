@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::case::{first_line, Applies, Case, Ctx, Level, Verdict, ANY_KIND};
+use crate::case::{first_line, Applies, Attachment, Case, Ctx, Level, Verdict, ANY_KIND, WITH_INTERFACES};
 use crate::cni::ErrorDoc;
 use crate::schema::DocKind;
 use crate::version::SpecVersion;
@@ -66,6 +66,72 @@ pub const CASES: &[Case] = &[
             since: ALWAYS,
         },
         body: incompatible_version,
+    },
+    Case {
+        id: "error/bad-ifname",
+        title: "ADD with an interface name the kernel cannot use (empty, 16 bytes, '..', '/', ':', blank) fails",
+        level: Level::Must,
+        spec: "SPEC §2 Parameters CNI_IFNAME (if the plugin cannot use the name it must return an error)",
+        applies: Applies {
+            kinds: WITH_INTERFACES,
+            since: ALWAYS,
+        },
+        body: bad_ifname,
+    },
+    Case {
+        id: "error/bad-container-id",
+        title: "ADD with a container id outside [a-zA-Z0-9_.-] fails with code 4",
+        level: Level::Should,
+        spec: "SPEC 1.0.0 §2 Parameters CNI_CONTAINERID (allowed characters); §5 code 4",
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: V1,
+        },
+        body: bad_container_id,
+    },
+    Case {
+        id: "error/missing-network-name",
+        title: "ADD with a configuration without \"name\" fails with code 7",
+        level: Level::Should,
+        spec: "SPEC 1.0.0 §1 (name is required); §5 code 7 (invalid network config)",
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: V1,
+        },
+        body: missing_network_name,
+    },
+    Case {
+        id: "error/unknown-command",
+        title: "an unknown CNI_COMMAND fails with code 4",
+        level: Level::Should,
+        spec: "SPEC 1.0.0 §2 CNI_COMMAND; §5 code 4 (invalid environment variables)",
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: V1,
+        },
+        body: unknown_command,
+    },
+    Case {
+        id: "error/check-below-0-4-0",
+        title: "CHECK with a 0.3.x configuration fails with code 1 (CHECK exists from 0.4.0)",
+        level: Level::Should,
+        spec: "SPEC 0.4.0 §2 CHECK; §5 code 1 (incompatible version)",
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: SpecVersion(0, 4, 0),
+        },
+        body: check_below_040,
+    },
+    Case {
+        id: "error/gc-status-below-1-1-0",
+        title: "GC and STATUS with a 1.0.0 configuration fail with code 1 (they exist from 1.1.0)",
+        level: Level::Should,
+        spec: "SPEC 1.1.0 §2 GC, STATUS; §5 code 1 (incompatible version)",
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: SpecVersion(1, 1, 0),
+        },
+        body: gc_status_below_110,
     },
 ];
 
@@ -208,4 +274,125 @@ fn incompatible_version(ctx: &mut Ctx) -> Result<(), Verdict> {
     let idx = failing_add(ctx, env, stdin.to_string().into_bytes())?;
     nothing_created(ctx, &att)?;
     error_object(ctx, idx, 1, &version).map(|_| ())
+}
+
+fn bad_ifname(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let version = ctx.version()?;
+    let stdin = ctx.own_request(&version, None).to_string().into_bytes();
+    let mut accepted = Vec::new();
+    for name in ["", "sixteen-bytes-xx", "..", "a/b", "a:b", "a b"] {
+        let att = ctx.attachment()?;
+        let att = Attachment {
+            ifname: name.to_string(),
+            ..att
+        };
+        let env = ctx.env("ADD", Some(&att));
+        let program = ctx.target.plugin.clone();
+        let idx = ctx.invoke(&program, env, stdin.clone());
+        if ctx.record(idx).exit.success() {
+            ctx.blame = Some(idx);
+            accepted.push(format!("{name:?}"));
+        }
+    }
+    if accepted.is_empty() {
+        Ok(())
+    } else {
+        Err(Verdict::violation(
+            "ADD succeeded with interface names the kernel cannot use",
+            "a non-zero exit for each",
+            format!("exit 0 for {}", accepted.join(", ")),
+        ))
+    }
+}
+
+fn bad_container_id(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let version = ctx.version()?;
+    let att = ctx.attachment()?;
+    let att = Attachment {
+        container_id: "bad/id with spaces!".into(),
+        ..att
+    };
+    let stdin = ctx.own_request(&version, None).to_string().into_bytes();
+    let env = ctx.env("ADD", Some(&att));
+    let idx = failing_add(ctx, env, stdin)?;
+    error_object(ctx, idx, 4, &version).map(|_| ())
+}
+
+fn missing_network_name(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let version = ctx.version()?;
+    let att = ctx.attachment()?;
+    let mut conf = ctx.own_request(&version, None);
+    if let Some(o) = conf.as_object_mut() {
+        o.remove("name");
+    }
+    let env = ctx.env("ADD", Some(&att));
+    let idx = failing_add(ctx, env, conf.to_string().into_bytes())?;
+    error_object(ctx, idx, 7, &version).map(|_| ())
+}
+
+fn unknown_command(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let version = ctx.version()?;
+    let att = ctx.attachment()?;
+    let stdin = ctx.own_request(&version, None).to_string().into_bytes();
+    let env = ctx.env("FROBNICATE", Some(&att));
+    let program = ctx.target.plugin.clone();
+    let idx = ctx.invoke(&program, env, stdin);
+    if ctx.record(idx).exit.success() {
+        ctx.blame = Some(idx);
+        return Err(Verdict::violation(
+            "CNI_COMMAND=FROBNICATE was accepted",
+            "a non-zero exit with code 4",
+            "exit 0",
+        ));
+    }
+    error_object(ctx, idx, 4, &version).map(|_| ())
+}
+
+/// Runs `verb` at `version` (which the plugin must claim) and expects code 1.
+fn verb_refused(ctx: &mut Ctx, verb: &str, version: SpecVersion, att: Option<&Attachment>) -> Result<(), Verdict> {
+    let mut stdin = ctx.own_request(&version.to_string(), None);
+    if verb == "GC" {
+        stdin["cni.dev/valid-attachments"] = serde_json::json!([]);
+    }
+    let env = ctx.env(verb, att);
+    let program = ctx.target.plugin.clone();
+    let idx = ctx.invoke(&program, env, stdin.to_string().into_bytes());
+    if ctx.record(idx).exit.success() {
+        ctx.blame = Some(idx);
+        return Err(Verdict::violation(
+            format!("{verb} was accepted with a {version} configuration"),
+            "a non-zero exit with code 1",
+            "exit 0",
+        ));
+    }
+    error_object(ctx, idx, 1, &version.to_string()).map(|_| ())
+}
+
+/// The highest version below `limit` that the plugin claims.
+fn claimed_below(ctx: &Ctx, limit: SpecVersion) -> Option<SpecVersion> {
+    let mut v: Vec<SpecVersion> = ctx
+        .target
+        .supported
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .filter(|v: &SpecVersion| v.is_released() && *v < limit)
+        .collect();
+    v.sort();
+    v.pop()
+}
+
+fn check_below_040(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let Some(old) = claimed_below(ctx, SpecVersion(0, 4, 0)).filter(|v| *v >= SpecVersion(0, 3, 0)) else {
+        return Err(Verdict::Skip("the plugin claims no 0.3.x version".into()));
+    };
+    let att = ctx.attachment()?;
+    verb_refused(ctx, "CHECK", old, Some(&att))
+}
+
+fn gc_status_below_110(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let Some(old) = claimed_below(ctx, SpecVersion(1, 1, 0)).filter(|v| *v >= SpecVersion(1, 0, 0)) else {
+        return Err(Verdict::Skip("the plugin claims no 1.0.0 version".into()));
+    };
+    verb_refused(ctx, "GC", old, None)?;
+    verb_refused(ctx, "STATUS", old, None)
 }

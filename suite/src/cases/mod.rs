@@ -1,11 +1,15 @@
 //! The catalogue of cases, one file per area. Each area file exports `CASES`; [`all`] gathers them.
 
 mod add;
+mod chain;
 mod check;
 mod connectivity;
 mod del;
 mod error;
+mod gc;
 mod kernel;
+mod matrix;
+mod status;
 mod version;
 
 use crate::case::Case;
@@ -17,7 +21,11 @@ pub fn all() -> Vec<&'static Case> {
         error::CASES,
         add::CASES,
         check::CASES,
+        chain::CASES,
+        matrix::CASES,
         del::CASES,
+        gc::CASES,
+        status::CASES,
         connectivity::CASES,
     ]
     .iter()

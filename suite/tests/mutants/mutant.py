@@ -7,7 +7,11 @@ after the table keys). The tables live in the m_*.py modules beside this file, o
 row names the case that must catch the mutant and the status it must report. A case that no
 mutant can fail proves nothing: `cargo test` checks every listed case appears in some row.
 
-    mutant.py --table     prints: name case status config
+    mutant.py --table     prints: name case status config uses-reference-plugins
+
+A wrapped binary written "{ref}/bridge" is the project's own reference plugin, built by the
+mutant test into target/mutant-reference (for cases that need spec 1.1.0, which Debian's
+upstream plugins do not speak).
 """
 import glob
 import importlib
@@ -30,15 +34,16 @@ def load():
             func, case, status = row[:3]
             real = row[3] if len(row) > 3 else "/usr/lib/cni/bridge"
             config = row[4] if len(row) > 4 else "bridge.json"
-            table[name] = (func, case, status, real, config)
+            table[name] = (func, case, status, real.replace("{ref}", mutantlib.REFERENCE), config)
     return table
 
 
 def main():
     table = load()
     if len(sys.argv) > 1 and sys.argv[1] == "--table":
-        for name, (_, case, status, _, config) in table.items():
-            print(f"{name} {case} {status} {config}")
+        for name, (_, case, status, real, config) in table.items():
+            uses_reference = "yes" if real.startswith(mutantlib.REFERENCE) else "no"
+            print(f"{name} {case} {status} {config} {uses_reference}")
         return
     name = os.path.basename(sys.argv[0])
     entry = table.get(name)

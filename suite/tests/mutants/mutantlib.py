@@ -7,6 +7,11 @@ import sys
 # The upstream binary the current mutant wraps; set by mutant.py before the mutant runs.
 REAL = "/usr/lib/cni/bridge"
 
+# Where the mutant test builds the project's reference plugins ("{ref}" in a table row).
+REFERENCE = os.path.normpath(
+    os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "..", "target", "mutant-reference", "release")
+)
+
 
 def netns_run(args):
     ns = os.environ.get("CNI_NETNS", "")

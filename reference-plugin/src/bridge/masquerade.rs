@@ -1,0 +1,76 @@
+//! The bridge's view of masquerading: entries belong to one attachment
+//! `(network, containerID, ifname)` and cover its addresses. This adapter maps those calls onto
+//! the nftables module [`crate::masq`] (one hash-set element per address, so ADD and DEL cost
+//! the same with 1 or 1,000 attachments) and its errors onto CNI errors.
+
+use super::{kernel, to_nl};
+use crate::cni::config::Attachment;
+use crate::cni::error::{self, CniError};
+use crate::cni::ipnet::IpNet;
+use crate::masq::Masq;
+
+fn open() -> Result<Masq, CniError> {
+    Masq::open().map_err(kernel)
+}
+
+/// Masquerade traffic from `addrs` of the attachment that leaves their subnets.
+pub fn setup(network: &str, container_id: &str, ifname: &str, addrs: &[IpNet]) -> Result<(), CniError> {
+    let masq = open()?;
+    for addr in addrs {
+        masq.add(network, container_id, ifname, to_nl(*addr)).map_err(kernel)?;
+    }
+    Ok(())
+}
+
+/// Remove the attachment's masquerade entries (idempotent). With addresses (from the netns or
+/// `prevResult`) only those are looked up; without any, the network's entries are scanned for
+/// the attachment's owner tag.
+pub fn teardown(network: &str, container_id: &str, ifname: &str, addrs: &[IpNet]) -> Result<(), CniError> {
+    let masq = open()?;
+    let nl: Vec<_> = addrs.iter().map(|a| to_nl(*a)).collect();
+    let ips = (!nl.is_empty()).then_some(nl.as_slice());
+    let removed = masq.del(network, container_id, ifname, ips).map_err(kernel)?;
+    if removed > 0 {
+        super::linger::hand_over_open_files();
+    }
+    Ok(())
+}
+
+/// Fail unless every address of the attachment is masqueraded for it.
+pub fn check(network: &str, container_id: &str, ifname: &str, addrs: &[IpNet]) -> Result<(), CniError> {
+    if addrs.is_empty() {
+        return Ok(());
+    }
+    let masq = open()?;
+    let nl: Vec<_> = addrs.iter().map(|a| to_nl(*a)).collect();
+    if masq.check(network, container_id, ifname, &nl).map_err(kernel)? {
+        Ok(())
+    } else {
+        let list: Vec<String> = addrs.iter().map(IpNet::to_string).collect();
+        Err(CniError::with_details(
+            error::CHECK_FAILED,
+            format!(
+                "masquerade entry missing for {} of {network}/{container_id}/{ifname}",
+                list.join(", ")
+            ),
+            format!(
+                "expected an element owned by the attachment in table inet {}",
+                crate::masq::TABLE
+            ),
+        ))
+    }
+}
+
+/// Remove the masquerade entries of `network` whose attachment is not in `valid`.
+pub fn gc(network: &str, valid: &[Attachment]) -> Result<(), CniError> {
+    let masq = open()?;
+    let pairs: Vec<(&str, &str)> = valid
+        .iter()
+        .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
+        .collect();
+    let removed = masq.gc(network, &pairs).map_err(kernel)?;
+    if removed > 0 {
+        super::linger::hand_over_open_files();
+    }
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! `gc/*`: the GC verb (SPEC 1.1.0 §2 GC): stale attachments' resources go, valid ones stay.
+
+use serde_json::{json, Value};
+
+use crate::case::{first_line, Applies, Attachment, Case, Ctx, Level, Verdict, ANY_KIND};
+use crate::lab::HostSnapshot;
+use crate::version::SpecVersion;
+
+const V11: SpecVersion = SpecVersion(1, 1, 0);
+
+/// The cases of this area.
+pub const CASES: &[Case] = &[
+    Case {
+        id: "gc/keeps-valid",
+        title: "GC listing every attachment as valid exits 0, prints nothing and changes nothing",
+        level: Level::Must,
+        spec: "SPEC 1.1.0 §2 GC (output nothing on success; only attachments not in the list are stale)",
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: V11,
+        },
+        body: keeps_valid,
+    },
+    Case {
+        id: "gc/removes-stale",
+        title: "GC removes the host resources (NAT rules, IPAM reservation) of an attachment missing from the list",
+        level: Level::Should,
+        spec: "SPEC 1.1.0 §2 GC (should remove every resource of attachments not in the set)",
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: V11,
+        },
+        body: removes_stale,
+    },
+    Case {
+        id: "gc/empty-list",
+        title: "GC with an empty list removes everything of the network's attachments that names them",
+        level: Level::Should,
+        spec: "SPEC 1.1.0 §2 GC (an attachment not in the set is stale)",
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: V11,
+        },
+        body: empty_list,
+    },
+    Case {
+        id: "gc/legacy-key",
+        title: "GC accepts the 1.1.0 tag's key cni.dev/attachments without the newer cni.dev/valid-attachments",
+        level: Level::Must,
+        spec: "SPEC 1.1.0 tag §2 GC (cni.dev/attachments); digest §10.1",
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: V11,
+        },
+        body: legacy_key,
+    },
+];
+
+/// 1.1.0 when the plugin and its peers speak it, else a skip.
+pub(super) fn v110(ctx: &Ctx) -> Result<String, Verdict> {
+    if ctx.target.common_versions.contains(&V11) {
+        Ok(V11.to_string())
+    } else {
+        Err(Verdict::Skip(
+            "the plugin or one of its peers (chain members, IPAM delegate) does not speak 1.1.0".into(),
+        ))
+    }
+}
+
+/// The GC list entry of an attachment.
+fn entry(att: &Attachment) -> Value {
+    json!({"containerID": att.container_id, "ifname": att.ifname})
+}
+
+/// Runs GC through the chain (list order, like libcni) with the given keys; returns the index of
+/// the plugin-under-test's record.
+fn gc(ctx: &mut Ctx, valid: Vec<Value>, keys: &[&str]) -> Result<usize, Verdict> {
+    let version = v110(ctx)?;
+    let n = ctx.target.profile.plugins.len();
+    let mut own = 0;
+    for i in 0..n {
+        let program = if i + 1 == n {
+            ctx.target.plugin.clone()
+        } else {
+            let ty = ctx.target.profile.plugins[i]
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            ctx.target
+                .find_plugin(ty)
+                .ok_or_else(|| Verdict::Skip(format!("chain member {ty:?} not found")))?
+        };
+        let mut stdin = ctx.request(i, &version, None);
+        for k in keys {
+            stdin[*k] = Value::Array(valid.clone());
+        }
+        let env = ctx.env("GC", None);
+        own = ctx.invoke(&program, env, stdin.to_string().into_bytes());
+    }
+    Ok(own)
+}
+
+/// A finding unless GC record `idx` exited 0 with empty stdout.
+fn quiet_success(ctx: &mut Ctx, idx: usize) -> Result<(), Verdict> {
+    ctx.blame = Some(idx);
+    let rec = ctx.record(idx);
+    if !rec.exit.success() {
+        return Err(Verdict::violation(
+            "GC failed",
+            "exit 0",
+            format!("{}: {}", rec.exit, first_line(&rec.stdout, &rec.stderr)),
+        ));
+    }
+    if !rec.stdout.trim().is_empty() {
+        return Err(Verdict::violation(
+            "GC printed output on success",
+            "nothing on stdout",
+            crate::case::truncate(&rec.stdout, 200),
+        ));
+    }
+    Ok(())
+}
+
+fn diff_lines(before: &HostSnapshot, after: &HostSnapshot) -> Vec<String> {
+    after
+        .diff(before)
+        .into_iter()
+        .filter(|c| !(c.sign == '~' && c.what.starts_with("file ")))
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// Snapshots until the diff from `before` has no line matching `keep`, or two seconds passed.
+fn settled(ctx: &Ctx, before: &HostSnapshot, keep: impl Fn(&str) -> bool) -> Result<Vec<String>, Verdict> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let lines: Vec<String> = diff_lines(before, &ctx.lab.snapshot()?)
+            .into_iter()
+            .filter(|l| keep(l))
+            .collect();
+        if lines.is_empty() || std::time::Instant::now() >= deadline {
+            return Ok(lines);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn keeps_valid(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let version = v110(ctx)?;
+    let att = ctx.attachment()?;
+    let out = ctx.add_at(&att, &version)?;
+    let before = ctx.lab.snapshot()?;
+    let idx = gc(
+        ctx,
+        vec![entry(&att)],
+        &["cni.dev/valid-attachments", "cni.dev/attachments"],
+    )?;
+    quiet_success(ctx, idx)?;
+    let changed = diff_lines(&before, &ctx.lab.snapshot()?);
+    if !changed.is_empty() {
+        return Err(Verdict::violation(
+            "GC changed the host although every attachment is valid",
+            "no change",
+            changed.join("; "),
+        ));
+    }
+    let (idx, ok) = ctx.check_raw(&att, &out.result, &version)?;
+    if !ok {
+        ctx.blame = Some(idx);
+        let rec = ctx.record(idx);
+        return Err(Verdict::violation(
+            "CHECK of a valid attachment fails after GC",
+            "exit 0",
+            first_line(&rec.stdout, &rec.stderr),
+        ));
+    }
+    Ok(())
+}
+
+fn removes_stale(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let version = v110(ctx)?;
+    let keep = ctx.attachment()?;
+    ctx.add_at(&keep, &version)?;
+    let before = ctx.lab.snapshot()?;
+    let stale = ctx.attachment()?;
+    ctx.add_at(&stale, &version)?;
+    // The container died without a DEL: its namespace is gone, its host resources are not.
+    ctx.lab.remove_container(&stale.container.name)?;
+    let idx = gc(
+        ctx,
+        vec![entry(&keep)],
+        &["cni.dev/valid-attachments", "cni.dev/attachments"],
+    )?;
+    quiet_success(ctx, idx)?;
+    let left = settled(ctx, &before, |_| true)?;
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(Verdict::violation(
+            "GC left resources of a stale attachment",
+            "the host as it was before the stale ADD",
+            left.join("; "),
+        ))
+    }
+}
+
+fn empty_list(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let version = v110(ctx)?;
+    let before = ctx.lab.snapshot()?;
+    let att = ctx.attachment()?;
+    let out = ctx.add_at(&att, &version)?;
+    let ips: Vec<String> = crate::cni::NormalResult::parse(&out.result)
+        .map(|r| r.ips.iter().map(|i| i.address.addr.to_string()).collect())
+        .unwrap_or_default();
+    ctx.lab.remove_container(&att.container.name)?;
+    let idx = gc(ctx, Vec::new(), &["cni.dev/valid-attachments", "cni.dev/attachments"])?;
+    quiet_success(ctx, idx)?;
+    // Network-wide state (a bridge, a NAT base chain) may stay; what names the attachment may not.
+    let id = att.container_id.clone();
+    let names_it = move |l: &str| {
+        l.contains(&id)
+            || ips.iter().any(|ip| {
+                l.contains(&format!("/{ip} "))
+                    || l.ends_with(&format!("/{ip}"))
+                    || l.contains(&format!(" {ip}/"))
+                    || l.contains(&format!("{ip} "))
+            })
+    };
+    let left = settled(ctx, &before, names_it)?;
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(Verdict::violation(
+            "GC with an empty list left resources naming the attachment",
+            "nothing naming its id or address",
+            left.join("; "),
+        ))
+    }
+}
+
+fn legacy_key(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let version = v110(ctx)?;
+    let att = ctx.attachment()?;
+    ctx.add_at(&att, &version)?;
+    let idx = gc(ctx, vec![entry(&att)], &["cni.dev/attachments"])?;
+    quiet_success(ctx, idx)
+}

@@ -1,0 +1,76 @@
+//! `matrix/*`: the lifecycle at every spec version the plugin claims (SPEC §1 version history).
+
+use serde_json::Value;
+
+use crate::case::{first_line, Applies, Case, Ctx, Level, Verdict, ANY_KIND};
+use crate::schema::DocKind;
+use crate::version::SpecVersion;
+
+/// The cases of this area.
+pub const CASES: &[Case] = &[Case {
+    id: "matrix/add-check-del",
+    title: "ADD, CHECK (0.4.0+) and DEL work at every released version the plugin claims, each result in that version's shape",
+    level: Level::Must,
+    spec: "SPEC §1 (results per version: ip4/ip6, ips[].version, 1.1 extras); §2 (output cniVersion = input)",
+    applies: Applies { kinds: ANY_KIND, since: SpecVersion(0, 1, 0) },
+    body: add_check_del,
+}];
+
+fn add_check_del(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let versions: Vec<SpecVersion> = ctx.target.common_versions.clone();
+    if versions.is_empty() {
+        return Err(Verdict::Skip(
+            "no released version is spoken by the plugin and all its peers".into(),
+        ));
+    }
+    let mut problems = Vec::new();
+    for v in versions {
+        let version = v.to_string();
+        let att = ctx.attachment()?;
+        let out = match ctx.add_at(&att, &version) {
+            Ok(o) => o,
+            Err(Verdict::Violation(f)) => {
+                problems.push(format!("{version}: {}: {}", f.message, f.seen.unwrap_or_default()));
+                continue;
+            }
+            Err(other) => return Err(other),
+        };
+        if let Err(Verdict::Violation(f)) = ctx.schema_check(&version, DocKind::AddResult, &out.result) {
+            problems.push(format!(
+                "{version}: result does not match the schema: {}",
+                f.seen.unwrap_or_default()
+            ));
+        }
+        let echoed = out.result.get("cniVersion").and_then(Value::as_str);
+        if echoed != Some(version.as_str()) {
+            problems.push(format!("{version}: result cniVersion is {echoed:?}"));
+        }
+        if v.has_check() {
+            let (idx, ok) = ctx.check_raw(&att, &out.result, &version)?;
+            if !ok {
+                let rec = ctx.record(idx);
+                problems.push(format!(
+                    "{version}: CHECK failed: {}",
+                    first_line(&rec.stdout, &rec.stderr)
+                ));
+            }
+        }
+        let idx = ctx.del_raw(&att, Some(&out.result), &version)?;
+        let rec = ctx.record(idx);
+        if !rec.exit.success() {
+            problems.push(format!(
+                "{version}: DEL failed: {}",
+                first_line(&rec.stdout, &rec.stderr)
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Verdict::violation(
+            "the lifecycle fails at some claimed versions",
+            "ADD/CHECK/DEL succeed with a valid result at every claimed version",
+            problems.join("; "),
+        ))
+    }
+}

@@ -1,0 +1,111 @@
+//! `status/*`: the STATUS verb (SPEC 1.1.0 §2 STATUS).
+
+use serde_json::{json, Value};
+
+use crate::case::{first_line, Applies, Case, Ctx, Level, Verdict, ANY_KIND};
+use crate::version::SpecVersion;
+
+use super::gc::v110;
+
+/// The cases of this area.
+pub const CASES: &[Case] = &[
+    Case {
+        id: "status/ready",
+        title: "STATUS of a healthy plugin exits 0 and prints nothing",
+        level: Level::Must,
+        spec: "SPEC 1.1.0 §2 STATUS (exit 0 when able to serve ADD)",
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: SpecVersion(1, 1, 0),
+        },
+        body: ready,
+    },
+    Case {
+        id: "status/exhausted",
+        title: "STATUS fails with code 50 once the address pool is used up, and ADD still works after a DEL",
+        level: Level::Should,
+        spec: "SPEC 1.1.0 §2 STATUS (resources exhausted: code 50; keep serving ADD/DEL after an error)",
+        applies: Applies {
+            kinds: ANY_KIND,
+            since: SpecVersion(1, 1, 0),
+        },
+        body: exhausted,
+    },
+];
+
+fn status(ctx: &mut Ctx, stdin: &Value) -> usize {
+    let env = ctx.env("STATUS", None);
+    let program = ctx.target.plugin.clone();
+    ctx.invoke(&program, env, stdin.to_string().into_bytes())
+}
+
+fn ready(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let version = v110(ctx)?;
+    let stdin = ctx.own_request(&version, None);
+    let idx = status(ctx, &stdin);
+    ctx.blame = Some(idx);
+    let rec = ctx.record(idx);
+    if !rec.exit.success() {
+        return Err(Verdict::violation(
+            "STATUS failed on a fresh lab",
+            "exit 0",
+            format!("{}: {}", rec.exit, first_line(&rec.stdout, &rec.stderr)),
+        ));
+    }
+    if !rec.stdout.trim().is_empty() {
+        return Err(Verdict::violation(
+            "STATUS printed output on success",
+            "nothing on stdout",
+            crate::case::truncate(&rec.stdout, 200),
+        ));
+    }
+    Ok(())
+}
+
+/// The request with its host-local range replaced by a /30 (one usable address); `None` when the
+/// plugin does not use host-local (the case then cannot exhaust a pool it does not know).
+fn tiny_pool(ctx: &Ctx, version: &str) -> Option<Value> {
+    if ctx.target.profile.plugins.len() != 1 {
+        return None;
+    }
+    let mut req = ctx.own_request(version, None);
+    let ipam = req.get_mut("ipam")?.as_object_mut()?;
+    if ipam.get("type").and_then(Value::as_str) != Some("host-local") {
+        return None;
+    }
+    ipam.remove("subnet");
+    ipam.insert("ranges".into(), json!([[{"subnet": "10.91.0.0/30"}]]));
+    Some(req)
+}
+
+fn exhausted(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let version = v110(ctx)?;
+    let Some(req) = tiny_pool(ctx, &version) else {
+        return Err(Verdict::Skip(
+            "the configuration does not use host-local, so the suite cannot exhaust its pool".into(),
+        ));
+    };
+    let att = ctx.attachment()?;
+    let add = ctx.invoke_own("ADD", Some(&att), &req);
+    ctx.expect_success(add, "ADD on a one-address pool")?;
+    let idx = status(ctx, &req);
+    ctx.blame = Some(idx);
+    let rec = ctx.record(idx).clone();
+    let code = crate::cni::ErrorDoc::parse(&rec.stdout).and_then(|e| e.code);
+    if rec.exit.success() || code != Some(50) {
+        return Err(Verdict::violation(
+            "STATUS does not report the exhausted pool",
+            "a non-zero exit with code 50",
+            format!("{}: {}", rec.exit, first_line(&rec.stdout, &rec.stderr)),
+        ));
+    }
+    let mut with_prev = req.clone();
+    if let Some(result) = ctx.record(add).stdout_json() {
+        with_prev["prevResult"] = result;
+    }
+    let del = ctx.invoke_own("DEL", Some(&att), &with_prev);
+    ctx.expect_success(del, "DEL after STATUS reported an error")?;
+    let again = ctx.attachment()?;
+    let add2 = ctx.invoke_own("ADD", Some(&again), &req);
+    ctx.expect_success(add2, "ADD after the pool was freed")
+}
