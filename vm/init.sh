@@ -18,8 +18,9 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm /run /tmp /var/lib/cni /sys/fs/cgroup
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /run
-mount -t tmpfs tmpfs /tmp
+# /run and /tmp stay on the root file system (already in memory): files the run needs may live
+# there on the host (a plugin under /tmp), and a mount would hide them.
+chmod 1777 /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 [ -e /var/run ] || ln -s /run /var/run
 mkdir -p /run/netns
