@@ -253,43 +253,81 @@ pub fn debian(package: &str, cache: &Path, say: &mut dyn FnMut(&str)) -> Result<
     Ok(kernel)
 }
 
-fn fetch_into(package: &str, work: &Path, dest: &Path) -> Result<(), KernelError> {
-    let apt = |problem: String| KernelError::Apt {
-        package: package.into(),
-        problem,
-    };
+/// Packages that complete a kernel image package: Ubuntu ships the modules of
+/// `linux-image-<release>` in `linux-modules-<release>` and `linux-modules-extra-<release>`
+/// (Debian keeps them in the image package, and these names do not exist there).
+fn companion_packages(image_package: &str) -> Vec<String> {
+    match image_package.strip_prefix("linux-image-") {
+        Some(release) if release.starts_with(|c: char| c.is_ascii_digit()) => {
+            vec![
+                format!("linux-modules-{release}"),
+                format!("linux-modules-extra-{release}"),
+            ]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn apt_download(package: &str, work: &Path) -> Result<(), KernelError> {
     let out = Command::new("apt-get")
         .args(["download", "-q", package])
         .current_dir(work)
         .output()
         .map_err(|_| tool_missing("apt-get", "apt"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let line = err
-            .lines()
-            .rfind(|l| l.starts_with("E:"))
-            .or_else(|| err.lines().last())
-            .unwrap_or("apt-get download failed");
-        return Err(apt(line.trim().to_string()));
+    if out.status.success() {
+        return Ok(());
     }
-    let deb = std::fs::read_dir(work)
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .rfind(|l| l.starts_with("E:"))
+        .or_else(|| err.lines().last())
+        .unwrap_or("apt-get download failed");
+    Err(KernelError::Apt {
+        package: package.into(),
+        problem: line.trim().to_string(),
+    })
+}
+
+fn fetch_into(package: &str, work: &Path, dest: &Path) -> Result<(), KernelError> {
+    let apt = |problem: String| KernelError::Apt {
+        package: package.into(),
+        problem,
+    };
+    apt_download(package, work)?;
+    for companion in companion_packages(package) {
+        // Absent on Debian; on Ubuntu they hold the modules.
+        let _ = apt_download(&companion, work);
+    }
+    let debs: Vec<PathBuf> = std::fs::read_dir(work)
         .map_err(|e| apt(e.to_string()))?
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .ok_or_else(|| apt("apt-get download left no .deb".into()))?;
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect();
+    if debs.is_empty() {
+        return Err(apt("apt-get download left no .deb".into()));
+    }
     let unpacked = work.join("root");
-    let status = Command::new("dpkg-deb")
-        .arg("-x")
-        .arg(&deb)
-        .arg(&unpacked)
-        .status()
-        .map_err(|_| tool_missing("dpkg-deb", "dpkg"))?;
-    if !status.success() {
-        return Err(apt(format!("dpkg-deb -x {} failed", deb.display())));
+    for deb in &debs {
+        let status = Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(deb)
+            .arg(&unpacked)
+            .status()
+            .map_err(|_| tool_missing("dpkg-deb", "dpkg"))?;
+        if !status.success() {
+            return Err(apt(format!("dpkg-deb -x {} failed", deb.display())));
+        }
     }
     // Keep only what the guest uses: the image, the config, and the modules.
-    let _ = std::fs::remove_dir_all(unpacked.join("usr"));
+    let _ = std::fs::remove_dir_all(unpacked.join("usr/share"));
+    // Merged-/usr packages put modules under usr/lib/modules; the lookup wants lib/modules.
+    let usr_modules = unpacked.join("usr/lib/modules");
+    if usr_modules.is_dir() && !unpacked.join("lib/modules").exists() {
+        let _ = std::fs::create_dir_all(unpacked.join("lib"));
+        let _ = std::fs::rename(&usr_modules, unpacked.join("lib/modules"));
+    }
     std::fs::rename(&unpacked, dest).map_err(|e| apt(format!("cannot move the kernel into the cache: {e}")))
 }
 
@@ -308,6 +346,15 @@ mod tests {
         assert_eq!(release_of(&img[..0x100]), None);
         img[0x202] = b'X';
         assert_eq!(release_of(&img), None);
+    }
+
+    #[test]
+    fn ubuntu_module_packages_complete_a_concrete_image_package() {
+        assert_eq!(
+            companion_packages("linux-image-6.8.0-45-generic"),
+            ["linux-modules-6.8.0-45-generic", "linux-modules-extra-6.8.0-45-generic"]
+        );
+        assert!(companion_packages("linux-image-cloud-amd64").is_empty());
     }
 
     #[test]
