@@ -554,13 +554,14 @@ mod tests {
         } else {
             assert!(img.contains(Path::new("/lib/modules/x/modules.dep")));
         }
-        let k1 = img.key().unwrap();
+        let mut memo = DigestMemo::default();
+        let k1 = img.key(&mut memo).unwrap();
         img.add_file(Path::new("/etc/x"), 0o644, Content::Bytes(b"1".to_vec()))
             .unwrap();
-        let k2 = img.key().unwrap();
+        let k2 = img.key(&mut memo).unwrap();
         img.add_file(Path::new("/etc/x"), 0o644, Content::Bytes(b"2".to_vec()))
             .unwrap();
-        let k3 = img.key().unwrap();
+        let k3 = img.key(&mut memo).unwrap();
         assert!(k1 != k2 && k2 != k3 && k1 != k3);
     }
 
