@@ -24,6 +24,29 @@ pub enum PluginKind {
 pub enum LabNeed {
     /// A link of this name in the lab host to act as a parent (macvlan/ipvlan/vlan master).
     MasterLink(String),
+    /// A gateway at the far end of a master link's wire: the master's veth peer moves to the lab's
+    /// outside namespace and gets `address` (on a VLAN sub-link tagged `vlan` when set), so an
+    /// attachment made on the master has a gateway that answers, as on a real network.
+    WireGateway {
+        /// The master link (as in [`LabNeed::MasterLink`]).
+        master: String,
+        /// VLAN tag the gateway listens on, for the vlan plugin.
+        vlan: Option<u16>,
+        /// The gateway's address and prefix.
+        address: crate::net::IpNet,
+    },
+}
+
+/// The gateway host-local picks for `host_local_ipam` (the first address of its subnet).
+fn wire_gateway(master: &str, vlan: Option<u16>) -> LabNeed {
+    LabNeed::WireGateway {
+        master: master.into(),
+        vlan,
+        address: crate::net::IpNet {
+            addr: std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 89, 0, 1)),
+            prefix: 24,
+        },
+    }
 }
 
 /// The configuration a plugin is judged with.
@@ -41,6 +64,9 @@ pub struct Profile {
     pub needs: Vec<LabNeed>,
     /// Set when this plugin cannot be judged here, with the reason (e.g. a missing kernel module).
     pub unavailable: Option<String>,
+    /// The configuration can hold one attachment at a time (vlan: the kernel allows one link per
+    /// master and tag), so cases never keep a first attachment while they make a second.
+    pub one_attachment_at_a_time: bool,
 }
 
 /// Errors loading a profile.
@@ -120,6 +146,7 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
         plugins,
         needs: Vec::new(),
         unavailable: None,
+        one_attachment_at_a_time: false,
     };
     let chained = |obj: Value| mk(PluginKind::Chained, vec![bridge_object(), obj]);
     let profile = match plugin_name {
@@ -134,6 +161,7 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
                 vec![json!({"type": plugin_name, "master": "lab-master0", "ipam": host_local_ipam()})],
             );
             p.needs.push(LabNeed::MasterLink("lab-master0".into()));
+            p.needs.push(wire_gateway("lab-master0", None));
             p.unavailable = missing_kernel_feature(plugin_name);
             p
         }
@@ -143,7 +171,9 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
                 vec![json!({"type": "vlan", "master": "lab-master0", "vlanId": 42, "ipam": host_local_ipam()})],
             );
             p.needs.push(LabNeed::MasterLink("lab-master0".into()));
+            p.needs.push(wire_gateway("lab-master0", Some(42)));
             p.unavailable = missing_kernel_feature("vlan");
+            p.one_attachment_at_a_time = true;
             p
         }
         "host-local" => mk(
@@ -227,6 +257,7 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
         plugins,
         needs: Vec::new(),
         unavailable: None,
+        one_attachment_at_a_time: false,
     })
 }
 

@@ -114,6 +114,21 @@ impl<'a> Ctx<'a> {
                         }
                     }
                 }
+                LabNeed::WireGateway { master, vlan, address } => {
+                    let peer = format!("{}p", &master[..master.len().min(14)]);
+                    let host = lab.host_rtnl()?;
+                    host.move_to_netns(host.index_of(&peer)?, lab.outside_net())?;
+                    let outside = lab.outside_rtnl()?;
+                    let mut link = outside.index_of(&peer)?;
+                    outside.set_up(link, true)?;
+                    if let Some(id) = vlan {
+                        let name = format!("lab-gw.{id}");
+                        outside.create_vlan(&name, link, *id)?;
+                        link = outside.index_of(&name)?;
+                        outside.set_up(link, true)?;
+                    }
+                    outside.add_address(link, *address)?;
+                }
             }
         }
         Ok(Ctx {
