@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::{usage, Usage};
 use cni_conformance::cli::{Format, PluginArgs, VmAccel};
+use cni_conformance::exec::Selector;
 use cni_conformance::report::{self, Report};
 use cni_conformance::{profile, vm};
 
@@ -38,6 +39,11 @@ pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
         Some(file) => profile::from_file(file, &plugin_name).map_err(anyhow::Error::from),
         None => profile::builtin(&plugin_name).map_err(anyhow::Error::from),
     })?;
+    // What the guest would refuse, refused here without a boot.
+    if !(cli.timeout.is_finite() && cli.timeout > 0.0) {
+        return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
+    }
+    usage(Selector::new(&cli.filter, &cli.skip).context("invalid --filter/--skip pattern"))?;
     let mut files = vec![vm::GuestFile {
         guest: plugin.clone(),
         host: plugin.clone(),
@@ -109,8 +115,8 @@ pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
             t.shutdown.as_secs_f64(),
             t.total.as_secs_f64()
         );
-        if !outcome.missing_modules.is_empty() {
-            eprintln!("vm: this kernel lacks modules: {}", outcome.missing_modules.join(" "));
+        if let Some(note) = &outcome.module_note {
+            eprintln!("vm: {note}");
         }
     }
     if outcome.status == 2 || outcome.status < 0 || outcome.status > 1 {

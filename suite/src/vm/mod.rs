@@ -113,8 +113,8 @@ pub struct Outcome {
     pub kernel: String,
     /// The initramfs came from the cache.
     pub image_cached: bool,
-    /// Kernel modules wanted but absent from this kernel.
-    pub missing_modules: Vec<String>,
+    /// What the guest kernel lacks of `vm/modules.list`, when it lacks something.
+    pub module_note: Option<String>,
 }
 
 /// Errors of a guest run (all are environment errors: exit 2).
@@ -250,8 +250,9 @@ fn add_guest_file(img: &mut Image, f: &GuestFile) -> Result<(), VmError> {
     Ok(())
 }
 
-/// Builds the image for a run; returns it and the module wishes the kernel could not meet.
-fn build_image(req: &Request, kernel: &kernel::Kernel, busybox: &Path) -> Result<(Image, Vec<String>), VmError> {
+/// Builds the image for a run; returns it and a note on the module wishes the kernel could not
+/// meet.
+fn build_image(req: &Request, kernel: &kernel::Kernel, busybox: &Path) -> Result<(Image, Option<String>), VmError> {
     let mut img = Image::new();
     base(&mut img, busybox, guest::INIT)?;
     img.add_symlink(Path::new("/usr/bin/env"), "/bin/busybox")?;
@@ -285,12 +286,17 @@ fn build_image(req: &Request, kernel: &kernel::Kernel, busybox: &Path) -> Result
         }
     }
     let (load, auto) = guest::module_lists(guest::MODULES_LIST);
-    let missing;
+    let note;
     if let (Some(dir), Some(release)) = (&kernel.modules, &kernel.release) {
         let tree = modules::ModuleTree::open(dir)?;
         let wanted: Vec<String> = load.iter().chain(auto.iter()).cloned().collect();
         let sel = tree.closure(&wanted)?;
-        missing = sel.missing.clone();
+        note = (!sel.missing.is_empty()).then(|| {
+            format!(
+                "kernel modules this kernel has neither as modules nor built in: {}",
+                sel.missing.join(" ")
+            )
+        });
         let root = Path::new("/lib/modules").join(release);
         for m in &sel.modules {
             img.add_file(&root.join(&m.rel), 0o644, Content::Bytes(m.bytes.clone()))?;
@@ -317,9 +323,12 @@ fn build_image(req: &Request, kernel: &kernel::Kernel, busybox: &Path) -> Result
             Content::Bytes(text.into_bytes()),
         )?;
     } else {
-        missing = load;
+        note = Some(format!(
+            "no module directory for this kernel (--modules DIR); {} must be built in",
+            load.join(" ")
+        ));
     }
-    Ok((img, missing))
+    Ok((img, note))
 }
 
 /// The cached archive for `img`, written when missing; returns (path, was cached).
@@ -504,8 +513,7 @@ pub fn run(req: &Request, say: &mut dyn FnMut(&str), progress: &mut dyn FnMut(&s
     };
     let scratch = Scratch::new()?;
     let accel = pick_accel(req.accel, &qemu_bin, &kernel, &busybox, &req.cache, &scratch.0, say)?;
-    let build_start = Instant::now();
-    let (img, missing_modules) = build_image(req, &kernel, &busybox)?;
+    let (img, module_note) = build_image(req, &kernel, &busybox)?;
     let (base_path, image_cached) = cached(&img, &req.cache)?;
     let initrd = scratch.0.join("initrd.cpio");
     std::fs::copy(&base_path, &initrd).map_err(io_err("cannot copy", &base_path))?;
@@ -519,7 +527,6 @@ pub fn run(req: &Request, say: &mut dyn FnMut(&str), progress: &mut dyn FnMut(&s
             .map_err(io_err("cannot write", &initrd))?;
     }
     let build_done = Instant::now();
-    let _ = build_start;
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
     let image_mib = std::fs::metadata(&initrd).map(|m| m.len() >> 20).unwrap_or(0) as u32;
     let boot = qemu::Boot {
@@ -593,6 +600,6 @@ pub fn run(req: &Request, say: &mut dyn FnMut(&str), progress: &mut dyn FnMut(&s
             kernel.origin
         ),
         image_cached,
-        missing_modules,
+        module_note,
     })
 }
