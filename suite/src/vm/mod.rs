@@ -349,7 +349,7 @@ fn cached(img: &Image, cache: &Path) -> Result<(PathBuf, bool), VmError> {
         return Ok((path, true));
     }
     img.write(&path)?;
-    prune(&dir, 4);
+    prune(&dir, 8);
     Ok((path, false))
 }
 
