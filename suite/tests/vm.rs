@@ -91,6 +91,30 @@ fn a_kernel_that_is_not_there_exits_2_with_one_line() {
 }
 
 #[test]
+fn a_guest_past_its_timeout_is_stopped_and_exits_2() {
+    let Some(bridge) = upstream("bridge") else { return };
+    if !vm_ready("a_guest_past_its_timeout") {
+        return;
+    }
+    let start = std::time::Instant::now();
+    let out = run(&[
+        "--vm",
+        "--vm-timeout",
+        "3",
+        bridge.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("did not finish within 3 s"), "{err}");
+    assert!(out.stdout.is_empty());
+    // The kernel fetch (first run only) comes before the clock starts; the guest itself is cut.
+    assert!(start.elapsed() < std::time::Duration::from_secs(60));
+}
+
+#[test]
 fn upstream_bridge_in_the_vm_passes_with_the_same_cases_as_on_the_host() {
     let Some(bridge) = upstream("bridge") else { return };
     if !vm_ready("upstream_bridge_in_the_vm") {
