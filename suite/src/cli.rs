@@ -49,26 +49,73 @@ pub struct RuntimeArgs {
     /// `should` failures and spec/reference differences fail the run.
     #[arg(long)]
     pub strict: bool,
+    /// Limit for one run of the runtime command (one scenario), in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    pub timeout: f64,
     /// The runtime command, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
+/// The verbs of `invoke`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InvokeVerb {
+    /// ADD the attachment (prints the result).
+    Add,
+    /// CHECK the attachment.
+    Check,
+    /// DEL the attachment.
+    Del,
+    /// GC the network (stale cached attachments are deleted).
+    Gc,
+    /// STATUS of the network's plugins.
+    Status,
+}
+
 /// Arguments of `invoke`.
 #[derive(Debug, Args)]
 pub struct InvokeArgs {
-    /// The verb: add, check, del, gc, status (or version).
-    pub verb: String,
-    /// Everything else, parsed by the invoke module.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub rest: Vec<String>,
+    /// The verb.
+    #[arg(value_enum)]
+    pub verb: InvokeVerb,
+    /// The network configuration (a conflist, or a single plugin object).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// CNI_NETNS: the container's network namespace path (required for add and check).
+    #[arg(long, value_name = "PATH")]
+    pub netns: Option<String>,
+    /// CNI_CONTAINERID (required for add, check and del).
+    #[arg(long, value_name = "ID")]
+    pub container_id: Option<String>,
+    /// CNI_IFNAME.
+    #[arg(long, value_name = "NAME", default_value = "eth0")]
+    pub ifname: String,
+    /// Colon-separated CNI_PATH (default: $CNI_PATH, else /opt/cni/bin:/usr/lib/cni).
+    #[arg(long, value_name = "DIRS")]
+    pub cni_path: Option<String>,
+    /// Result cache directory.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/cni")]
+    pub cache_dir: PathBuf,
+    /// CNI_ARGS as K=V;K=V.
+    #[arg(long, value_name = "K=V;...")]
+    pub args: Option<String>,
+    /// Capability arguments, a JSON object (e.g. '{"portMappings":[...]}').
+    #[arg(long, value_name = "JSON")]
+    pub capability_args: Option<String>,
+    /// For gc: the attachments still valid, a JSON array of {"containerID","ifname"} (default:
+    /// none is valid, so every cached attachment of the network is deleted, like cnitool).
+    #[arg(long, value_name = "JSON")]
+    pub valid_attachments: Option<String>,
+    /// Limit for one plugin invocation, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub timeout: f64,
 }
 
 /// Arguments of plugin mode.
 #[derive(Debug, Args)]
 pub struct PluginArgs {
-    /// The plugin binary to judge.
-    #[arg(required_unless_present = "list")]
+    /// The plugin binary to judge (default: the reference bridge and host-local built next to
+    /// this command).
     pub plugin: Option<PathBuf>,
 
     /// Network configuration to use: a plugin object, or a conflist whose last plugin is the one

@@ -3,8 +3,9 @@
 //! Modules by job: [`ns`] namespace primitives, [`net`] rtnetlink, [`lab`] hermetic labs and host
 //! snapshots, [`runner`] plugin invocation, [`probe`] packets, [`schema`] per-version JSON Schemas,
 //! [`cni`] reading CNI documents, [`profile`] plugin configurations, [`case`] the case model,
-//! [`cases`] the catalogue, [`exec`] selection and parallel execution, [`report`] output, [`vm`] the
-//! same run inside a QEMU guest.
+//! [`cases`] the catalogue, [`exec`] selection and parallel execution, [`report`] output,
+//! [`invoke`] the libcni-like runner, [`runtime`] runtime mode (recorder, scenarios, rules), [`vm`]
+//! the same run inside a QEMU guest.
 #![deny(missing_docs)]
 
 pub mod case;
@@ -12,14 +13,17 @@ pub mod cases;
 pub mod cli;
 pub mod cni;
 pub mod exec;
+pub mod invoke;
 pub mod lab;
 pub mod net;
 pub mod ns;
 pub mod preflight;
 pub mod probe;
+pub mod probe_rate;
 pub mod profile;
 pub mod report;
 pub mod runner;
+pub mod runtime;
 pub mod schema;
 pub mod version;
 pub mod vm;

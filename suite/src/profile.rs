@@ -22,31 +22,17 @@ pub enum PluginKind {
 /// Something the lab must build before the case runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LabNeed {
-    /// A link of this name in the lab host to act as a parent (macvlan/ipvlan/vlan master).
-    MasterLink(String),
-    /// A gateway at the far end of a master link's wire: the master's veth peer moves to the lab's
-    /// outside namespace and gets `address` (on a VLAN sub-link tagged `vlan` when set), so an
-    /// attachment made on the master has a gateway that answers, as on a real network.
-    WireGateway {
-        /// The master link (as in [`LabNeed::MasterLink`]).
-        master: String,
-        /// VLAN tag the gateway listens on, for the vlan plugin.
-        vlan: Option<u16>,
-        /// The gateway's address and prefix.
-        address: crate::net::IpNet,
+    /// A veth in the lab host to act as a parent (macvlan/ipvlan/vlan master); its peer end
+    /// (`<name>p`) carries `gateway` (a CIDR) when given, so the attachment's gateway answers.
+    MasterLink {
+        /// The parent link's name.
+        name: String,
+        /// Address for the peer end, e.g. "10.89.0.1/24".
+        gateway: Option<String>,
+        /// When set, the gateway sits on a VLAN sub-link of the peer end with this tag (the vlan
+        /// plugin's frames arrive tagged).
+        gateway_vlan: Option<u16>,
     },
-}
-
-/// The gateway host-local picks for `host_local_ipam` (the first address of its subnet).
-fn wire_gateway(master: &str, vlan: Option<u16>) -> LabNeed {
-    LabNeed::WireGateway {
-        master: master.into(),
-        vlan,
-        address: crate::net::IpNet {
-            addr: std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 89, 0, 1)),
-            prefix: 24,
-        },
-    }
 }
 
 /// The configuration a plugin is judged with.
@@ -64,6 +50,9 @@ pub struct Profile {
     pub needs: Vec<LabNeed>,
     /// Set when this plugin cannot be judged here, with the reason (e.g. a missing kernel module).
     pub unavailable: Option<String>,
+    /// The interface name the plugin works on when it does not create `CNI_IFNAME` itself
+    /// (loopback: `lo`); `None` means the suite chooses names (`eth0`, `net1`, ...).
+    pub fixed_ifname: Option<String>,
     /// The configuration can hold one attachment at a time (vlan: the kernel allows one link per
     /// master and tag), so cases never keep a first attachment while they make a second.
     pub one_attachment_at_a_time: bool,
@@ -146,6 +135,7 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
         plugins,
         needs: Vec::new(),
         unavailable: None,
+        fixed_ifname: None,
         one_attachment_at_a_time: false,
     };
     let chained = |obj: Value| mk(PluginKind::Chained, vec![bridge_object(), obj]);
@@ -160,8 +150,11 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
                 PluginKind::Interface,
                 vec![json!({"type": plugin_name, "master": "lab-master0", "ipam": host_local_ipam()})],
             );
-            p.needs.push(LabNeed::MasterLink("lab-master0".into()));
-            p.needs.push(wire_gateway("lab-master0", None));
+            p.needs.push(LabNeed::MasterLink {
+                name: "lab-master0".into(),
+                gateway: Some("10.89.0.1/24".into()),
+                gateway_vlan: None,
+            });
             p.unavailable = missing_kernel_feature(plugin_name);
             p
         }
@@ -170,8 +163,11 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
                 PluginKind::Interface,
                 vec![json!({"type": "vlan", "master": "lab-master0", "vlanId": 42, "ipam": host_local_ipam()})],
             );
-            p.needs.push(LabNeed::MasterLink("lab-master0".into()));
-            p.needs.push(wire_gateway("lab-master0", Some(42)));
+            p.needs.push(LabNeed::MasterLink {
+                name: "lab-master0".into(),
+                gateway: Some("10.89.0.1/24".into()),
+                gateway_vlan: Some(42),
+            });
             p.unavailable = missing_kernel_feature("vlan");
             p.one_attachment_at_a_time = true;
             p
@@ -186,7 +182,11 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
                 "addresses": [{"address": "10.90.0.5/24", "gateway": "10.90.0.1"}],
                 "routes": [{"dst": "0.0.0.0/0"}]}})],
         ),
-        "loopback" => mk(PluginKind::Interface, vec![json!({"type": "loopback"})]),
+        "loopback" => {
+            let mut p = mk(PluginKind::Interface, vec![json!({"type": "loopback"})]);
+            p.fixed_ifname = Some("lo".into());
+            p
+        }
         "tuning" => chained(json!({"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.arp_notify": "1"}})),
         "portmap" => chained(json!({"type": "portmap", "capabilities": {"portMappings": true}})),
         "bandwidth" => chained(
@@ -233,9 +233,14 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
     }
     let last = plugins.last().ok_or_else(|| invalid("no plugin"))?;
     let ipam_type = last.pointer("/ipam/type").and_then(Value::as_str);
+    let own_type = last.get("type").and_then(Value::as_str);
     let kind = if plugins.len() > 1 {
         PluginKind::Chained
-    } else if ipam_type == Some(plugin_name) && last.get("type").and_then(Value::as_str) != Some(plugin_name) {
+    } else if (ipam_type == Some(plugin_name) && own_type != Some(plugin_name))
+        || (ipam_type.is_some() && ipam_type == own_type)
+    {
+        // The second form ({"type": "host-local", "ipam": {"type": "host-local"}}, the built-in
+        // host-local profile's shape) names an IPAM plugin tested directly, whatever its file name.
         PluginKind::Ipam
     } else {
         PluginKind::Interface
@@ -257,6 +262,7 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
         plugins,
         needs: Vec::new(),
         unavailable: None,
+        fixed_ifname: None,
         one_attachment_at_a_time: false,
     })
 }
@@ -271,6 +277,8 @@ mod tests {
         assert_eq!(from_value(list, "tuning", "x").unwrap().kind, PluginKind::Chained);
         let ipam = json!({"name":"n","type":"bridge","ipam":{"type":"my-ipam"}});
         assert_eq!(from_value(ipam, "my-ipam", "x").unwrap().kind, PluginKind::Ipam);
+        let direct = json!({"name":"n","type":"host-local","ipam":{"type":"host-local"}});
+        assert_eq!(from_value(direct, "wrapped-ipam", "x").unwrap().kind, PluginKind::Ipam);
         let one = json!({"name":"n","type":"mine"});
         let p = from_value(one, "mine", "x").unwrap();
         assert_eq!(p.kind, PluginKind::Interface);

@@ -110,7 +110,7 @@ fn each_mutant_is_caught_by_its_case() {
                         s.spawn(move || {
                             let out = suite()
                                 .args([plugin.to_str().unwrap(), "--config", fixture(config).to_str().unwrap()])
-                                .args(["--cni-path", &cni_path])
+                                .args(["--cni-path", &cni_path, "--timeout", "5"])
                                 .args(["--filter", &format!("^{case}$"), "--format", "json", "--jobs", "1"])
                                 .output()
                                 .unwrap();
@@ -147,7 +147,19 @@ fn each_mutant_is_caught_by_its_case() {
 
 #[test]
 fn unmodified_upstream_plugins_raise_no_must_failure() {
-    for name in ["bridge", "ptp", "host-local"] {
+    // loopback and sbr are left out on purpose: they have real must-level findings (loopback prints
+    // 1.0.0-shaped results for 0.x requests; sbr's DEL fails when the interface is gone).
+    for name in [
+        "bridge",
+        "ptp",
+        "host-local",
+        "static",
+        "macvlan",
+        "tuning",
+        "portmap",
+        "bandwidth",
+        "firewall",
+    ] {
         let Some(p) = upstream(name) else { return };
         let out = suite()
             .args([p.to_str().unwrap(), "--format", "json"])

@@ -32,7 +32,51 @@ pub fn run(cli: PluginArgs) -> Result<u8, Usage> {
         }
         return Ok(0);
     }
-    let plugin = usage(check_plugin(cli.plugin.as_deref()))?;
+    if !(cli.timeout.is_finite() && cli.timeout > 0.0) {
+        return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
+    }
+    let plugins = match cli.plugin.as_deref() {
+        Some(p) => vec![usage(check_plugin(Some(p)))?],
+        None => usage(bundled_plugins())?,
+    };
+    // Everything below needs namespaces. The bootstrap must happen while single-threaded.
+    usage(ns::bootstrap_unprivileged().map_err(anyhow::Error::from))?;
+    let mut reports = Vec::new();
+    for plugin in plugins {
+        reports.push(judge(&cli, plugin)?);
+    }
+    let text = match (cli.format, reports.as_slice()) {
+        (Format::Human, _) => reports.iter().map(report::human).collect::<Vec<_>>().join("\n"),
+        (Format::Json, [one]) => one.json(),
+        (Format::Json, many) => serde_json::to_string_pretty(many).unwrap_or_default(),
+        (Format::Junit, many) => report::junit_many(many),
+    };
+    print!("{text}");
+    if let Some(path) = &cli.output {
+        usage(std::fs::write(path, &text).with_context(|| format!("cannot write --output {}", path.display())))?;
+    }
+    Ok(reports.iter().map(Report::exit_code).max().unwrap_or(0) as u8)
+}
+
+/// Without a plugin argument the command judges the reference plugins built next to it: bridge
+/// (with the reference host-local as its IPAM delegate) and host-local on its own.
+fn bundled_plugins() -> Result<Vec<PathBuf>> {
+    let exe = std::env::current_exe().context("locating cni-conformance")?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| anyhow!("no directory for {}", exe.display()))?;
+    let plugins: Vec<PathBuf> = ["bridge", "host-local"].iter().map(|n| dir.join(n)).collect();
+    if let Some(missing) = plugins.iter().find(|p| !p.is_file()) {
+        bail!(
+            "no plugin given, and the bundled reference plugin {} is not built (cargo build --release builds it)",
+            missing.display()
+        );
+    }
+    Ok(plugins)
+}
+
+/// Judges one plugin and returns its report.
+fn judge(cli: &PluginArgs, plugin: PathBuf) -> Result<Report, Usage> {
     let plugin_name = plugin
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -41,14 +85,8 @@ pub fn run(cli: PluginArgs) -> Result<u8, Usage> {
         Some(file) => profile::from_file(file, &plugin_name).map_err(anyhow::Error::from),
         None => profile::builtin(&plugin_name).map_err(anyhow::Error::from),
     })?;
-    if !(cli.timeout.is_finite() && cli.timeout > 0.0) {
-        return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
-    }
     let selector = usage(Selector::new(&cli.filter, &cli.skip).context("invalid --filter/--skip pattern"))?;
     let cni_path = cni_path(&plugin, cli.cni_path.as_deref());
-
-    // Everything below needs namespaces. The bootstrap must happen while single-threaded.
-    usage(ns::bootstrap_unprivileged().map_err(anyhow::Error::from))?;
 
     let start = Instant::now();
     let mut target = Target {
@@ -97,16 +135,7 @@ pub fn run(cli: PluginArgs) -> Result<u8, Usage> {
         profile: target.profile.origin.clone(),
     };
     let report = Report::new(info, results, start.elapsed().as_millis() as u64);
-    let text = match cli.format {
-        Format::Human => report::human(&report),
-        Format::Json => report.json(),
-        Format::Junit => report::junit(&report),
-    };
-    print!("{text}");
-    if let Some(path) = &cli.output {
-        usage(std::fs::write(path, &text).with_context(|| format!("cannot write --output {}", path.display())))?;
-    }
-    Ok(report.exit_code() as u8)
+    Ok(report)
 }
 
 /// The plugin path must name an executable regular file.

@@ -104,7 +104,11 @@ impl<'a> Ctx<'a> {
         let lab = Lab::new()?;
         for need in &target.profile.needs {
             match need {
-                LabNeed::MasterLink(name) => {
+                LabNeed::MasterLink {
+                    name,
+                    gateway,
+                    gateway_vlan,
+                } => {
                     let rtnl = lab.host_rtnl()?;
                     let peer = format!("{}p", &name[..name.len().min(14)]);
                     rtnl.create_veth(name, &peer, None)?;
@@ -113,21 +117,19 @@ impl<'a> Ctx<'a> {
                             rtnl.set_up(l.index, true)?;
                         }
                     }
-                }
-                LabNeed::WireGateway { master, vlan, address } => {
-                    let peer = format!("{}p", &master[..master.len().min(14)]);
-                    let host = lab.host_rtnl()?;
-                    host.move_to_netns(host.index_of(&peer)?, lab.outside_net())?;
-                    let outside = lab.outside_rtnl()?;
-                    let mut link = outside.index_of(&peer)?;
-                    outside.set_up(link, true)?;
-                    if let Some(id) = vlan {
-                        let name = format!("lab-gw.{id}");
-                        outside.create_vlan(&name, link, *id)?;
-                        link = outside.index_of(&name)?;
-                        outside.set_up(link, true)?;
+                    if let Some(gw) = gateway {
+                        let net: crate::net::IpNet = gw
+                            .parse()
+                            .map_err(|e| LabError::Other(format!("profile gateway: {e}")))?;
+                        let mut index = rtnl.index_of(&peer)?;
+                        if let Some(id) = gateway_vlan {
+                            let sub = format!("lab-gw.{id}");
+                            rtnl.create_vlan(&sub, index, *id)?;
+                            index = rtnl.index_of(&sub)?;
+                            rtnl.set_up(index, true)?;
+                        }
+                        rtnl.add_address(index, net)?;
                     }
-                    outside.add_address(link, *address)?;
                 }
             }
         }
@@ -150,7 +152,23 @@ impl<'a> Ctx<'a> {
 
     /// A new container namespace and attachment (`eth0`, a fresh container id).
     pub fn attachment(&mut self) -> Result<Attachment, Verdict> {
-        self.attachment_named("eth0")
+        let name = self
+            .target
+            .profile
+            .fixed_ifname
+            .clone()
+            .unwrap_or_else(|| "eth0".into());
+        self.attachment_named(&name)
+    }
+
+    /// A skip when the plugin works on a fixed interface (loopback), for cases that choose names.
+    pub fn needs_free_ifname(&self) -> Result<(), Verdict> {
+        match &self.target.profile.fixed_ifname {
+            Some(n) => Err(Verdict::Skip(format!(
+                "the plugin works on the fixed interface {n}, not on CNI_IFNAME"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// A new container namespace and attachment with a given interface name.

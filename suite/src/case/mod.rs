@@ -6,9 +6,11 @@
 //! [`Ctx`] helper, which turn plugin misbehaviour into findings).
 
 mod ctx;
+mod ctx_variant;
 
 pub(crate) use ctx::{first_line, truncate};
 pub use ctx::{AddOutcome, Attachment, Ctx, Target};
+pub use ctx_variant::Variant;
 
 use crate::profile::PluginKind;
 use crate::version::SpecVersion;

@@ -69,6 +69,7 @@ pub const CASES: &[Case] = &[
 ];
 
 fn custom_ifname(ctx: &mut Ctx) -> Result<(), Verdict> {
+    ctx.needs_free_ifname()?;
     let att = ctx.attachment_named("net1")?;
     let out = ctx.add(&att)?;
     ctx.blame = Some(out.record);
@@ -76,6 +77,7 @@ fn custom_ifname(ctx: &mut Ctx) -> Result<(), Verdict> {
 }
 
 fn interface_exists(ctx: &mut Ctx) -> Result<(), Verdict> {
+    ctx.needs_free_ifname()?;
     let att = ctx.attachment()?;
     let rtnl = ctx.lab.container_rtnl(&att.container)?;
     rtnl.create_veth(&att.ifname, "eth0peer", None)?;

@@ -209,6 +209,7 @@ fn missing_route(ctx: &mut Ctx) -> Result<(), Verdict> {
 }
 
 fn missing_interface(ctx: &mut Ctx) -> Result<(), Verdict> {
+    ctx.needs_free_ifname()?;
     let (att, result, version) = setup(ctx)?;
     let rtnl = ctx.lab.container_rtnl(&att.container)?;
     let link = rtnl

@@ -91,14 +91,9 @@ pub const CASES: &[Case] = &[
 
 const V1: SpecVersion = SpecVersion(1, 0, 0);
 
-/// Leak lines between two snapshots (content changes of existing files are state, not leaks).
+/// Leak lines between two snapshots.
 fn leaks(before: &crate::lab::HostSnapshot, after: &crate::lab::HostSnapshot) -> Vec<String> {
-    after
-        .diff(before)
-        .into_iter()
-        .filter(|c| !(c.sign == '~' && c.what.starts_with("file ")))
-        .map(|c| c.to_string())
-        .collect()
+    after.traces_since(before)
 }
 
 /// ADDs a first attachment (so shared network state exists), snapshots, ADDs a second one, runs
@@ -242,6 +237,7 @@ fn without_prevresult_no_trace(ctx: &mut Ctx) -> Result<(), Verdict> {
 }
 
 fn after_failed_add(ctx: &mut Ctx) -> Result<(), Verdict> {
+    ctx.needs_free_ifname()?;
     // ADD fails because CNI_IFNAME already exists in the container (put there by the suite); the
     // runtime then DELs the attachment, which must succeed and leave nothing of the failed ADD.
     let leaks = second_attachment_leaks_with(ctx, |ctx, att| {

@@ -277,6 +277,7 @@ fn incompatible_version(ctx: &mut Ctx) -> Result<(), Verdict> {
 }
 
 fn bad_ifname(ctx: &mut Ctx) -> Result<(), Verdict> {
+    ctx.needs_free_ifname()?;
     let version = ctx.version()?;
     let stdin = ctx.own_request(&version, None).to_string().into_bytes();
     let mut accepted = Vec::new();

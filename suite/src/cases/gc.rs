@@ -122,12 +122,7 @@ fn quiet_success(ctx: &mut Ctx, idx: usize) -> Result<(), Verdict> {
 }
 
 fn diff_lines(before: &HostSnapshot, after: &HostSnapshot) -> Vec<String> {
-    after
-        .diff(before)
-        .into_iter()
-        .filter(|c| !(c.sign == '~' && c.what.starts_with("file ")))
-        .map(|c| c.to_string())
-        .collect()
+    after.traces_since(before)
 }
 
 /// Snapshots until the diff from `before` has no line matching `keep`, or two seconds passed.

@@ -7,8 +7,10 @@ mod connectivity;
 mod del;
 mod error;
 mod gc;
+mod ipam;
 mod kernel;
 mod matrix;
+mod safety;
 mod status;
 mod version;
 
@@ -24,9 +26,11 @@ pub fn all() -> Vec<&'static Case> {
         chain::CASES,
         matrix::CASES,
         del::CASES,
+        ipam::CASES,
         gc::CASES,
         status::CASES,
         connectivity::CASES,
+        safety::CASES,
     ]
     .iter()
     .flat_map(|list| list.iter())

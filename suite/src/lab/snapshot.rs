@@ -62,6 +62,16 @@ impl std::fmt::Display for Change {
 }
 
 impl HostSnapshot {
+    /// What an attachment left since `before`, as report lines: every difference except content
+    /// changes of files that already existed (state such as host-local's `last_reserved_ip`).
+    pub fn traces_since(&self, before: &HostSnapshot) -> Vec<String> {
+        self.diff(before)
+            .into_iter()
+            .filter(|c| !(c.sign == '~' && c.what.starts_with("file ")))
+            .map(|c| c.to_string())
+            .collect()
+    }
+
     /// Differences from `before` to `self`, in a stable order.
     pub fn diff(&self, before: &HostSnapshot) -> Vec<Change> {
         let mut out = Vec::new();

@@ -71,21 +71,31 @@ fn details(c: &CaseReport, out: &mut String) {
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let p = &report.plugin;
-    let _ = writeln!(
-        out,
-        "cni-conformance {} judging {} ({:?} plugin, {})",
-        report.tool.version, p.path, p.kind, p.profile
-    );
-    let _ = writeln!(
-        out,
-        "supported versions: {}; cases run at {}\n",
-        if p.versions.is_empty() {
-            "none reported".into()
-        } else {
-            p.versions.join(", ")
-        },
-        p.tested_version.as_deref().unwrap_or("no version")
-    );
+    if let Some(cmd) = p.path.strip_prefix("runtime: ") {
+        // Runtime mode: the subject is a command, judged through recording plugins.
+        let _ = writeln!(
+            out,
+            "cni-conformance {} judging runtime `{cmd}` ({})",
+            report.tool.version, p.profile
+        );
+        let _ = writeln!(out, "scenario versions: {}\n", p.versions.join(", "));
+    } else {
+        let _ = writeln!(
+            out,
+            "cni-conformance {} judging {} ({:?} plugin, {})",
+            report.tool.version, p.path, p.kind, p.profile
+        );
+        let _ = writeln!(
+            out,
+            "supported versions: {}; cases run at {}\n",
+            if p.versions.is_empty() {
+                "none reported".into()
+            } else {
+                p.versions.join(", ")
+            },
+            p.tested_version.as_deref().unwrap_or("no version")
+        );
+    }
     let mut area = "";
     for c in &report.cases {
         let a = c.id.split('/').next().unwrap_or("");

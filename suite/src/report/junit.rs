@@ -50,6 +50,36 @@ fn detail(c: &CaseReport) -> String {
 
 /// Renders the report as JUnit XML.
 pub fn render(report: &Report) -> String {
+    render_many(std::slice::from_ref(report))
+}
+
+/// Renders several reports (one per plugin) as one JUnit document; suite names carry the plugin.
+pub fn render_many(reports: &[Report]) -> String {
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let tests: usize = reports.iter().map(|r| r.cases.len()).sum();
+    let failed: usize = reports.iter().map(|r| r.summary.failed).sum();
+    let skipped: usize = reports.iter().map(|r| r.summary.skipped).sum();
+    let ms: u64 = reports.iter().map(|r| r.summary.duration_ms).sum();
+    let names: Vec<&str> = reports.iter().map(|r| r.plugin.path.as_str()).collect();
+    let _ = writeln!(
+        x,
+        "<testsuites name=\"cni-conformance {}\" tests=\"{tests}\" failures=\"{failed}\" skipped=\"{skipped}\" time=\"{:.3}\">",
+        esc(&names.join(", ")),
+        ms as f64 / 1000.0
+    );
+    for r in reports {
+        let prefix = if reports.len() > 1 {
+            format!("{} ", r.plugin.path)
+        } else {
+            String::new()
+        };
+        suites(r, &prefix, &mut x);
+    }
+    x.push_str("</testsuites>\n");
+    x
+}
+
+fn suites(report: &Report, prefix: &str, x: &mut String) {
     let mut areas: Vec<&str> = Vec::new();
     for c in &report.cases {
         let area = c.id.split('/').next().unwrap_or("");
@@ -57,17 +87,6 @@ pub fn render(report: &Report) -> String {
             areas.push(area);
         }
     }
-    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let s = &report.summary;
-    let _ = writeln!(
-        x,
-        "<testsuites name=\"cni-conformance {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
-        esc(&report.plugin.path),
-        report.cases.len(),
-        s.failed,
-        s.skipped,
-        s.duration_ms as f64 / 1000.0
-    );
     for area in areas {
         let cases: Vec<&CaseReport> = report
             .cases
@@ -79,7 +98,8 @@ pub fn render(report: &Report) -> String {
         let time: u64 = cases.iter().map(|c| c.duration_ms).sum();
         let _ = writeln!(
             x,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">",
+            "  <testsuite name=\"{}{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">",
+            esc(prefix),
             esc(area),
             cases.len(),
             time as f64 / 1000.0
@@ -123,8 +143,6 @@ pub fn render(report: &Report) -> String {
         }
         x.push_str("  </testsuite>\n");
     }
-    x.push_str("</testsuites>\n");
-    x
 }
 
 #[cfg(test)]

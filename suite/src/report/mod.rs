@@ -4,7 +4,7 @@ mod human;
 mod junit;
 
 pub use human::{progress_line, render as human};
-pub use junit::render as junit;
+pub use junit::{render as junit, render_many as junit_many};
 
 use serde::{Deserialize, Serialize};
 
@@ -134,6 +134,31 @@ impl Report {
                 }
             })
             .collect();
+        Report {
+            tool: Tool {
+                name: "cni-conformance".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            plugin,
+            cases,
+            summary,
+        }
+    }
+
+    /// Builds a report from finished case reports (runtime mode judges rules, not [`CaseResult`]s).
+    pub fn from_cases(plugin: PluginInfo, cases: Vec<CaseReport>, duration_ms: u64) -> Self {
+        let mut summary = Summary {
+            duration_ms,
+            ..Default::default()
+        };
+        for c in &cases {
+            match c.status {
+                Status::Pass => summary.passed += 1,
+                Status::Fail => summary.failed += 1,
+                Status::Warn => summary.warned += 1,
+                Status::Skip => summary.skipped += 1,
+            }
+        }
         Report {
             tool: Tool {
                 name: "cni-conformance".into(),

@@ -1,0 +1,88 @@
+//! `safety/*`: what a plugin must not do to the host or to the runtime that calls it.
+
+use crate::case::{first_line, Applies, Case, Ctx, Level, Verdict, ANY_KIND, WITH_INTERFACES};
+use crate::version::SpecVersion;
+
+/// The cases of this area.
+pub const CASES: &[Case] = &[
+    Case {
+        id: "safety/host-netns-refused",
+        title: "ADD with CNI_NETNS naming the plugin's own (host) namespace fails and leaves the host as it was",
+        level: Level::Should,
+        spec: "libcni skel ErrInvalidNetNS (code 8); digest §9.1 item 22 and §10.12 (skel checks only after ADD)",
+        applies: Applies { kinds: WITH_INTERFACES, since: SpecVersion(0, 1, 0) },
+        body: host_netns_refused,
+    },
+    Case {
+        id: "safety/exits-cleanly",
+        title: "ADD and DEL close stdout and stderr when they exit and leave no process behind",
+        level: Level::Should,
+        spec: "SPEC §2 (the runtime reads the result from stdout until the plugin is done); libcni waits for the pipes to close",
+        applies: Applies { kinds: ANY_KIND, since: SpecVersion(0, 1, 0) },
+        body: exits_cleanly,
+    },
+];
+
+fn host_netns_refused(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let version = ctx.version()?;
+    let att = ctx.attachment()?;
+    let before = ctx.lab.snapshot()?;
+    let stdin = ctx.own_request(&version, None).to_string().into_bytes();
+    let mut env = ctx.env("ADD", Some(&att));
+    // The plugin runs in the lab host namespace: its own namespace file is the host's.
+    for (k, v) in env.iter_mut() {
+        if k == "CNI_NETNS" {
+            *v = "/proc/self/ns/net".into();
+        }
+    }
+    let program = ctx.target.plugin.clone();
+    let idx = ctx.invoke(&program, env, stdin);
+    ctx.blame = Some(idx);
+    let rec = ctx.record(idx).clone();
+    let changes = ctx.lab.snapshot()?.traces_since(&before);
+    if rec.exit.success() {
+        return Err(Verdict::violation(
+            "ADD into the plugin's own network namespace succeeded",
+            "a non-zero exit (code 8 in libcni-based plugins) and no change to the host",
+            format!(
+                "exit 0; host changes: {}",
+                if changes.is_empty() {
+                    "none".into()
+                } else {
+                    changes.join("; ")
+                }
+            ),
+        ));
+    }
+    if !changes.is_empty() {
+        return Err(Verdict::violation(
+            "ADD into the plugin's own namespace was refused only after it changed the host",
+            "the refusal before any change",
+            format!(
+                "{}; host changes: {}",
+                first_line(&rec.stdout, &rec.stderr),
+                changes.join("; ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn exits_cleanly(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let att = ctx.attachment()?;
+    let out = ctx.add(&att)?;
+    ctx.del(&att, Some(&out.result))?;
+    let first = ctx.invocations.iter().position(|r| !r.notes.is_empty());
+    match first {
+        None => Ok(()),
+        Some(i) => {
+            ctx.blame = Some(i);
+            let rec = &ctx.invocations[i];
+            Err(Verdict::violation(
+                format!("{} did not finish cleanly", rec.command),
+                "stdout and stderr closed at exit, no process left in the plugin's process group",
+                rec.notes.join("; "),
+            ))
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Runs runtime mode: stages every scenario, runs the runtime command once per scenario inside a
+//! fresh lab, reads the recorder's log, and judges the rules.
+//!
+//! Where things live: the scenario's conf dir, bin dir and log sit under one directory in `/tmp`
+//! (shared with the lab's mount namespace, where `/run` and `/var/lib/cni` are private). The
+//! runtime command runs in the lab's network and mount namespaces with
+//! `CNI_CONFORMANCE_NETWORK`, `CNI_CONFORMANCE_CONF_DIR` and `CNI_CONFORMANCE_BIN_DIR` set (plus
+//! `CNI_CONFORMANCE_SCENARIO`, the scenario's slug, and `CNI_CONFORMANCE_SUITE`, this binary,
+//! for scripts that want `cni-conformance invoke`). Whatever it leaves behind in the lab dies
+//! with the lab.
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::evidence::ScenarioRun;
+use super::log;
+use super::rules::{self, Blame, Outcome, Rule};
+use super::scenario::{self, Scenario};
+use crate::case::{status_of, Finding, Status, Verdict};
+use crate::lab::Lab;
+use crate::report::CaseReport;
+use crate::runner::{self, Exit, Invocation, Record};
+
+/// File name of the recorder binary, looked up next to the suite binary.
+pub const RECORDER_BIN: &str = "cni-conformance-recorder";
+
+/// Errors that stop runtime mode before anything is judged (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ModeError {
+    /// The recorder binary is missing.
+    #[error("the recording plugin {0} is missing (build it with cargo build, or set CNI_CONFORMANCE_RECORDER)")]
+    NoRecorder(String),
+    /// The runtime command is empty or cannot be resolved.
+    #[error("runtime command: {0}")]
+    Command(String),
+    /// Staging or the lab failed.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Options of a runtime-mode run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The runtime command and its arguments.
+    pub command: Vec<String>,
+    /// Limit for one run of the command.
+    pub timeout: Duration,
+    /// `--strict`.
+    pub strict: bool,
+}
+
+/// The recorder: `CNI_CONFORMANCE_RECORDER`, else next to the running binary.
+pub fn recorder_path() -> Result<PathBuf, ModeError> {
+    if let Ok(p) = std::env::var("CNI_CONFORMANCE_RECORDER") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            std::path::absolute(&p).map_err(|e| ModeError::NoRecorder(format!("{}: {e}", p.display())))
+        } else {
+            Err(ModeError::NoRecorder(p.display().to_string()))
+        };
+    }
+    let exe = std::env::current_exe().map_err(|e| ModeError::NoRecorder(e.to_string()))?;
+    let p = exe.with_file_name(RECORDER_BIN);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(ModeError::NoRecorder(p.display().to_string()))
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The command with its program made absolute (it runs with `/` as working directory).
+fn resolve(command: &[String]) -> Result<Vec<String>, ModeError> {
+    let (prog, rest) = command
+        .split_first()
+        .ok_or_else(|| ModeError::Command("no command given after --".into()))?;
+    let prog = if prog.contains('/') {
+        std::path::absolute(prog)
+            .map_err(|e| ModeError::Command(format!("{prog}: {e}")))?
+            .display()
+            .to_string()
+    } else {
+        prog.clone()
+    };
+    Ok(std::iter::once(prog).chain(rest.iter().cloned()).collect())
+}
+
+/// Everything one scenario produced.
+fn run_scenario(
+    s: &Scenario,
+    root: &Path,
+    recorder: &Path,
+    command: &[String],
+    opts: &Options,
+) -> Result<ScenarioRun, ModeError> {
+    let setup = |what: &str| {
+        let what = what.to_string();
+        let slug = s.slug;
+        move |e: std::io::Error| ModeError::Setup(format!("scenario {slug}: {what}: {e}"))
+    };
+    let staged = scenario::stage(s, root, recorder).map_err(setup("staging"))?;
+    // The runner takes a program without arguments: a two-line script carries them.
+    let wrapper = staged.dir.join("run-runtime.sh");
+    let line: Vec<String> = command.iter().map(|a| quote(a)).collect();
+    // The command runs from the suite's working directory, so relative paths in it work.
+    let cwd = std::env::current_dir()
+        .map(|d| quote(&d.display().to_string()))
+        .unwrap_or_else(|_| "/".into());
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\ncd {cwd} || exit 2\nexec {}\n", line.join(" ")),
+    )
+    .map_err(setup("wrapper"))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).map_err(setup("wrapper"))?;
+    }
+    let lab = Lab::new().map_err(|e| ModeError::Setup(format!("scenario {}: lab: {e}", s.slug)))?;
+    let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !k.starts_with("CNI_")).collect();
+    let suite = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    env.extend([
+        ("CNI_CONFORMANCE_NETWORK".to_string(), s.network()),
+        ("CNI_CONFORMANCE_CONF_DIR".into(), staged.conf_dir.display().to_string()),
+        ("CNI_CONFORMANCE_BIN_DIR".into(), staged.bin_dir.display().to_string()),
+        ("CNI_CONFORMANCE_SCENARIO".into(), s.slug.to_string()),
+        ("CNI_CONFORMANCE_SUITE".into(), suite),
+    ]);
+    let inv = Invocation {
+        program: wrapper,
+        env,
+        stdin: Vec::new(),
+        timeout: opts.timeout,
+        output_cap: runner::DEFAULT_OUTPUT_CAP,
+        namespaces: Some((lab.mnt().as_raw_fd(), lab.host_net().as_raw_fd())),
+    };
+    let mut record = runner::run(&inv);
+    record.program = command.join(" ");
+    // The report shows what the suite added, not the whole inherited environment.
+    record.env.retain(|(k, _)| k.starts_with("CNI_CONFORMANCE_"));
+    record.command = format!("runtime command, scenario {}", s.slug);
+    drop(lab);
+    let (entries, log_error) = match log::read(&staged.log) {
+        Ok(e) => (e, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    Ok(ScenarioRun {
+        scenario: s.clone(),
+        command: record,
+        entries,
+        log_error,
+    })
+}
+
+/// Runs every scenario and judges the rules; `progress` is called after each scenario.
+pub fn run(opts: &Options, progress: &dyn Fn(&ScenarioRun, usize, usize)) -> Result<Vec<CaseReport>, ModeError> {
+    let recorder = recorder_path()?;
+    let command = resolve(&opts.command)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let root = std::env::temp_dir().join(format!("cni-conformance-runtime-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&root).map_err(|e| ModeError::Setup(format!("{}: {e}", root.display())))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755));
+    }
+    let scenarios = scenario::all();
+    let mut runs = Vec::new();
+    let mut failure = None;
+    for (n, s) in scenarios.iter().enumerate() {
+        match run_scenario(s, &root, &recorder, &command, opts) {
+            Ok(r) => {
+                progress(&r, n + 1, scenarios.len());
+                runs.push(r);
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(judge(&runs, opts.strict))
+}
+
+/// Judges every rule over the runs.
+pub fn judge(runs: &[ScenarioRun], strict: bool) -> Vec<CaseReport> {
+    rules::all().iter().map(|rule| judge_one(rule, runs, strict)).collect()
+}
+
+fn judge_one(rule: &Rule, runs: &[ScenarioRun], strict: bool) -> CaseReport {
+    let start = Instant::now();
+    let outcome = (rule.body)(runs);
+    let (verdict, blame): (Result<(), Verdict>, Option<Blame>) = match outcome {
+        Ok(()) => (Ok(()), None),
+        Err(Outcome::Skip(why)) => (Err(Verdict::Skip(why)), None),
+        Err(Outcome::Violation(f, b)) => (Err(Verdict::Violation(f)), Some(b)),
+        Err(Outcome::Quirk(f, b)) => (Err(Verdict::Quirk(f)), Some(b)),
+    };
+    let status = status_of(rule.level, &verdict, strict);
+    let quirk = matches!(verdict, Err(Verdict::Quirk(_)));
+    let finding = match verdict {
+        Ok(()) => Finding::default(),
+        Err(Verdict::Skip(m)) | Err(Verdict::Broken(m)) => Finding {
+            message: m,
+            ..Default::default()
+        },
+        Err(Verdict::Violation(f)) | Err(Verdict::Quirk(f)) => f,
+    };
+    let (invocations, blame_index) = match (blame, status) {
+        (Some(b), s) if s != Status::Pass => {
+            let run = &runs[b.run];
+            (records(run), Some(b.entry.map_or(0, |i| i + 1)))
+        }
+        _ => (Vec::new(), None),
+    };
+    CaseReport {
+        id: rule.id.into(),
+        title: rule.title.into(),
+        level: rule.level,
+        status,
+        spec: rule.spec.into(),
+        message: finding.message,
+        expected: finding.expected,
+        seen: finding.seen,
+        spec_vs_reference: quirk,
+        duration_ms: start.elapsed().as_millis() as u64,
+        blame: blame_index,
+        kept_lab: None,
+        invocations,
+    }
+}
+
+/// The runtime command's record followed by every recorded plugin call of the scenario.
+fn records(run: &ScenarioRun) -> Vec<Record> {
+    let mut out = vec![run.command.clone()];
+    out.extend(run.entries.iter().map(|e| {
+        Record {
+            program: e.plugin.clone(),
+            command: e.command().to_string(),
+            env: e
+                .env
+                .iter()
+                .filter(|(k, _)| k.starts_with("CNI_"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            stdin: e.stdin.clone(),
+            stdout: e.stdout.clone(),
+            stderr: e.stderr.clone(),
+            stdout_dropped: 0,
+            stderr_dropped: 0,
+            exit: Exit::Code(e.exit_code),
+            duration_ms: e.end_ns.saturating_sub(e.start_ns) / 1_000_000,
+            notes: vec![format!("scenario {}", run.scenario.slug)],
+        }
+    }));
+    out
+}
