@@ -212,6 +212,9 @@ fn base(img: &mut Image, busybox: &Path, init: &str) -> Result<(), VmError> {
         }
     }
     img.add_symlink(Path::new("/bin/sh"), "busybox")?;
+    // The kernel runs /sbin/modprobe to autoload modules (link kinds, nftables expressions,
+    // xtables matches); busybox's modprobe reads our modules.dep and modules.alias.
+    img.add_symlink(Path::new("/sbin/modprobe"), "/bin/busybox")?;
     img.add_file(Path::new("/init"), 0o755, Content::Bytes(init.as_bytes().to_vec()))?;
     img.add_char_device(Path::new("/dev/console"), 5, 1)?;
     for d in ["/proc", "/sys", "/dev", "/run", "/tmp", "/var/lib/cni", "/root"] {
