@@ -190,7 +190,7 @@ fn invoke_runs_a_conflist_with_upstream_plugins_in_a_private_namespace() {
     let suite_bin = env!("CARGO_BIN_EXE_cni-conformance");
     let cni_path = bridge.parent().unwrap().display().to_string();
     let script = format!(
-        "set -e; mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /var/lib/cni 2>/dev/null || true; ip netns add c1
+        "set -e; mount --make-rprivate /; mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /var/lib; ip netns add c1
          s={suite_bin}; a='--config {conf} --cni-path {cni_path} --container-id ctr1 --netns /run/netns/c1 --cache-dir {cache}'
          $s invoke add $a > {dir}/result.json
          ls {cache}/results > {dir}/cache.txt
@@ -299,9 +299,11 @@ fn containerd_ctr_run_cni_is_judged() {
     assert_eq!(st["runtime/netns-exists-on-del"], "warn");
 }
 
-/// Runs `script` under `unshare --net --mount` with a private /run, in `dir`.
+/// Runs `script` under `unshare --net --mount` with a private /run and /var/lib (plugins write
+/// /var/lib/cni, which may not exist on the machine and must not be created there).
 fn in_private_namespaces(script: &str) -> bool {
-    let full = format!("set -e; mount --make-rprivate /; mount -t tmpfs tmpfs /run; {script}");
+    let full =
+        format!("set -e; mount --make-rprivate /; mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /var/lib; {script}");
     Command::new("unshare")
         .args(["--net", "--mount", "sh", "-c", &full])
         .status()
