@@ -91,6 +91,38 @@ fn a_kernel_that_is_not_there_exits_2_with_one_line() {
 }
 
 #[test]
+fn missing_qemu_or_kernel_package_exits_2_with_what_to_do() {
+    let Some(bridge) = upstream("bridge") else { return };
+    let out = suite()
+        .args(["--vm"])
+        .arg(&bridge)
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("apt-get install qemu-system-x86"), "{err}");
+    if !vm_ready("missing_kernel_package") {
+        return;
+    }
+    let cache = tempdir("vm-empty-cache");
+    let out = suite()
+        .args(["--vm", "--kernel-package", "linux-image-nonesuch-amd64"])
+        .arg(&bridge)
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("linux-image-nonesuch-amd64") && err.contains("--kernel FILE"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_guest_past_its_timeout_is_stopped_and_exits_2() {
     let Some(bridge) = upstream("bridge") else { return };
     if !vm_ready("a_guest_past_its_timeout") {
