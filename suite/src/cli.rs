@@ -170,4 +170,42 @@ pub struct PluginArgs {
     /// Kernel image for --vm (default: a Debian kernel fetched with apt and cached).
     #[arg(long, value_name = "FILE", requires = "vm")]
     pub kernel: Option<PathBuf>,
+
+    /// Module directory of --kernel (.../lib/modules/<release>; default: beside the image, then
+    /// /lib/modules/<release>).
+    #[arg(long, value_name = "DIR", requires = "kernel")]
+    pub modules: Option<PathBuf>,
+
+    /// Debian kernel package --vm fetches with apt when no --kernel is given.
+    #[arg(
+        long,
+        value_name = "PKG",
+        requires = "vm",
+        conflicts_with = "kernel",
+        default_value = "linux-image-cloud-amd64"
+    )]
+    pub kernel_package: String,
+
+    /// Limit for the whole --vm guest, in seconds; QEMU is killed past it.
+    #[arg(long, value_name = "SECS", default_value_t = 1200)]
+    pub vm_timeout: u64,
+
+    /// Accelerator for --vm: KVM when a probe boot works (auto), or always kvm or tcg.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub vm_accel: VmAccel,
+
+    /// Print progress lines on stderr whatever the format (what --vm runs inside the guest).
+    #[arg(long, hide = true)]
+    pub progress: bool,
+}
+
+/// Accelerator choice for `--vm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VmAccel {
+    /// KVM when a probe boot under KVM works (the verdict is cached), TCG otherwise.
+    Auto,
+    /// Always KVM.
+    Kvm,
+    /// Always TCG (software emulation).
+    Tcg,
 }

@@ -4,7 +4,8 @@
 //! snapshots, [`runner`] plugin invocation, [`probe`] packets, [`schema`] per-version JSON Schemas,
 //! [`cni`] reading CNI documents, [`profile`] plugin configurations, [`case`] the case model,
 //! [`cases`] the catalogue, [`exec`] selection and parallel execution, [`report`] output,
-//! [`invoke`] the libcni-like runner, [`runtime`] runtime mode (recorder, scenarios, rules).
+//! [`invoke`] the libcni-like runner, [`runtime`] runtime mode (recorder, scenarios, rules), [`vm`]
+//! the same run inside a QEMU guest.
 #![deny(missing_docs)]
 
 pub mod case;
@@ -25,3 +26,4 @@ pub mod runner;
 pub mod runtime;
 pub mod schema;
 pub mod version;
+pub mod vm;

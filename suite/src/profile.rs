@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 /// What kind of plugin is judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     /// Creates `CNI_IFNAME` in the container (bridge, ptp, macvlan, ...).
@@ -29,6 +29,9 @@ pub enum LabNeed {
         name: String,
         /// Address for the peer end, e.g. "10.89.0.1/24".
         gateway: Option<String>,
+        /// When set, the gateway sits on a VLAN sub-link of the peer end with this tag (the vlan
+        /// plugin's frames arrive tagged).
+        gateway_vlan: Option<u16>,
     },
 }
 
@@ -50,6 +53,9 @@ pub struct Profile {
     /// The interface name the plugin works on when it does not create `CNI_IFNAME` itself
     /// (loopback: `lo`); `None` means the suite chooses names (`eth0`, `net1`, ...).
     pub fixed_ifname: Option<String>,
+    /// The configuration can hold one attachment at a time (vlan: the kernel allows one link per
+    /// master and tag), so cases never keep a first attachment while they make a second.
+    pub one_attachment_at_a_time: bool,
 }
 
 /// Errors loading a profile.
@@ -130,6 +136,7 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
         needs: Vec::new(),
         unavailable: None,
         fixed_ifname: None,
+        one_attachment_at_a_time: false,
     };
     let chained = |obj: Value| mk(PluginKind::Chained, vec![bridge_object(), obj]);
     let profile = match plugin_name {
@@ -146,6 +153,7 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
             p.needs.push(LabNeed::MasterLink {
                 name: "lab-master0".into(),
                 gateway: Some("10.89.0.1/24".into()),
+                gateway_vlan: None,
             });
             p.unavailable = missing_kernel_feature(plugin_name);
             p
@@ -157,9 +165,11 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
             );
             p.needs.push(LabNeed::MasterLink {
                 name: "lab-master0".into(),
-                gateway: None,
+                gateway: Some("10.89.0.1/24".into()),
+                gateway_vlan: Some(42),
             });
             p.unavailable = missing_kernel_feature("vlan");
+            p.one_attachment_at_a_time = true;
             p
         }
         "host-local" => mk(
@@ -253,6 +263,7 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
         needs: Vec::new(),
         unavailable: None,
         fixed_ifname: None,
+        one_attachment_at_a_time: false,
     })
 }
 

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How long pipes may stay open after the plugin exited before a descendant is blamed.
 const PIPE_GRACE: Duration = Duration::from_millis(300);
@@ -40,7 +40,7 @@ pub struct Invocation {
 }
 
 /// How the run ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "value")]
 pub enum Exit {
     /// Exited with this status.
@@ -72,7 +72,7 @@ impl std::fmt::Display for Exit {
 }
 
 /// One finished invocation, as kept for the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     /// The binary.
     pub program: String,

@@ -120,7 +120,7 @@ fn judge(cli: &PluginArgs, plugin: PathBuf) -> Result<Report, Usage> {
             target.profile.kind
         )));
     }
-    let human = cli.format == Format::Human;
+    let human = cli.format == Format::Human || cli.progress;
     let progress = |r: &exec::CaseResult, done: usize, total: usize| {
         if human {
             eprintln!("{}", report::progress_line(r, done, total));

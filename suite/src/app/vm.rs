@@ -1,9 +1,237 @@
-//! `--vm`: the same run inside a QEMU guest (DESIGN §7). Not built yet.
+//! `--vm`: the same run inside a QEMU guest (DESIGN §7). The library module `vm` boots the guest;
+//! this edge checks the arguments on the host (so a usage error costs no boot), decides which
+//! host files the guest needs, and renders the guest's JSON report in the user's format with the
+//! same exit status as a host run.
 
-use super::Usage;
-use cni_conformance::cli::PluginArgs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use super::{usage, Usage};
+use cni_conformance::cli::{Format, PluginArgs, VmAccel};
+use cni_conformance::exec::Selector;
+use cni_conformance::report::{self, Report};
+use cni_conformance::{profile, vm};
 
 /// Runs plugin mode inside a VM.
-pub fn run_plugin(_args: PluginArgs) -> Result<u8, Usage> {
-    Err(Usage(anyhow::anyhow!("--vm is not available in this build yet")))
+pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
+    if cli.list {
+        // The catalogue is the same inside and out.
+        cli.vm = false;
+        return super::plugin::run(cli);
+    }
+    if cli.keep {
+        return Err(Usage(anyhow!(
+            "--keep cannot be used with --vm: the labs die with the VM"
+        )));
+    }
+    let cwd = usage(std::env::current_dir().context("cannot read the current directory"))?;
+    let plugin = usage(check_plugin(cli.plugin.as_deref()))?;
+    let plugin_name = plugin
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let profile = usage(match &cli.config {
+        Some(file) => profile::from_file(file, &plugin_name).map_err(anyhow::Error::from),
+        None => profile::builtin(&plugin_name).map_err(anyhow::Error::from),
+    })?;
+    // What the guest would refuse, refused here without a boot.
+    if !(cli.timeout.is_finite() && cli.timeout > 0.0) {
+        return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
+    }
+    usage(Selector::new(&cli.filter, &cli.skip).context("invalid --filter/--skip pattern"))?;
+    let mut files = vec![vm::GuestFile {
+        guest: plugin.clone(),
+        host: plugin.clone(),
+    }];
+    if let Some(config) = &cli.config {
+        let abs = cwd.join(config);
+        files.push(vm::GuestFile {
+            guest: abs.clone(),
+            host: abs,
+        });
+    }
+    let dirs = cni_path(&plugin, cli.cni_path.as_deref(), &cwd);
+    let mut types = Vec::new();
+    for p in &profile.plugins {
+        plugin_types(p, &mut types);
+    }
+    for ty in types {
+        if let Some(found) = dirs.iter().map(|d| d.join(&ty)).find(|p| p.is_file()) {
+            if found != plugin {
+                files.push(vm::GuestFile {
+                    guest: found.clone(),
+                    host: found,
+                });
+            }
+        }
+    }
+
+    let human = cli.format == Format::Human;
+    let request = vm::Request {
+        suite: usage(std::env::current_exe().context("cannot find the suite's own executable"))?,
+        args: guest_args(&cli, &cwd),
+        files,
+        kernel: match &cli.kernel {
+            Some(image) => vm::KernelChoice::File {
+                image: image.clone(),
+                modules: cli.modules.clone(),
+            },
+            None => vm::KernelChoice::Debian(cli.kernel_package.clone()),
+        },
+        accel: match cli.vm_accel {
+            VmAccel::Auto => vm::AccelChoice::Auto,
+            VmAccel::Kvm => vm::AccelChoice::Kvm,
+            VmAccel::Tcg => vm::AccelChoice::Tcg,
+        },
+        timeout: Duration::from_secs(cli.vm_timeout.max(1)),
+        cache: vm::default_cache_dir(),
+    };
+    let mut say = |line: &str| {
+        if human {
+            eprintln!("vm: {line}");
+        }
+    };
+    let mut progress = |line: &str| {
+        if human {
+            eprintln!("{line}");
+        }
+    };
+    let outcome = usage(vm::run(&request, &mut say, &mut progress).map_err(anyhow::Error::from))?;
+    if human {
+        let t = outcome.timings;
+        eprintln!(
+            "vm: kernel {}, {}; initramfs {}; build {:.1} s, boot {:.1} s, suite {:.1} s, shutdown {:.1} s, total {:.1} s",
+            outcome.kernel,
+            outcome.accel.name(),
+            if outcome.image_cached { "cached" } else { "built" },
+            t.build.as_secs_f64(),
+            t.boot.as_secs_f64(),
+            t.suite.as_secs_f64(),
+            t.shutdown.as_secs_f64(),
+            t.total.as_secs_f64()
+        );
+        if let Some(note) = &outcome.module_note {
+            eprintln!("vm: {note}");
+        }
+    }
+    if outcome.status == 2 || outcome.status < 0 || outcome.status > 1 {
+        // A usage or environment error inside: pass its one line on.
+        let line = outcome
+            .stderr
+            .iter()
+            .rev()
+            .find(|l| l.starts_with("cni-conformance: "))
+            .or(outcome.stderr.last())
+            .map(|l| l.trim_start_matches("cni-conformance: ").to_string())
+            .unwrap_or_else(|| format!("the suite exited with status {} inside the VM", outcome.status));
+        return Err(Usage(anyhow!("{line} (inside the VM)")));
+    }
+    let report: Report =
+        usage(serde_json::from_str(outcome.stdout.trim()).context("the report the VM sent back is not a JSON report"))?;
+    let text = match cli.format {
+        Format::Human => report::human(&report),
+        Format::Json => report.json(),
+        Format::Junit => report::junit(&report),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    if let Some(path) = &cli.output {
+        usage(std::fs::write(path, &text).with_context(|| format!("cannot write --output {}", path.display())))?;
+    }
+    let code = report.exit_code() as u8;
+    if i32::from(code) != outcome.status {
+        return Err(Usage(anyhow!(
+            "the suite inside the VM exited {} but its report says {code}",
+            outcome.status
+        )));
+    }
+    Ok(code)
+}
+
+/// The suite's arguments inside the guest: the user's, minus what the host handles (--vm and its
+/// options, --format, --output), plus JSON on stdout and progress on stderr. The first line is
+/// the working directory, so relative paths mean the same inside.
+fn guest_args(cli: &PluginArgs, cwd: &Path) -> Vec<String> {
+    let mut a = vec![cwd.display().to_string()];
+    let mut opt = |name: &str, value: String| {
+        a.push(name.to_string());
+        a.push(value);
+    };
+    if let Some(c) = &cli.config {
+        opt("--config", c.display().to_string());
+    }
+    if let Some(p) = &cli.cni_path {
+        opt("--cni-path", p.clone());
+    }
+    for f in &cli.filter {
+        opt("--filter", f.clone());
+    }
+    for s in &cli.skip {
+        opt("--skip", s.clone());
+    }
+    opt("--timeout", cli.timeout.to_string());
+    if let Some(j) = cli.jobs {
+        opt("--jobs", j.to_string());
+    }
+    opt("--format", "json".into());
+    if cli.strict {
+        a.push("--strict".into());
+    }
+    a.push("--progress".into());
+    if let Some(p) = &cli.plugin {
+        a.push("--".into());
+        a.push(p.display().to_string());
+    }
+    a
+}
+
+/// Every `"type"` string in a plugin object, at any depth (the plugin's own, its IPAM's, a
+/// delegate's).
+fn plugin_types(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, val) in map {
+                match (k.as_str(), val) {
+                    ("type", Value::String(t)) if !t.contains('/') && !out.contains(t) => out.push(t.clone()),
+                    _ => plugin_types(val, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| plugin_types(i, out)),
+        _ => {}
+    }
+}
+
+/// The plugin path must name an executable regular file (as on the host).
+fn check_plugin(path: Option<&Path>) -> Result<PathBuf> {
+    let path = path.ok_or_else(|| anyhow!("no plugin given"))?;
+    let meta = std::fs::metadata(path).with_context(|| format!("plugin {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("plugin {} is not a regular file", path.display());
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        bail!("plugin {} is not executable", path.display());
+    }
+    std::path::absolute(path).with_context(|| format!("plugin {}", path.display()))
+}
+
+/// `--cni-path`, or the plugin's directory and the usual install directories (as on the host).
+fn cni_path(plugin: &Path, given: Option<&str>, cwd: &Path) -> Vec<PathBuf> {
+    if let Some(dirs) = given {
+        return dirs.split(':').filter(|d| !d.is_empty()).map(|d| cwd.join(d)).collect();
+    }
+    let mut dirs: Vec<PathBuf> = plugin.parent().map(Path::to_path_buf).into_iter().collect();
+    for d in ["/opt/cni/bin", "/usr/lib/cni"] {
+        let d = PathBuf::from(d);
+        if !dirs.contains(&d) && d.is_dir() {
+            dirs.push(d);
+        }
+    }
+    dirs
 }

@@ -96,6 +96,10 @@ pub struct Ctx<'a> {
     /// The invocation a failure is about (index into `invocations`); the last one when unset.
     pub blame: Option<usize>,
     containers: u32,
+    /// For profiles that hold one attachment at a time: attachments made but not yet ADDed, and
+    /// attachments the plugin ADDed and has not DELed.
+    pending: u32,
+    open: u32,
 }
 
 impl<'a> Ctx<'a> {
@@ -104,7 +108,11 @@ impl<'a> Ctx<'a> {
         let lab = Lab::new()?;
         for need in &target.profile.needs {
             match need {
-                LabNeed::MasterLink { name, gateway } => {
+                LabNeed::MasterLink {
+                    name,
+                    gateway,
+                    gateway_vlan,
+                } => {
                     let rtnl = lab.host_rtnl()?;
                     let peer = format!("{}p", &name[..name.len().min(14)]);
                     rtnl.create_veth(name, &peer, None)?;
@@ -117,7 +125,13 @@ impl<'a> Ctx<'a> {
                         let net: crate::net::IpNet = gw
                             .parse()
                             .map_err(|e| LabError::Other(format!("profile gateway: {e}")))?;
-                        let index = rtnl.index_of(&peer)?;
+                        let mut index = rtnl.index_of(&peer)?;
+                        if let Some(id) = gateway_vlan {
+                            let sub = format!("lab-gw.{id}");
+                            rtnl.create_vlan(&sub, index, *id)?;
+                            index = rtnl.index_of(&sub)?;
+                            rtnl.set_up(index, true)?;
+                        }
                         rtnl.add_address(index, net)?;
                     }
                 }
@@ -129,6 +143,8 @@ impl<'a> Ctx<'a> {
             invocations: Vec::new(),
             blame: None,
             containers: 0,
+            pending: 0,
+            open: 0,
         })
     }
 
@@ -163,6 +179,14 @@ impl<'a> Ctx<'a> {
 
     /// A new container namespace and attachment with a given interface name.
     pub fn attachment_named(&mut self, ifname: &str) -> Result<Attachment, Verdict> {
+        if self.target.profile.one_attachment_at_a_time && (self.open > 0 || self.pending > 0) {
+            return Err(Verdict::Skip(
+                "the case needs two attachments at once, and this configuration holds one at a time \
+                 (vlan: one link per master and tag)"
+                    .into(),
+            ));
+        }
+        self.pending += 1;
         self.containers += 1;
         let name = format!("ctr{}", self.containers);
         let container = self.lab.add_container(&name)?;
@@ -224,7 +248,18 @@ impl<'a> Ctx<'a> {
             output_cap: runner::DEFAULT_OUTPUT_CAP,
             namespaces: Some((self.lab.mnt().as_raw_fd(), self.lab.host_net().as_raw_fd())),
         };
-        self.invocations.push(runner::run(&inv));
+        let rec = runner::run(&inv);
+        if inv.program == self.target.plugin {
+            match rec.command.as_str() {
+                "ADD" => {
+                    self.pending = self.pending.saturating_sub(1);
+                    self.open += u32::from(rec.exit.success());
+                }
+                "DEL" => self.open = self.open.saturating_sub(1),
+                _ => {}
+            }
+        }
+        self.invocations.push(rec);
         self.invocations.len() - 1
     }
 

@@ -16,7 +16,7 @@ use crate::profile::PluginKind;
 use crate::version::SpecVersion;
 
 /// How strongly the spec words the rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// MUST: a violation fails the run.
@@ -26,7 +26,7 @@ pub enum Level {
 }
 
 /// Outcome of one case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// The rule holds.

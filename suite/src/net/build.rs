@@ -5,7 +5,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::RawFd;
 
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope};
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -41,6 +43,18 @@ pub(super) fn new_veth(name: &str, peer: &str, peer_netns: Option<RawFd>) -> Lin
         LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(link_with(peer_attrs)))),
+        ]),
+    ])
+}
+
+/// `RTM_NEWLINK` payload for an 802.1Q VLAN link with tag `id` on the link `parent`.
+pub(super) fn new_vlan(name: &str, parent: u32, id: u16) -> LinkMessage {
+    link_with(vec![
+        LinkAttribute::IfName(name.to_string()),
+        LinkAttribute::Link(parent),
+        LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Vlan),
+            LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(id)])),
         ]),
     ])
 }

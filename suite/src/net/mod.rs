@@ -230,6 +230,16 @@ impl Rtnl {
         self.ack(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL, &op)
     }
 
+    /// Creates an 802.1Q VLAN link `name` with tag `id` on the link with index `parent`.
+    pub fn create_vlan(&self, name: &str, parent: u32, id: u16) -> NetResult<()> {
+        let op = format!("create vlan {name} (id {id} on link {parent})");
+        self.ack(
+            RouteNetlinkMessage::NewLink(build::new_vlan(name, parent, id)),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &op,
+        )
+    }
+
     /// Creates a Linux bridge.
     pub fn create_bridge(&self, name: &str) -> NetResult<()> {
         self.ack(

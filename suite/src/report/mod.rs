@@ -6,14 +6,14 @@ mod junit;
 pub use human::{progress_line, render as human};
 pub use junit::{render as junit, render_many as junit_many};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::case::{Level, Status};
 use crate::exec::CaseResult;
 use crate::runner::Record;
 
 /// Tool identity.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tool {
     /// "cni-conformance".
     pub name: String,
@@ -22,7 +22,7 @@ pub struct Tool {
 }
 
 /// The plugin judged.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PluginInfo {
     /// Path given on the command line.
     pub path: String,
@@ -37,7 +37,7 @@ pub struct PluginInfo {
 }
 
 /// One case in the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseReport {
     /// `area/slug`.
     pub id: String,
@@ -58,7 +58,7 @@ pub struct CaseReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seen: Option<String>,
     /// True when the finding is a spec-versus-reference-code difference (digest §10).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spec_vs_reference: bool,
     /// Wall time.
     pub duration_ms: u64,
@@ -73,7 +73,7 @@ pub struct CaseReport {
 }
 
 /// Totals.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
     /// Cases passed.
     pub passed: usize,
@@ -88,7 +88,7 @@ pub struct Summary {
 }
 
 /// A whole run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// Tool identity.
     pub tool: Tool,

@@ -1,0 +1,279 @@
+//! `--vm` end to end: the same suite inside a QEMU guest gives the same cases, report and exit
+//! status as on the host, and judges plugins whose kernel features the host lacks (vlan, ipvlan).
+//!
+//! These boot real guests (TCG here: about 5 s to the suite, then the suite at emulated speed).
+//! They need qemu-system-x86, busybox-static and Debian's apt (the kernel package is fetched once
+//! into the cache). When those are missing the tests fail with the install command, unless
+//! CNI_CONFORMANCE_SKIP_VM=1 is set, in which case each says so on stderr (never a silent pass).
+//! Guests boot one at a time: two cores cannot run two emulated guests well.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::Mutex;
+
+use common::{host_state, statuses, suite, tempdir, upstream};
+
+static ONE_GUEST_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// True when the VM tests can run; panics with the install command when they cannot and the
+/// opt-out is not set.
+fn vm_ready(test: &str) -> bool {
+    let on_path = |tool: &str| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|d| d.join(tool).is_file())
+    };
+    let mut missing = Vec::new();
+    if !on_path("qemu-system-x86_64") {
+        missing.push("qemu-system-x86");
+    }
+    if !Path::new("/bin/busybox").exists() && !Path::new("/usr/bin/busybox").exists() {
+        missing.push("busybox-static");
+    }
+    if !on_path("apt-get") || !on_path("dpkg-deb") {
+        missing.push("apt dpkg");
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CNI_CONFORMANCE_SKIP_VM").as_deref() == Ok("1") {
+        eprintln!(
+            "SKIP {test}: --vm needs {} (CNI_CONFORMANCE_SKIP_VM=1)",
+            missing.join(" ")
+        );
+        return false;
+    }
+    panic!(
+        "--vm tests need: apt-get install {} (or set CNI_CONFORMANCE_SKIP_VM=1 to skip them)",
+        missing.join(" ")
+    );
+}
+
+fn run(args: &[&str]) -> Output {
+    let _guard = ONE_GUEST_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    suite().args(args).output().unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not a JSON report ({e}); stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn a_kernel_that_is_not_there_exits_2_with_one_line() {
+    let Some(bridge) = upstream("bridge") else { return };
+    let out = suite()
+        .args(["--vm", "--kernel", "/nonexistent/vmlinuz"])
+        .arg(&bridge)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("--kernel /nonexistent/vmlinuz"), "{err}");
+    assert!(out.stdout.is_empty());
+    // A file that is not a kernel is refused before any boot, too.
+    let out = suite()
+        .args(["--vm", "--kernel", "/bin/sh"])
+        .arg(&bridge)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not a Linux kernel image"), "{err}");
+    // And --keep makes no sense in a guest that dies with its labs.
+    let out = suite().args(["--vm", "--keep"]).arg(&bridge).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn missing_qemu_or_kernel_package_exits_2_with_what_to_do() {
+    let Some(bridge) = upstream("bridge") else { return };
+    let out = suite()
+        .args(["--vm"])
+        .arg(&bridge)
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("apt-get install qemu-system-x86"), "{err}");
+    if !vm_ready("missing_kernel_package") {
+        return;
+    }
+    let cache = tempdir("vm-empty-cache");
+    let out = suite()
+        .args(["--vm", "--kernel-package", "linux-image-nonesuch-amd64"])
+        .arg(&bridge)
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("linux-image-nonesuch-amd64") && err.contains("--kernel FILE"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_guest_past_its_timeout_is_stopped_and_exits_2() {
+    let Some(bridge) = upstream("bridge") else { return };
+    if !vm_ready("a_guest_past_its_timeout") {
+        return;
+    }
+    let start = std::time::Instant::now();
+    let out = run(&[
+        "--vm",
+        "--vm-timeout",
+        "3",
+        bridge.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("did not finish within 3 s"), "{err}");
+    assert!(out.stdout.is_empty());
+    // The kernel fetch (first run only) comes before the clock starts; the guest itself is cut.
+    assert!(start.elapsed() < std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn upstream_bridge_in_the_vm_passes_with_the_same_cases_as_on_the_host() {
+    let Some(bridge) = upstream("bridge") else { return };
+    if !vm_ready("upstream_bridge_in_the_vm") {
+        return;
+    }
+    let before = host_state();
+    let host = suite().arg(&bridge).args(["--format", "json"]).output().unwrap();
+    assert_eq!(host.status.code(), Some(0), "{}", String::from_utf8_lossy(&host.stderr));
+    let dir = tempdir("vm-bridge");
+    let saved = dir.join("report.json");
+    let guest = run(&[
+        "--vm",
+        bridge.to_str().unwrap(),
+        "--format",
+        "json",
+        "--output",
+        saved.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        guest.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&guest.stderr)
+    );
+    let (host, guest_report) = (json(&host), json(&guest));
+    let (hs, gs) = (statuses(&host), statuses(&guest_report));
+    assert_eq!(
+        hs.keys().collect::<Vec<_>>(),
+        gs.keys().collect::<Vec<_>>(),
+        "the VM ran other cases"
+    );
+    assert!(gs.values().all(|s| s != "fail"), "{gs:?}");
+    assert_eq!(guest_report["plugin"]["path"], host["plugin"]["path"]);
+    assert_eq!(guest_report["plugin"]["versions"], host["plugin"]["versions"]);
+    // --output holds the same report as stdout, written on the host.
+    assert_eq!(std::fs::read(&saved).unwrap(), guest.stdout);
+    // The run happened in the guest: the host's network is untouched.
+    assert_eq!(before, host_state());
+}
+
+/// A plugin that answers VERSION and claims an interface it never creates.
+const BROKEN: &str = r#"#!/bin/sh
+cat >/dev/null
+case "$CNI_COMMAND" in
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0"]}' ;;
+ADD) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"10.99.0.2/24","interface":0}]}' ;;
+*) ;;
+esac
+exit 0
+"#;
+
+#[test]
+fn a_broken_plugin_fails_in_the_vm_as_on_the_host() {
+    if !vm_ready("a_broken_plugin_fails_in_the_vm") {
+        return;
+    }
+    let dir = tempdir("vm-broken");
+    let plugin = dir.join("liar");
+    std::fs::write(&plugin, BROKEN).unwrap();
+    std::process::Command::new("chmod")
+        .arg("0755")
+        .arg(&plugin)
+        .status()
+        .unwrap();
+    let config = dir.join("liar.json");
+    std::fs::write(&config, r#"{"cniVersion":"1.0.0","name":"liars","type":"liar"}"#).unwrap();
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--filter",
+        "^add/",
+        "--format",
+        "json",
+        plugin.to_str().unwrap(),
+    ];
+    let host = suite().args(args).output().unwrap();
+    assert_eq!(host.status.code(), Some(1), "{}", String::from_utf8_lossy(&host.stderr));
+    let mut vm_args = vec!["--vm"];
+    vm_args.extend(args);
+    let guest = run(&vm_args);
+    assert_eq!(
+        guest.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&guest.stderr)
+    );
+    let (hs, gs) = (statuses(&json(&host)), statuses(&json(&guest)));
+    assert!(gs.values().any(|s| s == "fail"), "{gs:?}");
+    assert_eq!(hs, gs, "host and VM judged the broken plugin differently");
+}
+
+/// Runs an upstream plugin whose kernel module this host lacks; in the VM it must run every case
+/// (no profile-level skip) and pass.
+fn judged_in_the_vm(name: &str) {
+    let Some(plugin) = upstream(name) else { return };
+    if !vm_ready(name) {
+        return;
+    }
+    let out = run(&["--vm", plugin.to_str().unwrap(), "--format", "json"]);
+    let report = json(&out);
+    let st = statuses(&report);
+    let skipped_for_kernel: Vec<_> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["message"].as_str().unwrap_or("").contains("kernel"))
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        skipped_for_kernel.is_empty(),
+        "kernel feature missing in the guest: {skipped_for_kernel:?}"
+    );
+    assert!(
+        st.get("add/result-matches-kernel").is_some_and(|s| s == "pass"),
+        "{st:?}"
+    );
+    let failed: Vec<_> = st.iter().filter(|(_, s)| *s == "fail").collect();
+    assert!(failed.is_empty(), "{name} failed in the VM: {failed:?}");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn vlan_is_judged_in_the_vm() {
+    judged_in_the_vm("vlan");
+}
+
+#[test]
+fn ipvlan_is_judged_in_the_vm() {
+    judged_in_the_vm("ipvlan");
+}

@@ -1,0 +1,60 @@
+#!/bin/sh
+# PID 1 of the cni-conformance guest (busybox sh). Packed into the initramfs by suite/src/vm.
+# Mounts the kernel file systems, loads the modules named in /etc/cni-conformance/modules.load,
+# runs the suite with the arguments in /etc/cni-conformance/args (one per line), and speaks the
+# channel protocol on ttyS1 (see suite/src/vm/guest.rs):
+#   B <uptime>        init started
+#   M <uptime>        modules loaded, suite starting
+#   P <line>          a line the suite wrote on stderr
+#   X <status> <uptime>   the suite's exit status
+#   J ... E           the suite's stdout (the JSON report) between a line "J" and a line "E"
+# The kernel console (ttyS0) stays separate. The guest powers off by rebooting (QEMU runs with
+# -no-reboot, so a reboot ends it).
+/bin/busybox --install -s /bin
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm /run /tmp /var/lib/cni /sys/fs/cgroup
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+# /run and /tmp stay on the root file system (already in memory): files the run needs may live
+# there on the host (a plugin under /tmp), and a mount would hide them.
+chmod 1777 /tmp
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+[ -e /var/run ] || ln -s /run /var/run
+mkdir -p /run/netns
+hostname cni-conformance-vm
+ip link set lo up
+
+chan=/dev/ttyS1
+stty -F "$chan" raw -echo 2>/dev/null
+exec 3>"$chan"
+say() { printf '%s\n' "$*" >&3; }
+up() { cut -d' ' -f1 /proc/uptime; }
+
+say "B $(up)"
+if [ -f /etc/cni-conformance/modules.load ]; then
+    while read -r m; do
+        [ -n "$m" ] && { modprobe "$m" 2>/dev/null || echo "cni-conformance vm: cannot load $m"; }
+    done < /etc/cni-conformance/modules.load
+fi
+say "M $(up)"
+
+# The first line of the argument file is the host's working directory: relative paths in the
+# arguments mean the same here.
+{
+    IFS= read -r cwd
+    set --
+    while IFS= read -r a; do set -- "$@" "$a"; done
+} < /etc/cni-conformance/args
+mkdir -p "$cwd" && cd "$cwd"
+{ /opt/cni-conformance/bin/cni-conformance "$@" 2>&1 >/tmp/report.out; echo $? >/tmp/status; } |
+    while IFS= read -r line; do printf 'P %s\n' "$line" >&3; done
+say "X $(cat /tmp/status) $(up)"
+say "J"
+cat /tmp/report.out >&3
+say ""
+say "E"
+sync
+reboot -f
