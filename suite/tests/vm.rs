@@ -120,6 +120,7 @@ fn missing_qemu_or_kernel_package_exits_2_with_what_to_do() {
         err.contains("linux-image-nonesuch-amd64") && err.contains("--kernel FILE"),
         "{err}"
     );
+    std::fs::remove_dir_all(&cache).unwrap();
 }
 
 #[test]
@@ -185,6 +186,7 @@ fn upstream_bridge_in_the_vm_passes_with_the_same_cases_as_on_the_host() {
     assert_eq!(std::fs::read(&saved).unwrap(), guest.stdout);
     // The run happened in the guest: the host's network is untouched.
     assert_eq!(before, host_state());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A plugin that answers VERSION and claims an interface it never creates.
@@ -236,6 +238,7 @@ fn a_broken_plugin_fails_in_the_vm_as_on_the_host() {
     let (hs, gs) = (statuses(&json(&host)), statuses(&json(&guest)));
     assert!(gs.values().any(|s| s == "fail"), "{gs:?}");
     assert_eq!(hs, gs, "host and VM judged the broken plugin differently");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Runs an upstream plugin whose kernel module this host lacks; in the VM it must run every case
