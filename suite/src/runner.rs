@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 /// How long pipes may stay open after the plugin exited before a descendant is blamed.
 const PIPE_GRACE: Duration = Duration::from_millis(300);
 
+/// How long processes a plugin left in its process group may run on after it exited.
+const LINGER_GRACE: Duration = Duration::from_millis(2000);
+
 /// Default cap on captured stdout and stderr, each.
 pub const DEFAULT_OUTPUT_CAP: usize = 1 << 20;
 
@@ -219,6 +222,31 @@ fn pidfd_open(pid: u32) -> Option<RawFd> {
     (fd >= 0).then_some(fd as RawFd)
 }
 
+/// True when a process that is not a zombie is still in process group `pgid`. Zombies count as
+/// gone: orphans are reparented to PID 1, which does not always reap them.
+fn live_members(pgid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    if unsafe { libc::kill(-(pgid as libc::pid_t), 0) } != 0 {
+        return false;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    dir.flatten().any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        // Fields after the command (which may contain spaces) start after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
+        pgrp == Some(pgid) && state != "Z" && state != "X"
+    })
+}
+
 fn kill_group(pgid: u32) -> bool {
     // SAFETY: sending a signal; ESRCH (nobody left) is the normal case.
     unsafe { libc::kill(-(pgid as libc::pid_t), libc::SIGKILL) == 0 }
@@ -335,10 +363,17 @@ fn supervise(inv: &Invocation, mut child: Child, start: Instant, record: &mut Re
         }
     }
     drop(stdin);
-    if kill_group(pid) {
-        record.notes.push(
-            "processes of the plugin's process group were still running after it exited; the suite killed them".into(),
-        );
+    // Brief background work (a helper finishing a deletion) is allowed to end on its own; what is
+    // still running after the grace period is killed and reported.
+    let linger_until = Instant::now() + LINGER_GRACE;
+    while live_members(pid) && Instant::now() < linger_until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if live_members(pid) && kill_group(pid) {
+        record.notes.push(format!(
+            "processes of the plugin's process group were still running {} ms after it exited; the suite killed them",
+            LINGER_GRACE.as_millis()
+        ));
     }
     if let Some(p) = pidfd {
         // SAFETY: closing the pidfd we opened.

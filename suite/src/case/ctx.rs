@@ -439,7 +439,8 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 
 impl Ctx<'_> {
     /// CHECK through the chain in list order with the final ADD result as `prevResult`; returns
-    /// the index of the first failing record, or of the plugin-under-test's record when all pass.
+    /// the plugin-under-test's record and whether it passed. When an earlier chain member fails,
+    /// the plugin under test was never asked: a skip naming that member.
     pub fn check_raw(&mut self, att: &Attachment, prev: &Value, version: &str) -> Result<(usize, bool), Verdict> {
         let n = self.target.profile.plugins.len();
         let mut own = 0;
@@ -449,6 +450,15 @@ impl Ctx<'_> {
             let env = self.env("CHECK", Some(att));
             let idx = self.invoke(&program, env, stdin);
             if !self.invocations[idx].exit.success() {
+                if i + 1 < n {
+                    // An earlier chain member refused: the plugin under test was never asked.
+                    let rec = &self.invocations[idx];
+                    return Err(Verdict::Skip(format!(
+                        "chain member {} failed CHECK before the plugin under test ran ({})",
+                        program.display(),
+                        first_line(&rec.stdout, &rec.stderr)
+                    )));
+                }
                 return Ok((idx, false));
             }
             own = idx;
