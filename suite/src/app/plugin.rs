@@ -138,8 +138,9 @@ fn judge(cli: &PluginArgs, plugin: PathBuf) -> Result<Report, Usage> {
     Ok(report)
 }
 
-/// The plugin path must name an executable regular file.
-fn check_plugin(path: Option<&Path>) -> Result<PathBuf> {
+/// The plugin path must name an executable regular file (also used by `--vm`, which checks it on
+/// the host before booting).
+pub(super) fn check_plugin(path: Option<&Path>) -> Result<PathBuf> {
     let path = path.ok_or_else(|| anyhow!("no plugin given"))?;
     let meta = std::fs::metadata(path).with_context(|| format!("plugin {}", path.display()))?;
     if !meta.is_file() {

@@ -4,13 +4,13 @@
 //! same exit status as a host run.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 
+use super::plugin::check_plugin;
 use super::{usage, Usage};
 use cni_conformance::cli::{Format, PluginArgs, VmAccel};
 use cni_conformance::exec::Selector;
@@ -206,19 +206,6 @@ fn plugin_types(v: &Value, out: &mut Vec<String>) {
         Value::Array(items) => items.iter().for_each(|i| plugin_types(i, out)),
         _ => {}
     }
-}
-
-/// The plugin path must name an executable regular file (as on the host).
-fn check_plugin(path: Option<&Path>) -> Result<PathBuf> {
-    let path = path.ok_or_else(|| anyhow!("no plugin given"))?;
-    let meta = std::fs::metadata(path).with_context(|| format!("plugin {}", path.display()))?;
-    if !meta.is_file() {
-        bail!("plugin {} is not a regular file", path.display());
-    }
-    if meta.permissions().mode() & 0o111 == 0 {
-        bail!("plugin {} is not executable", path.display());
-    }
-    std::path::absolute(path).with_context(|| format!("plugin {}", path.display()))
 }
 
 /// `--cni-path`, or the plugin's directory and the usual install directories (as on the host).
