@@ -75,8 +75,9 @@ fn bundled_plugins() -> Result<Vec<PathBuf>> {
     Ok(plugins)
 }
 
-/// Judges one plugin and returns its report.
-fn judge(cli: &PluginArgs, plugin: PathBuf) -> Result<Report, Usage> {
+/// The plugin's file name and the profile it is judged with (`--config`, else the built-in one
+/// for that name); also used by `--vm`, which loads it on the host before booting.
+pub(super) fn load_profile(cli: &PluginArgs, plugin: &Path) -> Result<(String, profile::Profile), Usage> {
     let plugin_name = plugin
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -85,6 +86,12 @@ fn judge(cli: &PluginArgs, plugin: PathBuf) -> Result<Report, Usage> {
         Some(file) => profile::from_file(file, &plugin_name).map_err(anyhow::Error::from),
         None => profile::builtin(&plugin_name).map_err(anyhow::Error::from),
     })?;
+    Ok((plugin_name, profile))
+}
+
+/// Judges one plugin and returns its report.
+fn judge(cli: &PluginArgs, plugin: PathBuf) -> Result<Report, Usage> {
+    let (plugin_name, profile) = load_profile(cli, &plugin)?;
     let selector = usage(Selector::new(&cli.filter, &cli.skip).context("invalid --filter/--skip pattern"))?;
     let cni_path = cni_path(&plugin, cli.cni_path.as_deref());
 

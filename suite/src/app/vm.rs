@@ -10,12 +10,12 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 
-use super::plugin::check_plugin;
+use super::plugin::{check_plugin, load_profile};
 use super::{usage, Usage};
 use cni_conformance::cli::{Format, PluginArgs, VmAccel};
 use cni_conformance::exec::Selector;
 use cni_conformance::report::{self, Report};
-use cni_conformance::{profile, vm};
+use cni_conformance::vm;
 
 /// Runs plugin mode inside a VM.
 pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
@@ -31,14 +31,7 @@ pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
     }
     let cwd = usage(std::env::current_dir().context("cannot read the current directory"))?;
     let plugin = usage(check_plugin(cli.plugin.as_deref()))?;
-    let plugin_name = plugin
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let profile = usage(match &cli.config {
-        Some(file) => profile::from_file(file, &plugin_name).map_err(anyhow::Error::from),
-        None => profile::builtin(&plugin_name).map_err(anyhow::Error::from),
-    })?;
+    let (_, profile) = load_profile(&cli, &plugin)?;
     // What the guest would refuse, refused here without a boot.
     if !(cli.timeout.is_finite() && cli.timeout > 0.0) {
         return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
