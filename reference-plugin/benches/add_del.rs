@@ -32,28 +32,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn mount(src: &str, target: &str, fstype: Option<&str>, flags: libc::c_ulong) {
-    let src_c = CString::new(src).unwrap();
-    let target_c = CString::new(target).unwrap();
-    let fstype_c = fstype.map(|f| CString::new(f).unwrap());
-    // SAFETY: valid NUL-terminated strings for the duration of the call.
-    let rc = unsafe {
-        libc::mount(
-            src_c.as_ptr(),
-            target_c.as_ptr(),
-            fstype_c.as_ref().map_or(std::ptr::null(), |f| f.as_ptr()),
-            flags,
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "mount {target}: {}", std::io::Error::last_os_error());
-}
-
 fn container(name: &str) -> (String, cni_reference_plugins::netlink::NetNs) {
     let ns = nsharness::new_netns();
     let path = format!("/run/netns/{name}");
     std::fs::write(&path, b"").unwrap();
-    mount(
+    nsharness::mount(
         &format!("/proc/self/fd/{}", ns.as_fd().as_raw_fd()),
         &path,
         None,
@@ -362,9 +345,9 @@ fn main() {
         return;
     }
     nsharness::enter_private_namespaces();
-    mount("tmpfs", "/run", Some("tmpfs"), 0);
+    nsharness::mount("tmpfs", "/run", Some("tmpfs"), 0);
     std::fs::create_dir_all("/run/netns").unwrap();
-    mount("tmpfs", "/var/lib", Some("tmpfs"), 0);
+    nsharness::mount("tmpfs", "/var/lib", Some("tmpfs"), 0);
     std::fs::create_dir_all("/var/lib/cni").unwrap();
     let n = env_usize("BENCH_N", 1000).max(1);
     let ours_bin = env!("CARGO_BIN_EXE_bridge");

@@ -21,23 +21,6 @@ fn cni_path() -> String {
     Path::new(HOST_LOCAL).parent().unwrap().to_string_lossy().into_owned()
 }
 
-fn mount(src: &str, target: &str, fstype: Option<&str>, flags: libc::c_ulong) {
-    let src_c = CString::new(src).unwrap();
-    let target_c = CString::new(target).unwrap();
-    let fstype_c = fstype.map(|f| CString::new(f).unwrap());
-    // SAFETY: valid NUL-terminated strings for the duration of the call.
-    let rc = unsafe {
-        libc::mount(
-            src_c.as_ptr(),
-            target_c.as_ptr(),
-            fstype_c.as_ref().map_or(std::ptr::null(), |f| f.as_ptr()),
-            flags,
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "mount {src} on {target}: {}", std::io::Error::last_os_error());
-}
-
 /// A container namespace reachable as `/run/netns/<name>`.
 struct Container {
     path: PathBuf,
@@ -49,7 +32,7 @@ impl Container {
         let ns = nsharness::new_netns();
         let path = PathBuf::from(format!("/run/netns/{name}"));
         std::fs::write(&path, b"").unwrap();
-        mount(
+        nsharness::mount(
             &format!("/proc/self/fd/{}", ns.as_fd().as_raw_fd()),
             path.to_str().unwrap(),
             None,
@@ -1175,14 +1158,14 @@ fn traffic_flows_and_leaves_masqueraded() {
 fn main() {
     nsharness::enter_private_namespaces();
     std::fs::create_dir_all("/run").ok();
-    mount("tmpfs", "/run", Some("tmpfs"), 0);
+    nsharness::mount("tmpfs", "/run", Some("tmpfs"), 0);
     std::fs::create_dir_all("/run/netns").unwrap();
     // The host may have no /var/lib/cni: then a private tmpfs over /var/lib provides one
     // without creating anything on the host's file system.
     if Path::new("/var/lib/cni").is_dir() {
-        mount("tmpfs", "/var/lib/cni", Some("tmpfs"), 0);
+        nsharness::mount("tmpfs", "/var/lib/cni", Some("tmpfs"), 0);
     } else {
-        mount("tmpfs", "/var/lib", Some("tmpfs"), 0);
+        nsharness::mount("tmpfs", "/var/lib", Some("tmpfs"), 0);
         std::fs::create_dir_all("/var/lib/cni").unwrap();
     }
     nsharness::run(&[

@@ -12,6 +12,24 @@ use cni_reference_plugins::netlink::{NetNs, Rtnl};
 
 const MARKER: &str = "CNI_RS_TEST_PRIVATE_NS";
 
+/// `mount(2)` with string arguments; panics with the OS error (test code).
+pub fn mount(src: &str, target: &str, fstype: Option<&str>, flags: libc::c_ulong) {
+    let src_c = std::ffi::CString::new(src).unwrap();
+    let target_c = std::ffi::CString::new(target).unwrap();
+    let fstype_c = fstype.map(|f| std::ffi::CString::new(f).unwrap());
+    // SAFETY: valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::mount(
+            src_c.as_ptr(),
+            target_c.as_ptr(),
+            fstype_c.as_ref().map_or(std::ptr::null(), |f| f.as_ptr()),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "mount {src} on {target}: {}", std::io::Error::last_os_error());
+}
+
 /// Moves this (still single-threaded) process into private network and mount namespaces and
 /// brings its loopback up.
 pub fn enter_private_namespaces() {
