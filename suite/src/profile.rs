@@ -106,6 +106,7 @@ fn missing_kernel_feature(kind: &str) -> Option<String> {
     let module = match kind {
         "vlan" => "8021q",
         "ipvlan" => "ipvlan",
+        "vrf" => "vrf",
         _ => return None,
     };
     let loaded = std::fs::read_to_string("/proc/modules")
@@ -194,6 +195,12 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
         ),
         "firewall" => chained(json!({"type": "firewall", "backend": "iptables"})),
         "sbr" => chained(json!({"type": "sbr"})),
+        "vrf" => {
+            // Chained after bridge: creates a VRF device in the container and enslaves eth0 to it.
+            let mut p = chained(json!({"type": "vrf", "vrfname": "conf-vrf0"}));
+            p.unavailable = missing_kernel_feature("vrf");
+            p
+        }
         other => return Err(ProfileError::Unknown(other.to_string())),
     };
     Ok(profile)
