@@ -263,3 +263,26 @@ fn no_namespace_support_exits_2() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("cannot create a user namespace as uid 65534"), "{err}");
 }
+
+#[test]
+fn gateway_of_an_l2_only_network_is_skipped_not_failed() {
+    // Without isGateway the IPAM gateway is a router outside the node: the lab has none, so the
+    // case says why it cannot judge instead of blaming the plugin. With isGateway (the built-in
+    // profile) the same case passes on upstream bridge (upstream_bridge_passes_in_every_format)
+    // and fails a bridge that lies about its gateway (mutant add-lies-gateway).
+    let Some(bridge) = upstream("bridge") else {
+        return;
+    };
+    let config = fixture("bridge-l2.conflist");
+    let (code, report) = run_json(&[
+        bridge.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--filter",
+        "^connectivity/container-to-gateway$",
+    ]);
+    assert_eq!(code, 0);
+    let case = &report["cases"][0];
+    assert_eq!(case["status"], "skip", "{case}");
+    assert!(case["message"].as_str().unwrap().contains("isGateway"), "{case}");
+}

@@ -333,10 +333,24 @@ fn container_to_gateway(ctx: &mut Ctx) -> Result<(), Verdict> {
         return Err(Verdict::Skip("the ADD result names no gateway".into()));
     }
     let mut failures = Vec::new();
+    let mut external = Vec::new();
     for gw in gateways {
         if let Err(e) = probe::icmp_echo(att.container.fd()?.as_fd(), gw, 56, false, PROBE) {
-            failures.push(format!("{gw}: {e}"));
+            if claims_gateway(ctx) || lab_carries(ctx, gw)? {
+                failures.push(format!("{gw}: {e}"));
+            } else {
+                external.push(gw.to_string());
+            }
         }
+    }
+    if failures.is_empty() && !external.is_empty() {
+        // An IPAM gateway the plugin was not asked to provide (no `isGateway`) is a router
+        // outside the node; the lab does not simulate one.
+        return Err(Verdict::Skip(format!(
+            "no interface of the node carries the gateway {} and the configuration does not ask the plugin to be \
+             the gateway (isGateway): it expects a router the lab does not simulate",
+            external.join(", ")
+        )));
     }
     if failures.is_empty() {
         Ok(())
@@ -347,6 +361,28 @@ fn container_to_gateway(ctx: &mut Ctx) -> Result<(), Verdict> {
             failures.join("; "),
         ))
     }
+}
+
+/// True when the configuration under test asks the plugin to act as the gateway itself.
+fn claims_gateway(ctx: &Ctx) -> bool {
+    ctx.target
+        .profile
+        .plugins
+        .last()
+        .and_then(|p| p.get("isGateway"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// True when an interface of the lab host or the outside namespace carries `gw` (a gateway the
+/// plugin set up, or the lab's own for a master link).
+fn lab_carries(ctx: &Ctx, gw: IpAddr) -> Result<bool, Verdict> {
+    for rtnl in [ctx.lab.host_rtnl()?, ctx.lab.outside_rtnl()?] {
+        if rtnl.addresses()?.iter().any(|a| a.addr.addr == gw) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// ICMP, UDP and TCP from `from` to `to_ip` in `to`; every server must see `from_ip` as source.
