@@ -3,9 +3,11 @@
 //! A built-in profile is chosen from the binary's file name (DESIGN §3); `--config FILE` (a plugin
 //! object or a conflist whose last plugin is the one under test) replaces it for any other plugin.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
+
+use crate::lab::DhcpServerSpec;
 
 /// What kind of plugin is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -32,6 +34,19 @@ pub enum LabNeed {
         /// When set, the gateway sits on a VLAN sub-link of the peer end with this tag (the vlan
         /// plugin's frames arrive tagged).
         gateway_vlan: Option<u16>,
+    },
+    /// A DHCP server (dnsmasq) on a segment of its own in a lab namespace.
+    DhcpServer(DhcpServerSpec),
+    /// Every attachment's container already holds `CNI_IFNAME`, up, on the DHCP segment: the lab
+    /// plays the interface plugin whose IPAM delegate is under test.
+    InterfaceOnDhcpSegment,
+    /// The plugin under test runs as a daemon for the lab's whole life (`<plugin> <args>` in the
+    /// lab host), serving on `socket`.
+    PluginDaemon {
+        /// Arguments, e.g. `["daemon"]`.
+        args: Vec<String>,
+        /// The Unix socket it serves on, inside the lab's private `/run`.
+        socket: PathBuf,
     },
 }
 
@@ -126,6 +141,41 @@ fn missing_kernel_feature(kind: &str) -> Option<String> {
         .then(|| format!("the running kernel ({release}) has no {module} support; run with --vm to judge {kind}"))
 }
 
+/// The first `name` on `PATH` that is an executable file.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// The dhcp plugin judged as the IPAM delegate of an interface on a segment where a real DHCP
+/// server answers; the plugin's daemon runs in the lab for the lab's life.
+fn dhcp_profile(mut p: Profile) -> Profile {
+    match find_on_path("dnsmasq") {
+        Some(dnsmasq) => p.needs.push(LabNeed::DhcpServer(DhcpServerSpec {
+            dnsmasq,
+            server: "10.91.0.1/24".into(),
+            range_start: "10.91.0.10".into(),
+            range_end: "10.91.0.250".into(),
+        })),
+        None => {
+            p.unavailable = Some(
+                "the dhcp profile needs a DHCP server: dnsmasq is not on PATH (Debian package dnsmasq-base; \
+                 not the dnsmasq package, which starts a host service)"
+                    .into(),
+            )
+        }
+    }
+    p.needs.push(LabNeed::InterfaceOnDhcpSegment);
+    p.needs.push(LabNeed::PluginDaemon {
+        args: vec!["daemon".into()],
+        socket: PathBuf::from("/run/cni/dhcp.sock"),
+    });
+    p
+}
+
 /// The built-in profile for a plugin binary, by file name.
 pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
     let mk = |kind, plugins: Vec<Value>| Profile {
@@ -182,6 +232,26 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
                 "addresses": [{"address": "10.90.0.5/24", "gateway": "10.90.0.1"}],
                 "routes": [{"dst": "0.0.0.0/0"}]}})],
         ),
+        "dhcp" => dhcp_profile(mk(
+            PluginKind::Ipam,
+            vec![json!({"type": "bridge", "bridge": crate::lab::dhcp_server::SEGMENT_BRIDGE, "ipam": {"type": "dhcp"}})],
+        )),
+        "host-device" => {
+            let mut p = mk(
+                PluginKind::Interface,
+                vec![json!({"type": "host-device", "device": "lab-dev0", "ipam": {"type": "host-local",
+                    "ranges": [[{"subnet": "10.92.0.0/24", "gateway": "10.92.0.1"}]],
+                    "routes": [{"dst": "0.0.0.0/0"}]}})],
+            );
+            // The device is a veth: its peer stays in the lab host and answers as the gateway.
+            p.needs.push(LabNeed::MasterLink {
+                name: "lab-dev0".into(),
+                gateway: Some("10.92.0.1/24".into()),
+                gateway_vlan: None,
+            });
+            p.one_attachment_at_a_time = true;
+            p
+        }
         "loopback" => {
             let mut p = mk(PluginKind::Interface, vec![json!({"type": "loopback"})]);
             p.fixed_ifname = Some("lo".into());
