@@ -141,10 +141,12 @@ fn missing_kernel_feature(kind: &str) -> Option<String> {
         .then(|| format!("the running kernel ({release}) has no {module} support; run with --vm to judge {kind}"))
 }
 
-/// The first `name` on `PATH` that is an executable file.
+/// The first `name` on `PATH` (the usual directories when it is unset, as in a `--vm` guest) that
+/// is an executable file.
 fn find_on_path(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
@@ -234,14 +236,18 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
         ),
         "dhcp" => dhcp_profile(mk(
             PluginKind::Ipam,
-            vec![json!({"type": "bridge", "bridge": crate::lab::dhcp_server::SEGMENT_BRIDGE, "ipam": {"type": "dhcp"}})],
+            vec![
+                json!({"type": "bridge", "bridge": crate::lab::dhcp_server::SEGMENT_BRIDGE, "ipam": {"type": "dhcp"}}),
+            ],
         )),
         "host-device" => {
             let mut p = mk(
                 PluginKind::Interface,
-                vec![json!({"type": "host-device", "device": "lab-dev0", "ipam": {"type": "host-local",
+                vec![
+                    json!({"type": "host-device", "device": "lab-dev0", "ipam": {"type": "host-local",
                     "ranges": [[{"subnet": "10.92.0.0/24", "gateway": "10.92.0.1"}]],
-                    "routes": [{"dst": "0.0.0.0/0"}]}})],
+                    "routes": [{"dst": "0.0.0.0/0"}]}}),
+                ],
             );
             // The device is a veth: its peer stays in the lab host and answers as the gateway.
             p.needs.push(LabNeed::MasterLink {

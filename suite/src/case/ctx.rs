@@ -190,7 +190,7 @@ impl<'a> Ctx<'a> {
         if self.target.profile.one_attachment_at_a_time && (self.open > 0 || self.pending > 0) {
             return Err(Verdict::Skip(
                 "the case needs two attachments at once, and this configuration holds one at a time \
-                 (vlan: one link per master and tag)"
+                 (vlan: one link per master and tag; host-device: one device)"
                     .into(),
             ));
         }

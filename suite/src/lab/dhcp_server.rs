@@ -70,10 +70,7 @@ impl DhcpSegment {
             "--group=".into(),
             format!("--interface={SEGMENT_BRIDGE}"),
             "--bind-interfaces".into(),
-            format!(
-                "--dhcp-range={},{},{netmask},1h",
-                spec.range_start, spec.range_end
-            ),
+            format!("--dhcp-range={},{},{netmask},1h", spec.range_start, spec.range_end),
             format!("--dhcp-leasefile={}", leases.display()),
             format!("--pid-file={}", Path::new(SERVICE_DIR).join("dnsmasq.pid").display()),
             "--dhcp-authoritative".into(),
@@ -164,7 +161,8 @@ mod tests {
 
     #[test]
     fn reads_dnsmasq_lease_lines_without_expiry() {
-        let text = "1700000000 aa:bb:cc:dd:ee:ff 10.91.0.23 * ff:00:11\n\n1700000100 02:00:00:00:00:01 10.91.0.24 host\n";
+        let text =
+            "1700000000 aa:bb:cc:dd:ee:ff 10.91.0.23 * ff:00:11\n\n1700000100 02:00:00:00:00:01 10.91.0.24 host\n";
         assert_eq!(
             parse_leases(text),
             [

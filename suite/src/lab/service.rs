@@ -149,8 +149,10 @@ impl Drop for Service {
 /// The last lines of a log file inside the lab, on one line.
 pub(super) fn read_tail(mnt: BorrowedFd<'_>, path: &Path) -> String {
     let path = path.to_path_buf();
-    let text = ns::run_in(None, Some(mnt), move || Ok(std::fs::read_to_string(&path).unwrap_or_default()))
-        .unwrap_or_default();
+    let text = ns::run_in(None, Some(mnt), move || {
+        Ok(std::fs::read_to_string(&path).unwrap_or_default())
+    })
+    .unwrap_or_default();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.is_empty() {
         return "(nothing)".into();
