@@ -269,3 +269,67 @@ fn dhcp_lab_leases_follow_add_and_del_and_die_with_the_lab() {
         assert!(status.is_empty(), "service {pid} outlived its lab: {status}");
     }
 }
+
+/// Parent pid and state of a process, from /proc (None once it is gone).
+fn ppid_and_state(pid: &str) -> Option<(String, String)> {
+    let status = std::fs::read_to_string(Path::new("/proc").join(pid).join("status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("")
+            .to_string()
+    };
+    Some((field("PPid:"), field("State:")))
+}
+
+/// A SIGKILLed suite leaves no DHCP server and no dhcp daemon running.
+#[test]
+fn sigkill_of_the_suite_kills_the_lab_services() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let Some(dhcp) = upstream("dhcp") else { return };
+    if !dnsmasq_installed() {
+        return;
+    }
+    let mut child = suite()
+        .args([dhcp.to_str().unwrap(), "--jobs", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let suite_pid = child.id().to_string();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Wait until cases with labs are running, then look for the suite's service children.
+    let start = std::time::Instant::now();
+    let mut services: Vec<String> = Vec::new();
+    while let Some(Ok(_)) = lines.next() {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            let Some((ppid, _)) = ppid_and_state(&pid) else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            if ppid == suite_pid && (comm.trim() == "dnsmasq" || comm.trim() == "dhcp") && !services.contains(&pid) {
+                // A plugin invocation is also called dhcp: only daemons have "daemon" as argument.
+                let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                if comm.trim() == "dnsmasq" || cmdline.ends_with(b"daemon\0") {
+                    services.push(pid);
+                }
+            }
+        }
+        if services.len() >= 2 || start.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+    }
+    assert!(services.len() >= 2, "saw no lab services of the running suite");
+    child.kill().unwrap();
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(500));
+    for pid in &services {
+        if let Some((_, state)) = ppid_and_state(pid) {
+            assert_eq!(state, "Z", "lab service {pid} survived the SIGKILLed suite");
+        }
+    }
+}
