@@ -73,6 +73,21 @@ pub struct Profile {
     pub one_attachment_at_a_time: bool,
 }
 
+impl Profile {
+    /// How many addresses a server of the lab hands out (the dhcp profile's DHCP pool), for cases
+    /// that need a pool size and find no range in the configuration.
+    pub fn served_pool_size(&self) -> Option<u32> {
+        self.needs.iter().find_map(|n| match n {
+            LabNeed::DhcpServer(spec) => {
+                let start: std::net::Ipv4Addr = spec.range_start.parse().ok()?;
+                let end: std::net::Ipv4Addr = spec.range_end.parse().ok()?;
+                u32::from(end).checked_sub(u32::from(start)).map(|d| d + 1)
+            }
+            _ => None,
+        })
+    }
+}
+
 /// Errors loading a profile.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -362,5 +377,30 @@ mod tests {
         assert!(from_value(json!({"plugins":[]}), "x", "x").is_err());
         assert!(from_value(json!({"plugins":[{"no":"type"}]}), "x", "x").is_err());
         assert!(matches!(builtin("nonesuch"), Err(ProfileError::Unknown(_))));
+    }
+
+    #[test]
+    fn dhcp_and_host_device_profiles() {
+        let hd = builtin("host-device").unwrap();
+        assert_eq!(hd.kind, PluginKind::Interface);
+        assert!(hd.one_attachment_at_a_time);
+        assert_eq!(hd.plugins[0]["device"], "lab-dev0");
+        assert!(matches!(&hd.needs[..], [LabNeed::MasterLink { name, .. }] if name == "lab-dev0"));
+        assert_eq!(hd.served_pool_size(), None);
+
+        let dhcp = builtin("dhcp").unwrap();
+        assert_eq!(dhcp.kind, PluginKind::Ipam);
+        assert_eq!(dhcp.plugins[0]["ipam"]["type"], "dhcp");
+        assert!(dhcp.needs.contains(&LabNeed::InterfaceOnDhcpSegment));
+        assert!(dhcp
+            .needs
+            .iter()
+            .any(|n| matches!(n, LabNeed::PluginDaemon { args, .. } if args == &["daemon"])));
+        match &dhcp.unavailable {
+            // Without dnsmasq on PATH the reason names the package.
+            Some(reason) => assert!(reason.contains("dnsmasq-base")),
+            // With it, the pool is big enough for 32 parallel ADDs.
+            None => assert_eq!(dhcp.served_pool_size(), Some(241)),
+        }
     }
 }
