@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use cni_conformance::case::{Ctx, Target};
+use cni_conformance::case::{Ctx, Target, Verdict};
 use cni_conformance::profile;
 use common::{host_state, statuses, suite, upstream};
 
@@ -264,6 +264,19 @@ fn dhcp_lab_leases_follow_add_and_del_and_die_with_the_lab() {
         leases = ctx.lab.dhcp_leases().unwrap();
     }
     assert!(leases.is_empty(), "lease kept after DEL: {leases:?}");
+
+    // A failing ADD shows what the daemon said: here the interface is gone before the ADD.
+    let broken = ctx.attachment_named("net1").unwrap();
+    let rtnl = ctx.lab.container_rtnl(&broken.container).unwrap();
+    rtnl.delete_link(rtnl.index_of("net1").unwrap()).unwrap();
+    match ctx.add(&broken) {
+        Err(Verdict::Violation(f)) => {
+            let seen = f.seen.unwrap_or_default();
+            assert!(seen.contains("dhcp-daemon (pid "), "{seen}");
+            assert!(seen.contains("dnsmasq (pid "), "{seen}");
+        }
+        other => panic!("ADD without the interface: {other:?}"),
+    }
 
     drop(ctx);
     for pid in &pids {
