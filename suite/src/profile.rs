@@ -3,9 +3,11 @@
 //! A built-in profile is chosen from the binary's file name (DESIGN §3); `--config FILE` (a plugin
 //! object or a conflist whose last plugin is the one under test) replaces it for any other plugin.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
+
+use crate::lab::DhcpServerSpec;
 
 /// What kind of plugin is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,6 +35,19 @@ pub enum LabNeed {
         /// plugin's frames arrive tagged).
         gateway_vlan: Option<u16>,
     },
+    /// A DHCP server (dnsmasq) on a segment of its own in a lab namespace.
+    DhcpServer(DhcpServerSpec),
+    /// Every attachment's container already holds `CNI_IFNAME`, up, on the DHCP segment: the lab
+    /// plays the interface plugin whose IPAM delegate is under test.
+    InterfaceOnDhcpSegment,
+    /// The plugin under test runs as a daemon for the lab's whole life (`<plugin> <args>` in the
+    /// lab host), serving on `socket`.
+    PluginDaemon {
+        /// Arguments, e.g. `["daemon"]`.
+        args: Vec<String>,
+        /// The Unix socket it serves on, inside the lab's private `/run`.
+        socket: PathBuf,
+    },
 }
 
 /// The configuration a plugin is judged with.
@@ -56,6 +71,21 @@ pub struct Profile {
     /// The configuration can hold one attachment at a time (vlan: the kernel allows one link per
     /// master and tag), so cases never keep a first attachment while they make a second.
     pub one_attachment_at_a_time: bool,
+}
+
+impl Profile {
+    /// How many addresses a server of the lab hands out (the dhcp profile's DHCP pool), for cases
+    /// that need a pool size and find no range in the configuration.
+    pub fn served_pool_size(&self) -> Option<u32> {
+        self.needs.iter().find_map(|n| match n {
+            LabNeed::DhcpServer(spec) => {
+                let start: std::net::Ipv4Addr = spec.range_start.parse().ok()?;
+                let end: std::net::Ipv4Addr = spec.range_end.parse().ok()?;
+                u32::from(end).checked_sub(u32::from(start)).map(|d| d + 1)
+            }
+            _ => None,
+        })
+    }
 }
 
 /// Errors loading a profile.
@@ -127,6 +157,43 @@ fn missing_kernel_feature(kind: &str) -> Option<String> {
         .then(|| format!("the running kernel ({release}) has no {module} support; run with --vm to judge {kind}"))
 }
 
+/// The first `name` on `PATH` (the usual directories when it is unset, as in a `--vm` guest) that
+/// is an executable file.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// The dhcp plugin judged as the IPAM delegate of an interface on a segment where a real DHCP
+/// server answers; the plugin's daemon runs in the lab for the lab's life.
+fn dhcp_profile(mut p: Profile) -> Profile {
+    match find_on_path("dnsmasq") {
+        Some(dnsmasq) => p.needs.push(LabNeed::DhcpServer(DhcpServerSpec {
+            dnsmasq,
+            server: "10.91.0.1/24".into(),
+            range_start: "10.91.0.10".into(),
+            range_end: "10.91.0.250".into(),
+        })),
+        None => {
+            p.unavailable = Some(
+                "the dhcp profile needs a DHCP server: dnsmasq is not on PATH (Debian package dnsmasq-base; \
+                 not the dnsmasq package, which starts a host service)"
+                    .into(),
+            )
+        }
+    }
+    p.needs.push(LabNeed::InterfaceOnDhcpSegment);
+    p.needs.push(LabNeed::PluginDaemon {
+        args: vec!["daemon".into()],
+        socket: PathBuf::from("/run/cni/dhcp.sock"),
+    });
+    p
+}
+
 /// The built-in profile for a plugin binary, by file name.
 pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
     let mk = |kind, plugins: Vec<Value>| Profile {
@@ -183,6 +250,30 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
                 "addresses": [{"address": "10.90.0.5/24", "gateway": "10.90.0.1"}],
                 "routes": [{"dst": "0.0.0.0/0"}]}})],
         ),
+        "dhcp" => dhcp_profile(mk(
+            PluginKind::Ipam,
+            vec![
+                json!({"type": "bridge", "bridge": crate::lab::dhcp_server::SEGMENT_BRIDGE, "ipam": {"type": "dhcp"}}),
+            ],
+        )),
+        "host-device" => {
+            let mut p = mk(
+                PluginKind::Interface,
+                vec![
+                    json!({"type": "host-device", "device": "lab-dev0", "ipam": {"type": "host-local",
+                    "ranges": [[{"subnet": "10.92.0.0/24", "gateway": "10.92.0.1"}]],
+                    "routes": [{"dst": "0.0.0.0/0"}]}}),
+                ],
+            );
+            // The device is a veth: its peer stays in the lab host and answers as the gateway.
+            p.needs.push(LabNeed::MasterLink {
+                name: "lab-dev0".into(),
+                gateway: Some("10.92.0.1/24".into()),
+                gateway_vlan: None,
+            });
+            p.one_attachment_at_a_time = true;
+            p
+        }
         "loopback" => {
             let mut p = mk(PluginKind::Interface, vec![json!({"type": "loopback"})]);
             p.fixed_ifname = Some("lo".into());
@@ -293,5 +384,30 @@ mod tests {
         assert!(from_value(json!({"plugins":[]}), "x", "x").is_err());
         assert!(from_value(json!({"plugins":[{"no":"type"}]}), "x", "x").is_err());
         assert!(matches!(builtin("nonesuch"), Err(ProfileError::Unknown(_))));
+    }
+
+    #[test]
+    fn dhcp_and_host_device_profiles() {
+        let hd = builtin("host-device").unwrap();
+        assert_eq!(hd.kind, PluginKind::Interface);
+        assert!(hd.one_attachment_at_a_time);
+        assert_eq!(hd.plugins[0]["device"], "lab-dev0");
+        assert!(matches!(&hd.needs[..], [LabNeed::MasterLink { name, .. }] if name == "lab-dev0"));
+        assert_eq!(hd.served_pool_size(), None);
+
+        let dhcp = builtin("dhcp").unwrap();
+        assert_eq!(dhcp.kind, PluginKind::Ipam);
+        assert_eq!(dhcp.plugins[0]["ipam"]["type"], "dhcp");
+        assert!(dhcp.needs.contains(&LabNeed::InterfaceOnDhcpSegment));
+        assert!(dhcp
+            .needs
+            .iter()
+            .any(|n| matches!(n, LabNeed::PluginDaemon { args, .. } if args == &["daemon"])));
+        match &dhcp.unavailable {
+            // Without dnsmasq on PATH the reason names the package.
+            Some(reason) => assert!(reason.contains("dnsmasq-base")),
+            // With it, the pool is big enough for 32 parallel ADDs.
+            None => assert_eq!(dhcp.served_pool_size(), Some(241)),
+        }
     }
 }

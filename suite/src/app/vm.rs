@@ -63,6 +63,15 @@ pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
             }
         }
     }
+    // Programs the lab runs besides plugins (the dhcp profile's DHCP server).
+    for need in &profile.needs {
+        if let cni_conformance::profile::LabNeed::DhcpServer(spec) = need {
+            files.push(vm::GuestFile {
+                guest: spec.dnsmasq.clone(),
+                host: spec.dnsmasq.clone(),
+            });
+        }
+    }
 
     let human = cli.format == Format::Human;
     let request = vm::Request {

@@ -135,6 +135,14 @@ impl<'a> Ctx<'a> {
                         rtnl.add_address(index, net)?;
                     }
                 }
+                LabNeed::DhcpServer(spec) => lab.start_dhcp_server(spec)?,
+                // Done per attachment, in `attachment_named`.
+                LabNeed::InterfaceOnDhcpSegment => {}
+                LabNeed::PluginDaemon { args, socket } => lab.start_plugin_daemon(&crate::lab::DaemonSpec {
+                    program: target.plugin.clone(),
+                    args: args.clone(),
+                    socket: socket.clone(),
+                })?,
             }
         }
         Ok(Ctx {
@@ -182,7 +190,7 @@ impl<'a> Ctx<'a> {
         if self.target.profile.one_attachment_at_a_time && (self.open > 0 || self.pending > 0) {
             return Err(Verdict::Skip(
                 "the case needs two attachments at once, and this configuration holds one at a time \
-                 (vlan: one link per master and tag)"
+                 (vlan: one link per master and tag; host-device: one device)"
                     .into(),
             ));
         }
@@ -190,11 +198,24 @@ impl<'a> Ctx<'a> {
         self.containers += 1;
         let name = format!("ctr{}", self.containers);
         let container = self.lab.add_container(&name)?;
+        if self.target.profile.needs.contains(&LabNeed::InterfaceOnDhcpSegment) {
+            self.lab.plug_into_dhcp_segment(&container, ifname)?;
+        }
         Ok(Attachment {
             container,
             container_id: format!("cniconformance-{name}"),
             ifname: ifname.into(),
         })
+    }
+
+    /// Interfaces the lab put into the attachment's container before the plugin ran (the link an
+    /// interface plugin would have made when the plugin under test is its IPAM delegate).
+    pub fn premade_links(&self, att: &Attachment) -> Vec<String> {
+        if self.target.profile.needs.contains(&LabNeed::InterfaceOnDhcpSegment) {
+            vec![att.ifname.clone()]
+        } else {
+            Vec::new()
+        }
     }
 
     /// The standard environment for `command` (all six `CNI_*` variables for attachment verbs, as
@@ -321,7 +342,11 @@ impl<'a> Ctx<'a> {
                         rec.exit
                     )
                 };
-                let seen = first_line(&rec.stdout, &rec.stderr);
+                let mut seen = first_line(&rec.stdout, &rec.stderr);
+                // A plugin that works through a daemon of the lab: what the daemon said counts.
+                for log in self.lab.service_logs() {
+                    seen.push_str(&format!("; {}", truncate(&log, 600)));
+                }
                 return Err(if i + 1 == n {
                     Verdict::Violation(Finding {
                         message: msg,

@@ -152,12 +152,13 @@ fn failing_add(ctx: &mut Ctx, env: Vec<(String, String)>, stdin: Vec<u8>) -> Res
     Ok(idx)
 }
 
-/// A finding unless the container has no interface besides `lo`.
+/// A finding unless the container has no interface besides `lo` (and any the lab put there).
 fn nothing_created(ctx: &mut Ctx, att: &crate::case::Attachment) -> Result<(), Verdict> {
     let links = ctx.lab.container_rtnl(&att.container)?.links()?;
+    let premade = ctx.premade_links(att);
     let extra: Vec<String> = links
         .iter()
-        .filter(|l| l.name != "lo")
+        .filter(|l| l.name != "lo" && !premade.contains(&l.name))
         .map(|l| l.name.clone())
         .collect();
     if extra.is_empty() {

@@ -317,13 +317,14 @@ fn renamed(att: &Attachment, suffix: &str) -> Attachment {
 
 fn unique_parallel(ctx: &mut Ctx) -> Result<(), Verdict> {
     let v = ctx.variant();
-    let pool = pool_of(v.ipam()).map_err(Verdict::Skip)?;
-    let n = pool.size().min(PARALLEL);
+    // Without a range in the configuration (DHCP), the pool of the lab's server counts.
+    let size = match pool_of(v.ipam()) {
+        Ok(pool) => pool.size(),
+        Err(reason) => ctx.target.profile.served_pool_size().ok_or(Verdict::Skip(reason))?,
+    };
+    let n = size.min(PARALLEL);
     if n < 2 {
-        return Err(Verdict::Skip(format!(
-            "the configured pool holds {} address(es)",
-            pool.size()
-        )));
+        return Err(Verdict::Skip(format!("the configured pool holds {size} address(es)")));
     }
     let mut atts = Vec::new();
     for _ in 0..n {

@@ -11,21 +11,27 @@
 //!                                                                     |-- [container ns ...]
 //! ```
 
+pub mod dhcp_server;
 pub mod firewall;
 mod keep;
 mod mounts;
+pub mod plugin_daemon;
+pub mod service;
 pub mod snapshot;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::net::{IpNet, Rtnl};
 use crate::ns::{self, NsError};
 
+pub use dhcp_server::{DhcpSegment, DhcpServerSpec};
 pub use keep::KeptLab;
+pub use plugin_daemon::DaemonSpec;
+pub use service::Service;
 pub use snapshot::HostSnapshot;
 
 /// The lab host's address on the uplink.
@@ -89,6 +95,10 @@ impl ContainerNs {
 /// One hermetic lab.
 #[derive(Debug)]
 pub struct Lab {
+    /// Processes started for the lab's life; dropped (killed and reaped) with it.
+    services: Mutex<Vec<Service>>,
+    /// The DHCP segment, when the profile needs one.
+    dhcp: OnceLock<DhcpSegment>,
     host_net: OwnedFd,
     mnt: OwnedFd,
     outside: OwnedFd,
@@ -101,6 +111,8 @@ impl Lab {
         let (host_net, mnt) = mounts::new_host_namespaces()?;
         let outside = ns::create_netns_file(mnt.as_fd(), &Path::new(NETNS_DIR).join("outside"))?;
         let lab = Lab {
+            services: Mutex::new(Vec::new()),
+            dhcp: OnceLock::new(),
             host_net,
             mnt,
             outside,
@@ -215,6 +227,72 @@ impl Lab {
     /// Keeps the lab alive after the suite exits (for `--keep`) and says how to enter it.
     pub fn keep(&self) -> Result<KeptLab, LabError> {
         keep::keep(self)
+    }
+
+    /// Starts a DHCP server on a segment of its own (see [`dhcp_server`]); at most once per lab.
+    pub fn start_dhcp_server(&self, spec: &DhcpServerSpec) -> Result<(), LabError> {
+        if self.dhcp.get().is_some() {
+            return Err(LabError::Other("the lab already has a DHCP server".into()));
+        }
+        let segment = DhcpSegment::start(self.mnt(), spec)?;
+        self.dhcp
+            .set(segment)
+            .map_err(|_| LabError::Other("the lab already has a DHCP server".into()))
+    }
+
+    /// Gives a container a link `ifname` on the DHCP segment (what an interface plugin would
+    /// have made before calling its IPAM delegate).
+    pub fn plug_into_dhcp_segment(&self, c: &ContainerNs, ifname: &str) -> Result<(), LabError> {
+        let segment = self
+            .dhcp
+            .get()
+            .ok_or_else(|| LabError::Other("the lab has no DHCP segment".into()))?;
+        segment.plug(c.fd()?.as_fd(), ifname)
+    }
+
+    /// The DHCP server's active leases, one line each (empty without a DHCP server).
+    pub fn dhcp_leases(&self) -> Result<Vec<String>, LabError> {
+        let Some(segment) = self.dhcp.get() else {
+            return Ok(Vec::new());
+        };
+        let text = self.read_file(segment.lease_file())?.unwrap_or_default();
+        Ok(dhcp_server::parse_leases(&String::from_utf8_lossy(&text)))
+    }
+
+    /// Starts a plugin's daemon in the lab host (see [`plugin_daemon`]) and waits until it serves.
+    pub fn start_plugin_daemon(&self, spec: &DaemonSpec) -> Result<(), LabError> {
+        let service = plugin_daemon::start(self.mnt(), self.host_net(), spec)?;
+        self.services
+            .lock()
+            .map_err(|_| LabError::Other("service list poisoned".into()))?
+            .push(service);
+        Ok(())
+    }
+
+    /// The last lines each lab service (plugin daemon, DHCP server) printed, as
+    /// `name (pid N): lines` — for findings about plugins that work through them.
+    pub fn service_logs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(list) = self.services.lock() {
+            for s in list.iter() {
+                out.push(format!(
+                    "{} (pid {}): {}",
+                    s.name(),
+                    s.pid(),
+                    service::read_tail(self.mnt(), s.log_path())
+                ));
+            }
+        }
+        if let Some(seg) = self.dhcp.get() {
+            let s = seg.server();
+            out.push(format!(
+                "{} (pid {}): {}",
+                s.name(),
+                s.pid(),
+                service::read_tail(self.mnt(), s.log_path())
+            ));
+        }
+        out
     }
 
     /// Reads a file inside the lab's mount namespace (e.g. a plugin's data file).

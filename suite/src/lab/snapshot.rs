@@ -27,7 +27,7 @@ pub const SYSCTLS: &[&str] = &[
 pub const DATA_DIRS: &[&str] = &["/var/lib/cni", "/run"];
 
 /// Paths under [`DATA_DIRS`] that belong to the suite itself, not to the plugin.
-const SUITE_PATHS: &[&str] = &["/run/netns"];
+const SUITE_PATHS: &[&str] = &["/run/netns", super::service::SERVICE_DIR];
 
 /// The lab host at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,6 +44,9 @@ pub struct HostSnapshot {
     pub firewall: FirewallSnapshot,
     /// Files under the data dirs: path to "size bytes, digest".
     pub files: BTreeMap<String, String>,
+    /// Active leases of the lab's DHCP server (empty when it has none): an address DHCP handed
+    /// out is held on the server, so a lease left after DEL is a trace like a reserved file.
+    pub dhcp_leases: BTreeSet<String>,
 }
 
 /// One difference between two snapshots.
@@ -87,6 +90,7 @@ impl HostSnapshot {
             });
         }
         map_diff("file", &before.files, &self.files, &mut out);
+        set_diff(&before.dhcp_leases, &self.dhcp_leases, &mut out);
         out
     }
 }
@@ -186,6 +190,7 @@ pub(super) fn take(lab: &Lab) -> Result<HostSnapshot, LabError> {
     snap.sysctls = read_sysctls(lab)?;
     snap.firewall = FirewallSnapshot::read(lab.host_net())?;
     snap.files = read_files(lab)?;
+    snap.dhcp_leases = lab.dhcp_leases()?.into_iter().collect();
     Ok(snap)
 }
 
