@@ -43,6 +43,7 @@
 #![deny(missing_docs)]
 
 pub mod bridge;
+pub mod builtin;
 pub mod cni;
 pub mod host_local;
 pub mod masq;

@@ -99,6 +99,16 @@ fn host() -> Rtnl {
     Rtnl::new().unwrap()
 }
 
+/// How many links the host namespace has, not counting retired veth ends (`cnidel…`), which
+/// an earlier DEL's child deletes a few milliseconds after that DEL returned.
+fn live_host_links(h: &Rtnl) -> usize {
+    h.links()
+        .unwrap()
+        .iter()
+        .filter(|l| !l.name.starts_with("cnidel"))
+        .count()
+}
+
 /// The masqueraded addresses of `network` with their owner tags.
 fn masq_entries(network: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Masq::open()
@@ -188,9 +198,9 @@ fn chained_after_another_plugin_keeps_its_result() {
     assert_eq!(r["dns"]["nameservers"][0], "192.0.2.53");
     // A broken prevResult fails before anything is created.
     let bad = json!({"cniVersion": "1.1.0", "ips": [{"address": "not-an-ip"}]});
-    let links = host().links().unwrap().len();
+    let links = live_host_links(&host());
     call("ADD", &c, "net1", "ctr-chain2", &with_prev(&conf, &bad)).err();
-    assert_eq!(host().links().unwrap().len(), links);
+    assert_eq!(live_host_links(&host()), links);
     call("DEL", &c, "eth0", "ctr-chain", &with_prev(&conf, &r)).ok();
 }
 
@@ -430,6 +440,89 @@ fn del_retires_the_pair_at_once_and_deletes_it_in_the_background() {
     }
 }
 
+/// Waits up to `limit` for the retired pairs to be gone from the host and from `c`; panics with
+/// what is left otherwise.
+fn wait_for_retired_pairs_gone(c: &Container, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left_in_ctr: Vec<String> = c
+            .rtnl()
+            .links()
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .filter(|n| n.starts_with("cnidel"))
+            .collect();
+        let left_on_host = host_links_named("cnidel");
+        if left_in_ctr.is_empty() && left_on_host.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retired links not deleted within {limit:?}: container {left_in_ctr:?}, host {left_on_host:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The runtime may ADD again the moment DEL returns, with the same container ID, ifname and
+/// netns, while the retired pair is still waiting for its deletion: the new attachment is
+/// complete (interface, address, bridge port, masquerade entry owned by it), and the retired
+/// pairs of a burst of DELs are all gone within the 2 s a runtime waits for a plugin's
+/// process group.
+fn del_then_add_again_at_once_with_the_same_ids() {
+    let c = Container::new("again1");
+    let others = [Container::new("again2"), Container::new("again3")];
+    let conf = config("1.1.0", "br-again", "10.38.0.0/24", json!({"ipMasq": true}));
+    let h = host();
+    let mut r = call("ADD", &c, "eth0", "ctr-again", &conf).ok();
+    for round in 0..4 {
+        call("DEL", &c, "eth0", "ctr-again", &with_prev(&conf, &r)).ok();
+        r = call("ADD", &c, "eth0", "ctr-again", &conf).ok();
+        let ip = r["ips"][0]["address"].as_str().unwrap().to_string();
+        let addr = ip.split('/').next().unwrap().to_string();
+        let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
+        let ctr = c.rtnl();
+        let eth0 = ctr.link_by_name("eth0").unwrap().expect("eth0 after the new ADD");
+        assert!(eth0.is_up(), "round {round}");
+        let addrs: Vec<String> = ctr
+            .addresses(Some(eth0.index), netlink::Family::V4)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.net.addr.to_string())
+            .collect();
+        assert_eq!(addrs, vec![addr.clone()], "round {round}");
+        let br = h.link_by_name("br-again").unwrap().unwrap();
+        let ports: Vec<String> = h
+            .links()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.master == Some(br.index))
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(ports, vec![veth], "round {round}");
+        assert_eq!(
+            masq_entries("net-br-again"),
+            vec![(addr, "net-br-again/ctr-again/eth0".to_string())],
+            "round {round}"
+        );
+        call("CHECK", &c, "eth0", "ctr-again", &with_prev(&conf, &r)).ok();
+    }
+    // A burst: three attachments deleted back to back.
+    let mut results = vec![(&c, "ctr-again", r)];
+    for (i, o) in others.iter().enumerate() {
+        let cid = ["ctr-again2", "ctr-again3"][i];
+        results.push((o, cid, call("ADD", o, "eth0", cid, &conf).ok()));
+    }
+    for (ctr, cid, r) in &results {
+        call("DEL", ctr, "eth0", cid, &with_prev(&conf, r)).ok();
+    }
+    assert!(masq_entries("net-br-again").is_empty());
+    for o in [&c, &others[0], &others[1]] {
+        wait_for_retired_pairs_gone(o, std::time::Duration::from_secs(2));
+    }
+}
+
 /// GC deletes retired veth ends whose deleting child died (simulated: a pair renamed like a
 /// retired one, down and without master), and nothing else.
 fn gc_deletes_leftover_retired_pairs() {
@@ -522,7 +615,7 @@ fn failure_after_ipam_add_releases_the_address() {
         })
         .unwrap();
     h.add_address(br.index, "192.0.2.1/24".parse().unwrap(), true).unwrap();
-    let links_before = h.links().unwrap().len();
+    let links_before = live_host_links(&h);
     let e = call("ADD", &c, "eth0", "ctr-fail", &conf).err();
     assert!(
         e["msg"]
@@ -535,7 +628,7 @@ fn failure_after_ipam_add_releases_the_address() {
         !reservation_exists("net-br-fail", "10.27.0.2"),
         "IPAM reservation not released"
     );
-    assert_eq!(h.links().unwrap().len(), links_before, "host veth left behind");
+    assert_eq!(live_host_links(&h), links_before, "host veth left behind");
     assert!(c.rtnl().link_by_name("eth0").unwrap().is_none());
     // With forceAddress the old address is replaced.
     let forced = config("1.1.0", "br-fail", "10.27.0.0/24", json!({"forceAddress": true}));
@@ -645,7 +738,7 @@ fn status_and_gc_are_forwarded_to_ipam() {
 
 fn invalid_configurations_are_refused_before_any_change() {
     let c = Container::new("bad1");
-    let links_before = host().links().unwrap().len();
+    let links_before = live_host_links(&host());
     for (extra, needle) in [
         (
             json!({"hairpinMode": true, "promiscMode": true}),
@@ -669,7 +762,7 @@ fn invalid_configurations_are_refused_before_any_change() {
         .as_str()
         .unwrap()
         .contains("is not a bridge"));
-    assert_eq!(host().links().unwrap().len(), links_before);
+    assert_eq!(live_host_links(&host()), links_before);
     assert!(!Path::new("/var/lib/cni/networks/net-br-bad/10.31.0.2").exists());
 }
 
@@ -1069,7 +1162,7 @@ fn vlan_port_settings_or_a_clear_refusal() {
         call("DEL", &c, "eth0", "ctr-vlan", &with_prev(&conf, &r)).ok();
     } else {
         // This kernel cannot filter VLANs on a bridge: ADD must say so and leave nothing.
-        let before = host().links().unwrap().len();
+        let before = live_host_links(&host());
         let e = call("ADD", &c, "eth0", "ctr-vlan", &conf).err();
         assert!(
             e["msg"]
@@ -1078,7 +1171,7 @@ fn vlan_port_settings_or_a_clear_refusal() {
                 .contains("VLAN filtering: not supported by this kernel"),
             "{e}"
         );
-        assert_eq!(host().links().unwrap().len(), before);
+        assert_eq!(live_host_links(&host()), before);
         assert!(!reservation_exists("net-br-vlan", "10.36.0.2"));
     }
     // isGateway with vlan needs the VLAN gateway port, which is not implemented: code 2.
@@ -1189,6 +1282,10 @@ fn main() {
         (
             "del_retires_the_pair_at_once_and_deletes_it_in_the_background",
             del_retires_the_pair_at_once_and_deletes_it_in_the_background,
+        ),
+        (
+            "del_then_add_again_at_once_with_the_same_ids",
+            del_then_add_again_at_once_with_the_same_ids,
         ),
         ("gc_deletes_leftover_retired_pairs", gc_deletes_leftover_retired_pairs),
         (

@@ -34,12 +34,15 @@ struct Undo<'a> {
 impl Undo<'_> {
     fn run(self) {
         if !self.masq_addrs.is_empty() {
-            let _ = masquerade::teardown(
+            let removed = masquerade::teardown(
                 &self.req.conf.name,
                 &self.req.env.container_id,
                 &self.req.env.ifname,
                 &self.masq_addrs,
             );
+            if let Ok(Some(_open_socket)) = removed {
+                super::linger::hand_over_open_files();
+            }
         }
         if self.spoofcheck {
             let _ = spoofcheck::teardown(&self.req.env.container_id, &self.req.env.ifname);
