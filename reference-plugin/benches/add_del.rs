@@ -27,6 +27,9 @@
 //! `ru_maxrss` (the largest RSS of the plugin and the delegates it ran) does not include the
 //! RSS of the process that spawned it (`exec` keeps the old address space's high-water mark).
 //!
+//! `BENCH_BASELINE_DIR=<dir with bridge and host-local>` adds a third set, e.g. an older build
+//! of these plugins (`BENCH_BASELINE_N` attachments, default 200), interleaved the same way.
+//!
 //! `cargo bench -p cni-reference-plugins --bench add_del`
 
 #[path = "../tests/common/mod.rs"]
@@ -363,39 +366,29 @@ fn env_usize(key: &str, default: usize) -> usize {
     std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Runs `step(ours, i)` for every reference attachment and `step(upstream, j)` after every
-/// `stride`-th of them.
-fn interleaved(ours: &mut PluginSet, upstream: &mut Option<PluginSet>, step: fn(&mut PluginSet, usize)) {
-    interleaved_from(0, ours, upstream, step);
-}
-
-/// [`interleaved`] starting at the reference attachment `start` (the ones before it already
-/// done).
-fn interleaved_from(
-    start: usize,
-    ours: &mut PluginSet,
-    upstream: &mut Option<PluginSet>,
-    step: fn(&mut PluginSet, usize),
-) {
+/// Runs `step(ours, i)` for every reference attachment from `start` on (the ones before it
+/// are already done) and, spread evenly among them, `step(other, j)` for every attachment of
+/// each other set: one after every `n / m`-th reference call for a set of `m`.
+fn interleaved(start: usize, ours: &mut PluginSet, others: &mut [PluginSet], step: fn(&mut PluginSet, usize)) {
     let n = ours.containers.len();
-    let m = upstream.as_ref().map_or(0, |u| u.containers.len());
-    let stride = n.checked_div(m).map_or(usize::MAX, |s| s.max(1));
-    let mut j = 0;
+    let mut next = vec![0usize; others.len()];
     for i in 0..n {
         if i >= start {
             step(ours, i);
         }
-        if let Some(up) = upstream.as_mut() {
-            if (i + 1) % stride == 0 && j < m {
-                step(up, j);
-                j += 1;
+        for (set, j) in others.iter_mut().zip(next.iter_mut()) {
+            let m = set.containers.len();
+            let stride = (n / m).max(1);
+            if (i + 1) % stride == 0 && *j < m {
+                step(set, *j);
+                *j += 1;
             }
         }
     }
-    if let Some(up) = upstream.as_mut() {
-        while j < m {
-            step(up, j);
-            j += 1;
+    for (set, j) in others.iter_mut().zip(next.iter_mut()) {
+        while *j < set.containers.len() {
+            step(set, *j);
+            *j += 1;
         }
     }
 }
@@ -420,20 +413,34 @@ fn main() {
         .to_string_lossy()
         .into_owned();
     let mut ours = PluginSet::new("reference", ours_bin, &ours_path, "brbench0", "10.100.0.0/16", n);
-    let mut upstream = if Path::new("/usr/lib/cni/bridge").is_file() {
+    let mut others = Vec::new();
+    if Path::new("/usr/lib/cni/bridge").is_file() {
         let m = env_usize("BENCH_UPSTREAM_N", 100).clamp(1, n);
-        Some(PluginSet::new(
+        others.push(PluginSet::new(
             "upstream",
             "/usr/lib/cni/bridge",
             "/usr/lib/cni",
             "brbench1",
             "10.101.0.0/16",
             m,
-        ))
+        ));
     } else {
         println!("upstream plugins not installed in /usr/lib/cni: no comparison");
-        None
-    };
+    }
+    // Another build of the reference plugins (e.g. an older commit), to compare in the same run.
+    let baseline_dir = std::env::var("BENCH_BASELINE_DIR").ok();
+    if let Some(dir) = &baseline_dir {
+        let m = env_usize("BENCH_BASELINE_N", 200).clamp(1, n);
+        let bridge_bin = format!("{dir}/bridge");
+        others.push(PluginSet::new(
+            "baseline",
+            &bridge_bin,
+            dir,
+            "brbench2",
+            "10.102.0.0/16",
+            m,
+        ));
+    }
 
     let probes = env_usize("BENCH_KERNEL_PROBES", 20);
     // The kernel alone on the reference bridge with one port, then with all of them.
@@ -443,38 +450,45 @@ fn main() {
     if probes > 0 {
         probe_before = Some(probe_kernel(ours.bridge, probes));
     }
-    interleaved_from(1, &mut ours, &mut upstream, PluginSet::add);
+    interleaved(1, &mut ours, &mut others, PluginSet::add);
     if probes > 0 {
         probe_after = Some(probe_kernel(ours.bridge, probes));
     }
-    interleaved(&mut ours, &mut upstream, PluginSet::del);
+    interleaved(0, &mut ours, &mut others, PluginSet::del);
     ours.measure_memory();
-    if let Some(up) = upstream.as_mut() {
-        up.measure_memory();
+    for other in others.iter_mut() {
+        other.measure_memory();
     }
 
     ours.report();
     ours.assert_no_ports_left();
-    if let Some(up) = &upstream {
-        up.report();
-        up.assert_no_ports_left();
-        let ratio = |a: Duration, b: Duration| ms(a) / ms(b);
-        let (ours_add, up_add) = (ours.adds.first_last(), up.adds.first_last());
-        let (ours_del, up_del) = (ours.dels.first_last(), up.dels.first_last());
+    let ratio = |a: Duration, b: Duration| ms(a) / ms(b);
+    for other in &others {
+        other.report();
+        other.assert_no_ports_left();
+    }
+    for other in &others {
+        let (ours_add, other_add) = (ours.adds.first_last(), other.adds.first_last());
+        let (ours_del, other_del) = (ours.dels.first_last(), other.dels.first_last());
         println!(
-            "speed-up (ratio of medians, upstream / reference): ADD {:.1}x  DEL {:.1}x  ADD+DEL {:.1}x  CPU: ADD {:.1}x  DEL {:.1}x",
-            ratio(up.adds.median(), ours.adds.median()),
-            ratio(up.dels.median(), ours.dels.median()),
-            ratio(up.adds.median() + up.dels.median(), ours.adds.median() + ours.dels.median()),
-            ratio(median(&up.adds.cpu), median(&ours.adds.cpu)),
-            ratio(median(&up.dels.cpu), median(&ours.dels.cpu)),
+            "{} / reference (ratio of medians): ADD {:.1}x  DEL {:.1}x  ADD+DEL {:.1}x  CPU: ADD {:.1}x  DEL {:.1}x",
+            other.label,
+            ratio(other.adds.median(), ours.adds.median()),
+            ratio(other.dels.median(), ours.dels.median()),
+            ratio(
+                other.adds.median() + other.dels.median(),
+                ours.adds.median() + ours.dels.median()
+            ),
+            ratio(median(&other.adds.cpu), median(&ours.adds.cpu)),
+            ratio(median(&other.dels.cpu), median(&ours.dels.cpu)),
         );
         println!(
-            "speed-up on the first windows: ADD {:.1}x  DEL {:.1}x;  on the last windows: ADD {:.1}x  DEL {:.1}x",
-            ratio(up_add.0, ours_add.0),
-            ratio(up_del.0, ours_del.0),
-            ratio(up_add.1, ours_add.1),
-            ratio(up_del.1, ours_del.1),
+            "{} / reference on the first windows: ADD {:.1}x  DEL {:.1}x;  on the last windows: ADD {:.1}x  DEL {:.1}x",
+            other.label,
+            ratio(other_add.0, ours_add.0),
+            ratio(other_del.0, ours_del.0),
+            ratio(other_add.1, ours_add.1),
+            ratio(other_del.1, ours_del.1),
         );
     }
     println!(

@@ -109,6 +109,26 @@ fn live_host_links(h: &Rtnl) -> usize {
         .count()
 }
 
+/// The ports of `bridge` that are not retired veth ends; panics if a retired one still has
+/// its carrier (could carry traffic).
+fn live_ports(h: &Rtnl, bridge: &str) -> Vec<String> {
+    let br = h.link_by_name(bridge).unwrap().expect("bridge");
+    let mut live = Vec::new();
+    for port in h.links().unwrap().into_iter().filter(|l| l.master == Some(br.index)) {
+        if port.name.starts_with("cnidel") {
+            assert_eq!(
+                port.flags & libc::IFF_LOWER_UP as u32,
+                0,
+                "retired port {} still has its carrier: {port:?}",
+                port.name
+            );
+        } else {
+            live.push(port.name);
+        }
+    }
+    live
+}
+
 /// The masqueraded addresses of `network` with their owner tags.
 fn masq_entries(network: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Masq::open()
@@ -241,13 +261,7 @@ fn parallel_adds_and_dels_on_a_new_bridge() {
         }
     });
     assert!(masq_entries("net-br-par").is_empty());
-    let ports = host()
-        .links()
-        .unwrap()
-        .into_iter()
-        .filter(|l| l.master == Some(br.index))
-        .count();
-    assert_eq!(ports, 0);
+    assert_eq!(live_ports(&host(), "br-par"), Vec::<String>::new());
     let left = std::fs::read_dir("/var/lib/cni/networks/net-br-par")
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("10."))
@@ -389,26 +403,18 @@ fn host_links_named(prefix: &str) -> Vec<String> {
 fn del_retires_the_pair_at_once_and_deletes_it_in_the_background() {
     let c = Container::new("retire1");
     let conf = config("1.1.0", "br-retire", "10.36.0.0/24", json!({"ipMasq": true}));
-    let bridge_ports = || {
-        let h = host();
-        let br = h.link_by_name("br-retire").unwrap().unwrap();
-        h.links()
-            .unwrap()
-            .into_iter()
-            .filter(|l| l.master == Some(br.index))
-            .map(|l| l.name)
-            .collect::<Vec<_>>()
-    };
     for round in 0..3 {
         let r = call("ADD", &c, "eth0", "ctr-retire", &conf).ok();
         let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
-        assert_eq!(bridge_ports(), vec![veth.clone()], "round {round}");
+        assert_eq!(live_ports(&host(), "br-retire"), vec![veth.clone()], "round {round}");
         call("DEL", &c, "eth0", "ctr-retire", &with_prev(&conf, &r)).ok();
         // Immediately after DEL:
         let ctr = c.rtnl();
         assert!(ctr.link_by_name("eth0").unwrap().is_none(), "eth0 still there");
         assert!(host().link_by_name(&veth).unwrap().is_none(), "host veth still named");
-        assert!(bridge_ports().is_empty(), "still a bridge port: {:?}", bridge_ports());
+        // The host end may still be a port until the batch deletion, but a retired one that
+        // carries nothing.
+        assert_eq!(live_ports(&host(), "br-retire"), Vec::<String>::new(), "round {round}");
         let routes = ctr.routes(netlink::Family::V4, Some(netlink::RT_TABLE_MAIN)).unwrap();
         assert!(
             routes.iter().all(|r| r.table != netlink::RT_TABLE_MAIN),
@@ -492,15 +498,7 @@ fn del_then_add_again_at_once_with_the_same_ids() {
             .map(|a| a.net.addr.to_string())
             .collect();
         assert_eq!(addrs, vec![addr.clone()], "round {round}");
-        let br = h.link_by_name("br-again").unwrap().unwrap();
-        let ports: Vec<String> = h
-            .links()
-            .unwrap()
-            .into_iter()
-            .filter(|l| l.master == Some(br.index))
-            .map(|l| l.name)
-            .collect();
-        assert_eq!(ports, vec![veth], "round {round}");
+        assert_eq!(live_ports(&h, "br-again"), vec![veth], "round {round}");
         assert_eq!(
             masq_entries("net-br-again"),
             vec![(addr, "net-br-again/ctr-again/eth0".to_string())],
@@ -524,7 +522,8 @@ fn del_then_add_again_at_once_with_the_same_ids() {
 }
 
 /// GC deletes retired veth ends whose deleting child died (simulated: a pair renamed like a
-/// retired one, down and without master), and nothing else.
+/// retired one, down and without master, and a pair in the retired device group), and nothing
+/// else.
 fn gc_deletes_leftover_retired_pairs() {
     let c = Container::new("tomb1");
     let h = host();
@@ -545,6 +544,24 @@ fn gc_deletes_leftover_retired_pairs() {
             ..Default::default()
         })
         .unwrap();
+    // Retired the current way: up, in the retired group (its peer elsewhere).
+    let grouped = h
+        .create_veth(&netlink::VethSpec {
+            name: "cnidel00c0ffe2",
+            up: true,
+            peer_name: "cnidel00c0ffe2",
+            peer_netns: Some(c.ns.as_ref().unwrap().as_fd()),
+            ..Default::default()
+        })
+        .unwrap();
+    h.set_link(
+        grouped.index,
+        &LinkChange {
+            group: Some(cni_reference_plugins::bridge::linger::RETIRED_GROUP),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut conf = config("1.1.0", "br-tomb", "10.37.0.0/24", json!({}));
     conf["cni.dev/valid-attachments"] = json!([]);
     Call::new(BRIDGE, "GC")
@@ -557,6 +574,10 @@ fn gc_deletes_leftover_retired_pairs() {
         "retired pair survived GC"
     );
     assert!(c.rtnl().link_by_name("cnidel00c0ffee").unwrap().is_none());
+    assert!(
+        h.link_by_index(grouped.index).unwrap().is_none(),
+        "pair in the retired group survived GC"
+    );
     assert!(h.link_by_index(live.index).unwrap().is_some(), "GC deleted a live link");
     h.delete_link(live.index).unwrap();
 }

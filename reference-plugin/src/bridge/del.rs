@@ -12,13 +12,17 @@
 //! Every step runs even if an earlier one failed; the errors are reported together.
 //!
 //! Retiring a veth pair: the kernel needs 10 to 40 ms to unregister one, which is most of an
-//! upstream DEL, and holds the RTNL lock for much of it. Before DEL returns, each end is
-//! brought down and renamed to a tombstone (`cnidel` + 8 hex digits), and the host end is
-//! released from the bridge and put in the device group [`linger::RETIRED_GROUP`], with two
-//! quick requests. From then on nothing can mistake the pair for an attachment: `CNI_IFNAME`
-//! is free for the next ADD in that namespace (an immediate DEL → ADD with the same container
-//! ID and ifname works; host veth names are random, never derived from the container ID), the
-//! host veth named in the result is gone, the bridge has no such port and no traffic passes.
+//! upstream DEL, and holds the RTNL lock for much of it. Before DEL returns, the container end
+//! is brought down and renamed to a tombstone (`cnidel` + 8 hex digits), which takes its
+//! addresses and routes away; the host end, which lost its carrier with it, is renamed to the
+//! same tombstone and put in the device group [`linger::RETIRED_GROUP`] (left up and on the
+//! bridge: taking a port down and off a bridge makes the kernel wait for RCU grace periods,
+//! several milliseconds on a loaded machine, and the group deletion removes the port anyway).
+//! Two quick requests. From then on nothing can mistake the pair for an attachment:
+//! `CNI_IFNAME` is free for the next ADD in that namespace (an immediate DEL → ADD with the
+//! same container ID and ifname works; host veth names are random, never derived from the
+//! container ID), the host veth named in the result is gone, and no traffic passes: the
+//! tombstone port has no carrier.
 //! The one child DEL forks before exiting ([`linger::hand_over`]) deletes the retired group a
 //! few milliseconds later, together with the pairs other DELs retired meanwhile, and DEL
 //! returns without waiting for the kernel. Should that child die first, the tombstones are
@@ -139,7 +143,12 @@ fn retire_container_end(ctr: &Rtnl, link: &Link, bridge: &str) -> Result<bool, C
     let tombstone = netlink::random_link_name(TOMBSTONE_PREFIX);
     // Down in the same request as the rename: that also takes the container's routes through
     // it away, so a new ADD in this namespace does not find them in place.
-    match quiet(ctr, link.index, false, &tombstone, None).map_err(kernel)? {
+    let container_end = Retire {
+        stay_up: false,
+        detach: false,
+        group: None,
+    };
+    match quiet(ctr, link.index, container_end, &tombstone).map_err(kernel)? {
         Quiet::Renamed => {}
         Quiet::Gone => return Ok(false),
         Quiet::NotRenamed => {
@@ -154,8 +163,12 @@ fn retire_container_end(ctr: &Rtnl, link: &Link, bridge: &str) -> Result<bool, C
         Some(peer) => {
             let bridge_index = host.link_by_name(bridge).map_err(kernel)?.map(|b| b.index);
             let attached = peer.master.is_some() && peer.master == bridge_index;
-            let outcome = quiet(&host, peer.index, attached, &tombstone, Some(linger::RETIRED_GROUP));
-            Ok(outcome.map_err(kernel)? != Quiet::Gone)
+            let host_end = Retire {
+                stay_up: true,
+                detach: attached,
+                group: Some(linger::RETIRED_GROUP),
+            };
+            Ok(quiet(&host, peer.index, host_end, &tombstone).map_err(kernel)? != Quiet::Gone)
         }
         None => ctr.delete_link_in_background(link.index).map(|_| false).map_err(kernel),
     }
@@ -177,7 +190,7 @@ fn host_peer(host: &Rtnl, link: &Link) -> Result<Option<Link>, CniError> {
 /// What [`quiet`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Quiet {
-    /// Down, released, renamed.
+    /// Renamed (and brought down / released / regrouped as asked).
     Renamed,
     /// Down and released, but the rename was refused.
     NotRenamed,
@@ -185,32 +198,49 @@ enum Quiet {
     Gone,
 }
 
-/// Bring the link `index` down, release it from its master when `detach`, put it in `group`,
-/// and rename it to `tombstone`: one request where the kernel renames links that are up
-/// (Linux 6.2+), otherwise down first and renamed after.
-fn quiet(rtnl: &Rtnl, index: u32, detach: bool, tombstone: &str, group: Option<u32>) -> netlink::Result<Quiet> {
-    match quiet_or_fail(rtnl, index, detach, tombstone, group) {
+/// How [`quiet`] retires a link besides renaming it.
+#[derive(Debug, Clone, Copy)]
+struct Retire {
+    /// Leave it up: enough for the host end of a pair whose container end goes down, which
+    /// loses its carrier with it (no traffic), and it spares the RCU waits the kernel makes
+    /// when a bridge port goes down and leaves the bridge (several milliseconds on a loaded
+    /// machine); the port goes away when the retired group is deleted.
+    stay_up: bool,
+    /// Release it from its master (only when brought down).
+    detach: bool,
+    /// Put it in this device group.
+    group: Option<u32>,
+}
+
+/// Rename the link `index` to `tombstone` and retire it as `how` says, in one request where
+/// the kernel renames links that are up (Linux 6.2+); otherwise it is brought down (and
+/// released, and regrouped) first and renamed after.
+fn quiet(rtnl: &Rtnl, index: u32, how: Retire, tombstone: &str) -> netlink::Result<Quiet> {
+    match quiet_or_fail(rtnl, index, how, tombstone) {
         Err(e) if e.errno() == Some(libc::ENODEV) => Ok(Quiet::Gone),
         other => other,
     }
 }
 
-fn quiet_or_fail(rtnl: &Rtnl, index: u32, detach: bool, tombstone: &str, group: Option<u32>) -> netlink::Result<Quiet> {
-    let down = LinkChange {
-        up: Some(false),
-        master: detach.then_some(0),
-        group,
-        ..LinkChange::default()
-    };
+fn quiet_or_fail(rtnl: &Rtnl, index: u32, how: Retire, tombstone: &str) -> netlink::Result<Quiet> {
     let all_at_once = LinkChange {
+        up: (!how.stay_up).then_some(false),
+        master: (how.detach && !how.stay_up).then_some(0),
+        group: how.group,
         name: Some(tombstone),
-        ..down.clone()
+        ..LinkChange::default()
     };
     match rtnl.set_link(index, &all_at_once) {
         Ok(()) => return Ok(Quiet::Renamed),
         Err(e) if e.errno() == Some(libc::EBUSY) => {}
         Err(e) => return Err(e),
     }
+    let down = LinkChange {
+        up: Some(false),
+        master: how.detach.then_some(0),
+        group: how.group,
+        ..LinkChange::default()
+    };
     rtnl.set_link(index, &down)?;
     let renamed = rtnl.set_link(
         index,
@@ -247,7 +277,12 @@ fn remove_host_veth(cfg: &BridgeConfig, prev: &CniResult) -> Result<(), CniError
         if let Some(link) = host.link_by_name(name).map_err(kernel)? {
             if link.is_kind("veth") && link.master == Some(bridge.index) {
                 let tombstone = netlink::random_link_name(TOMBSTONE_PREFIX);
-                if quiet(&host, link.index, true, &tombstone, None).map_err(kernel)? != Quiet::Gone {
+                let unreachable_pair = Retire {
+                    stay_up: false,
+                    detach: true,
+                    group: None,
+                };
+                if quiet(&host, link.index, unreachable_pair, &tombstone).map_err(kernel)? != Quiet::Gone {
                     host.delete_link_in_background(link.index).map_err(kernel)?;
                 }
             }

@@ -156,6 +156,26 @@ impl Rtnl {
     }
 }
 
+impl Rtnl {
+    /// Deletes every link of device group `group` (not 0) now and waits for the kernel.
+    /// Returns `false` when the group was empty.
+    pub fn delete_link_group(&self, group: u32) -> Result<bool> {
+        if group == 0 {
+            return Err(Error::invalid("delete link group 0", "group 0 holds every link"));
+        }
+        let mut buf = MsgBuf::new();
+        let seq = self.begin(&mut buf, RTM_DELLINK, Rtnl::ACK);
+        buf.put(&[0u8; 16]);
+        buf.attr_u32(super::link::IFLA_GROUP, group);
+        buf.finish();
+        match self.ack(&mut buf, seq, || format!("delete link group {group}")) {
+            Ok(()) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl GroupDelete {
     /// Sends the request from the namespace it was prepared for and waits for the answer:
     /// `0`, or the errno (`ENODEV` when the group was empty, e.g. because another batch took
