@@ -257,8 +257,9 @@ fn quiet_or_fail(rtnl: &Rtnl, index: u32, how: Retire, tombstone: &str) -> netli
 }
 
 /// Retire the host veth of `prev` if it still exists, is a veth, and is a port of our bridge,
-/// and delete it at once in the background: its container end, which could not be reached to
-/// be retired, goes with it.
+/// and delete it, returning once the pair has left its namespaces (a child carries the
+/// kernel's slow tail): its container end, which could not be reached to be retired, goes with
+/// it, so `CNI_IFNAME` is free when DEL returns. A rare path (`CNI_NETNS` empty or not ours).
 fn remove_host_veth(cfg: &BridgeConfig, prev: &CniResult) -> Result<(), CniError> {
     let candidates: Vec<&str> = prev
         .interfaces
@@ -283,7 +284,7 @@ fn remove_host_veth(cfg: &BridgeConfig, prev: &CniResult) -> Result<(), CniError
                     group: None,
                 };
                 if quiet(&host, link.index, unreachable_pair, &tombstone).map_err(kernel)? != Quiet::Gone {
-                    host.delete_link_in_background(link.index).map_err(kernel)?;
+                    host.delete_link_detached(link.index, DELETE_TIMEOUT).map_err(kernel)?;
                 }
             }
         }
