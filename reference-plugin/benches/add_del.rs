@@ -16,8 +16,8 @@
 //! all of these, and the growth from the first to the last window.
 //!
 //! To tell the kernel's own growth from the plugins', the same link requests an ADD and a DEL
-//! make (create the pair on the bridge, bring the container end up, take the host end down
-//! and out of the bridge, delete the pair) are also sent directly with the crate's netlink
+//! make (create the pair on the bridge, bring the container end up with its address and
+//! `arp_notify`, take the host end down and out of the bridge, delete the pair) are also sent directly with the crate's netlink
 //! client, `BENCH_KERNEL_PROBES` times (default 20, 0 to skip), once when the reference bridge
 //! has one port and once when it has all of them.
 //!
@@ -108,6 +108,8 @@ struct Sample {
 
 /// Run `call` like a runtime does (stdin written, stdout read to the end, stderr passed on),
 /// timed; with `measure_memory`, through the trampoline, which also reports the peak RSS.
+// The child is reaped with wait4 (for its rusage), which clippy does not see.
+#[allow(clippy::zombie_processes)]
 fn run_call(call: &Call, measure_memory: bool) -> Sample {
     let mut cmd = if measure_memory {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
@@ -504,7 +506,7 @@ fn main() {
         );
         for (what, a, b) in [
             ("create veth pair on the bridge", &before.create, &after.create),
-            ("container end up", &before.up, &after.up),
+            ("container end up (announces)", &before.up, &after.up),
             ("host end down + released", &before.retire, &after.retire),
             ("delete the pair", &before.delete, &after.delete),
         ] {
@@ -535,7 +537,7 @@ struct KernelProbe {
 /// Creates, brings up, retires and deletes `n` veth pairs on `bridge` (which must have one
 /// port of its own at least), each peer in a new namespace, timing each request.
 fn probe_kernel(bridge: &str, n: usize) -> KernelProbe {
-    use cni_reference_plugins::netlink::{LinkChange, Rtnl, VethSpec};
+    use cni_reference_plugins::netlink::{self, LinkChange, Rtnl, VethSpec};
     let host = Rtnl::new().unwrap();
     let br = host.link_by_name(bridge).unwrap().expect("bridge exists");
     let mut probe = KernelProbe {
@@ -544,7 +546,7 @@ fn probe_kernel(bridge: &str, n: usize) -> KernelProbe {
         retire: Vec::new(),
         delete: Vec::new(),
     };
-    for _ in 0..n {
+    for i in 0..n {
         let ns = nsharness::new_netns();
         let t = Instant::now();
         let veth = host
@@ -560,6 +562,15 @@ fn probe_kernel(bridge: &str, n: usize) -> KernelProbe {
         probe.create.push(t.elapsed());
         let ctr = Rtnl::in_netns(ns.as_fd()).unwrap();
         let peer = ctr.link_by_name("eth0").unwrap().unwrap();
+        // Configured like ADD does before bringing it up: an address and arp_notify, so that
+        // going up announces the address (a broadcast the bridge floods to every port).
+        ctr.set_ipv4_devconf(peer.index, &[(netlink::IPV4_DEVCONF_ARP_NOTIFY, 1)])
+            .unwrap();
+        let addr = netlink::IpNet {
+            addr: std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 199, (i / 250) as u8, (i % 250 + 2) as u8)),
+            prefix: 16,
+        };
+        ctr.add_address(peer.index, addr, true).unwrap();
         let t = Instant::now();
         ctr.set_up(peer.index, true).unwrap();
         probe.up.push(t.elapsed());
