@@ -479,7 +479,7 @@ fn wait_for_retired_pairs_gone(c: &Container, limit: std::time::Duration) {
 fn del_then_add_again_at_once_with_the_same_ids() {
     let c = Container::new("again1");
     let others = [Container::new("again2"), Container::new("again3")];
-    let conf = config("1.1.0", "br-again", "10.38.0.0/24", json!({"ipMasq": true}));
+    let conf = config("1.1.0", "br-again", "10.44.0.0/24", json!({"ipMasq": true}));
     let h = host();
     let mut r = call("ADD", &c, "eth0", "ctr-again", &conf).ok();
     for round in 0..4 {
@@ -519,6 +519,47 @@ fn del_then_add_again_at_once_with_the_same_ids() {
     for o in [&c, &others[0], &others[1]] {
         wait_for_retired_pairs_gone(o, std::time::Duration::from_secs(2));
     }
+}
+
+/// bridge runs its IPAM delegate in-process only when the file `CNI_PATH` leads to is this
+/// crate's `host-local` from this very build; upstream's `host-local` (or anything else) is
+/// executed, and both give a working attachment.
+fn delegate_runs_in_process_only_for_the_same_build() {
+    use cni_reference_plugins::builtin::same_build_plugin;
+    assert!(same_build_plugin(Path::new(HOST_LOCAL)).is_some());
+    assert!(
+        same_build_plugin(Path::new(BRIDGE)).is_none(),
+        "bridge is no IPAM delegate"
+    );
+    assert!(same_build_plugin(Path::new("/usr/lib/cni/host-local")).is_none());
+    let c = Container::new("inproc1");
+    // 1.0.0: the newest version upstream's host-local 1.1.1 speaks.
+    let conf = config("1.0.0", "br-inproc", "10.43.0.0/24", json!({}));
+    let traced = |cni_path: &str, command: &str, conf: &Value| {
+        Call::new(BRIDGE, command)
+            .env("CNI_CONTAINERID", "ctr-inproc")
+            .env("CNI_NETNS", c.path())
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", cni_path)
+            .env("CNI_REF_TRACE", "1")
+            .stdin(conf)
+            .run()
+    };
+    let ours = traced(&cni_path(), "ADD", &conf);
+    let r = ours.ok();
+    assert!(ours.stderr.contains("delegate: in-process"), "{}", ours.stderr);
+    assert_eq!(r["ips"][0]["address"], "10.43.0.2/24");
+    let del = traced(&cni_path(), "DEL", &with_prev(&conf, &r));
+    del.ok();
+    assert!(del.stderr.contains("delegate: in-process"), "{}", del.stderr);
+    assert!(!reservation_exists("net-br-inproc", "10.43.0.2"));
+    // Upstream's host-local is executed.
+    let upstream = traced("/usr/lib/cni", "ADD", &conf);
+    let r = upstream.ok();
+    assert!(!upstream.stderr.contains("delegate: in-process"), "{}", upstream.stderr);
+    assert!(reservation_exists("net-br-inproc", "10.43.0.3"), "{r}");
+    traced("/usr/lib/cni", "DEL", &with_prev(&conf, &r)).ok();
+    assert!(!reservation_exists("net-br-inproc", "10.43.0.3"));
 }
 
 /// GC deletes retired veth ends whose deleting child died (simulated: a pair renamed like a
@@ -1308,6 +1349,10 @@ fn main() {
         (
             "del_then_add_again_at_once_with_the_same_ids",
             del_then_add_again_at_once_with_the_same_ids,
+        ),
+        (
+            "delegate_runs_in_process_only_for_the_same_build",
+            delegate_runs_in_process_only_for_the_same_build,
         ),
         ("gc_deletes_leftover_retired_pairs", gc_deletes_leftover_retired_pairs),
         (
