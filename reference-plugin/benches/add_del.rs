@@ -10,11 +10,25 @@
 //! calls. Then every attachment is deleted, interleaved the same way, and the bridges must be
 //! left without ports.
 //!
-//! Each call is timed from spawn to exit, as a runtime sees it. Peak memory is measured apart,
+//! Each call is timed from spawn to exit, as a runtime sees it, and its CPU time (user + system
+//! of the plugin and the delegates it waited for) is read from `wait4`. Printed: medians,
+//! p10/p90, the medians of the first and last 50 calls, the ratios upstream / reference of
+//! all of these, and the growth from the first to the last window.
+//!
+//! To tell the kernel's own growth from the plugins', the same link requests an ADD and a DEL
+//! make (create the pair on the bridge, bring the container end up with its address and
+//! `arp_notify`, take the host end down and out of the bridge, delete the pair) are also sent directly with the crate's netlink
+//! client, `BENCH_KERNEL_PROBES` times (default 20, 0 to skip), once when the reference bridge
+//! has one port and once when it has all of them.
+//!
+//! Peak memory is measured apart,
 //! on a few more attachments made after the timed ones: the plugin is started by a small
 //! trampoline (this binary re-executed, which `fork`s and `exec`s it) so that `wait4`'s
 //! `ru_maxrss` (the largest RSS of the plugin and the delegates it ran) does not include the
 //! RSS of the process that spawned it (`exec` keeps the old address space's high-water mark).
+//!
+//! `BENCH_BASELINE_DIR=<dir with bridge and host-local>` adds a third set, e.g. an older build
+//! of these plugins (`BENCH_BASELINE_N` attachments, default 200), interleaved the same way.
 //!
 //! `cargo bench -p cni-reference-plugins --bench add_del`
 
@@ -82,9 +96,11 @@ fn trampoline(plugin: std::ffi::OsString) -> ! {
     })
 }
 
-/// One invocation: wall time, peak RSS in KiB (when measured), exit status and stdout.
+/// One invocation: wall time, CPU time (user + system, its waited-for children included),
+/// peak RSS in KiB (when measured), exit status and stdout.
 struct Sample {
     took: Duration,
+    cpu: Duration,
     max_rss_kib: Option<i64>,
     status: i32,
     stdout: Vec<u8>,
@@ -92,6 +108,8 @@ struct Sample {
 
 /// Run `call` like a runtime does (stdin written, stdout read to the end, stderr passed on),
 /// timed; with `measure_memory`, through the trampoline, which also reports the peak RSS.
+// The child is reaped with wait4 (for its rusage), which clippy does not see.
+#[allow(clippy::zombie_processes)]
 fn run_call(call: &Call, measure_memory: bool) -> Sample {
     let mut cmd = if measure_memory {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
@@ -102,7 +120,10 @@ fn run_call(call: &Call, measure_memory: bool) -> Sample {
         cmd.env_clear();
         cmd
     };
+    // CNI_REF_* switches (e.g. CNI_REF_NO_INPROCESS_DELEGATE) reach the plugins.
+    let switches = std::env::vars().filter(|(k, _)| k.starts_with("CNI_REF_"));
     cmd.env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(switches)
         .envs(call.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -122,8 +143,20 @@ fn run_call(call: &Call, measure_memory: bool) -> Sample {
     if let Some(mut pipe) = child.stderr.take() {
         pipe.read_to_string(&mut stderr).unwrap();
     }
-    let status = child.wait().unwrap();
+    let mut raw_status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child with valid pointers.
+    let rc = unsafe { libc::wait4(child.id() as libc::pid_t, &mut raw_status, 0, &mut usage) };
     let took = start.elapsed();
+    assert_eq!(
+        rc,
+        child.id() as libc::pid_t,
+        "wait4: {}",
+        std::io::Error::last_os_error()
+    );
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
     let mut max_rss_kib = None;
     for line in stderr.lines() {
         match line.strip_prefix(RSS_TAG) {
@@ -133,8 +166,13 @@ fn run_call(call: &Call, measure_memory: bool) -> Sample {
     }
     Sample {
         took,
+        cpu,
         max_rss_kib,
-        status: status.code().unwrap_or(-1),
+        status: if libc::WIFEXITED(raw_status) {
+            libc::WEXITSTATUS(raw_status)
+        } else {
+            -1
+        },
         stdout,
     }
 }
@@ -143,6 +181,7 @@ fn run_call(call: &Call, measure_memory: bool) -> Sample {
 #[derive(Default)]
 struct Series {
     took: Vec<Duration>,
+    cpu: Vec<Duration>,
     max_rss_kib: Option<i64>,
 }
 
@@ -160,7 +199,10 @@ impl Series {
     fn push(&mut self, s: &Sample) {
         match s.max_rss_kib {
             Some(kib) => self.max_rss_kib = self.max_rss_kib.max(Some(kib)),
-            None => self.took.push(s.took),
+            None => {
+                self.took.push(s.took);
+                self.cpu.push(s.cpu);
+            }
         }
     }
 
@@ -168,18 +210,31 @@ impl Series {
         median(&self.took)
     }
 
+    /// Samples in each of the first and last windows.
+    fn window(&self) -> usize {
+        (self.took.len() / 10).clamp(1, 50)
+    }
+
+    /// Median wall time of the first and of the last [`Series::window`] calls.
+    fn first_last(&self) -> (Duration, Duration) {
+        let (n, w) = (self.took.len(), self.window());
+        (median(&self.took[..w]), median(&self.took[n - w..]))
+    }
+
     fn summary(&self) -> String {
         let mut sorted = self.took.clone();
         sorted.sort();
         let n = sorted.len();
-        let window = (n / 10).clamp(1, 50);
+        let window = self.window();
+        let (first, last) = self.first_last();
         format!(
-            "median {:6.2} ms  p10 {:6.2}  p90 {:6.2}  first{window} {:6.2}  last{window} {:6.2} (medians)  peak RSS {} KiB",
+            "median {:6.2} ms  p10 {:6.2}  p90 {:6.2}  first{window} {:6.2}  last{window} {:6.2} (medians)  CPU median {:5.2} ms  peak RSS {} KiB",
             ms(sorted[n / 2]),
             ms(sorted[n / 10]),
             ms(sorted[(n * 9 / 10).min(n - 1)]),
-            ms(median(&self.took[..window])),
-            ms(median(&self.took[n - window..])),
+            ms(first),
+            ms(last),
+            ms(median(&self.cpu)),
             self.max_rss_kib.map_or("?".to_string(), |k| k.to_string()),
         )
     }
@@ -313,26 +368,29 @@ fn env_usize(key: &str, default: usize) -> usize {
     std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Runs `step(ours, i)` for every reference attachment and `step(upstream, j)` after every
-/// `stride`-th of them.
-fn interleaved(ours: &mut PluginSet, upstream: &mut Option<PluginSet>, step: fn(&mut PluginSet, usize)) {
+/// Runs `step(ours, i)` for every reference attachment from `start` on (the ones before it
+/// are already done) and, spread evenly among them, `step(other, j)` for every attachment of
+/// each other set: one after every `n / m`-th reference call for a set of `m`.
+fn interleaved(start: usize, ours: &mut PluginSet, others: &mut [PluginSet], step: fn(&mut PluginSet, usize)) {
     let n = ours.containers.len();
-    let m = upstream.as_ref().map_or(0, |u| u.containers.len());
-    let stride = n.checked_div(m).map_or(usize::MAX, |s| s.max(1));
-    let mut j = 0;
+    let mut next = vec![0usize; others.len()];
     for i in 0..n {
-        step(ours, i);
-        if let Some(up) = upstream.as_mut() {
-            if (i + 1) % stride == 0 && j < m {
-                step(up, j);
-                j += 1;
+        if i >= start {
+            step(ours, i);
+        }
+        for (set, j) in others.iter_mut().zip(next.iter_mut()) {
+            let m = set.containers.len();
+            let stride = (n / m).max(1);
+            if (i + 1) % stride == 0 && *j < m {
+                step(set, *j);
+                *j += 1;
             }
         }
     }
-    if let Some(up) = upstream.as_mut() {
-        while j < m {
-            step(up, j);
-            j += 1;
+    for (set, j) in others.iter_mut().zip(next.iter_mut()) {
+        while *j < set.containers.len() {
+            step(set, *j);
+            *j += 1;
         }
     }
 }
@@ -357,37 +415,179 @@ fn main() {
         .to_string_lossy()
         .into_owned();
     let mut ours = PluginSet::new("reference", ours_bin, &ours_path, "brbench0", "10.100.0.0/16", n);
-    let mut upstream = if Path::new("/usr/lib/cni/bridge").is_file() {
+    let mut others = Vec::new();
+    if Path::new("/usr/lib/cni/bridge").is_file() {
         let m = env_usize("BENCH_UPSTREAM_N", 100).clamp(1, n);
-        Some(PluginSet::new(
+        others.push(PluginSet::new(
             "upstream",
             "/usr/lib/cni/bridge",
             "/usr/lib/cni",
             "brbench1",
             "10.101.0.0/16",
             m,
-        ))
+        ));
     } else {
         println!("upstream plugins not installed in /usr/lib/cni: no comparison");
-        None
-    };
+    }
+    // Another build of the reference plugins (e.g. an older commit), to compare in the same run.
+    let baseline_dir = std::env::var("BENCH_BASELINE_DIR").ok();
+    if let Some(dir) = &baseline_dir {
+        let m = env_usize("BENCH_BASELINE_N", 200).clamp(1, n);
+        let bridge_bin = format!("{dir}/bridge");
+        others.push(PluginSet::new(
+            "baseline",
+            &bridge_bin,
+            dir,
+            "brbench2",
+            "10.102.0.0/16",
+            m,
+        ));
+    }
 
-    interleaved(&mut ours, &mut upstream, PluginSet::add);
-    interleaved(&mut ours, &mut upstream, PluginSet::del);
+    let probes = env_usize("BENCH_KERNEL_PROBES", 20);
+    // The kernel alone on the reference bridge with one port, then with all of them.
+    let mut probe_before = None;
+    let mut probe_after = None;
+    ours.add(0);
+    if probes > 0 {
+        probe_before = Some(probe_kernel(ours.bridge, probes));
+    }
+    interleaved(1, &mut ours, &mut others, PluginSet::add);
+    if probes > 0 {
+        probe_after = Some(probe_kernel(ours.bridge, probes));
+    }
+    interleaved(0, &mut ours, &mut others, PluginSet::del);
     ours.measure_memory();
-    if let Some(up) = upstream.as_mut() {
-        up.measure_memory();
+    for other in others.iter_mut() {
+        other.measure_memory();
     }
 
     ours.report();
     ours.assert_no_ports_left();
-    if let Some(up) = &upstream {
-        up.report();
-        up.assert_no_ports_left();
+    let ratio = |a: Duration, b: Duration| ms(a) / ms(b);
+    for other in &others {
+        other.report();
+        other.assert_no_ports_left();
+    }
+    for other in &others {
+        let (ours_add, other_add) = (ours.adds.first_last(), other.adds.first_last());
+        let (ours_del, other_del) = (ours.dels.first_last(), other.dels.first_last());
         println!(
-            "speed-up (ratio of medians): ADD {:.1}x  DEL {:.1}x",
-            ms(up.adds.median()) / ms(ours.adds.median()),
-            ms(up.dels.median()) / ms(ours.dels.median()),
+            "{} / reference (ratio of medians): ADD {:.1}x  DEL {:.1}x  ADD+DEL {:.1}x  CPU: ADD {:.1}x  DEL {:.1}x",
+            other.label,
+            ratio(other.adds.median(), ours.adds.median()),
+            ratio(other.dels.median(), ours.dels.median()),
+            ratio(
+                other.adds.median() + other.dels.median(),
+                ours.adds.median() + ours.dels.median()
+            ),
+            ratio(median(&other.adds.cpu), median(&ours.adds.cpu)),
+            ratio(median(&other.dels.cpu), median(&ours.dels.cpu)),
+        );
+        println!(
+            "{} / reference on the first windows: ADD {:.1}x  DEL {:.1}x;  on the last windows: ADD {:.1}x  DEL {:.1}x",
+            other.label,
+            ratio(other_add.0, ours_add.0),
+            ratio(other_del.0, ours_del.0),
+            ratio(other_add.1, ours_add.1),
+            ratio(other_del.1, ours_del.1),
         );
     }
+    println!(
+        "growth, last / first window (reference, {} attachments): ADD {:.2}x  DEL {:.2}x",
+        ours.containers.len(),
+        ratio_of(ours.adds.first_last()),
+        ratio_of(ours.dels.first_last()),
+    );
+    if let (Some(before), Some(after)) = (&probe_before, &probe_after) {
+        println!(
+            "kernel alone, the same requests sent directly (medians of {}):",
+            before.create.len()
+        );
+        for (what, a, b) in [
+            ("create veth pair on the bridge", &before.create, &after.create),
+            ("container end up (announces)", &before.up, &after.up),
+            ("host end down + released", &before.retire, &after.retire),
+            ("delete the pair", &before.delete, &after.delete),
+        ] {
+            println!(
+                "  {what:32} {:6.2} ms with 1 port  {:6.2} ms with {} ports  ({:.2}x)",
+                ms(median(a)),
+                ms(median(b)),
+                ours.containers.len(),
+                ms(median(b)) / ms(median(a)),
+            );
+        }
+    }
+}
+
+fn ratio_of((first, last): (Duration, Duration)) -> f64 {
+    ms(last) / ms(first)
+}
+
+/// Timings of the kernel operations behind ADD and DEL, sent directly with the crate's
+/// netlink client (no plugin process, no IPAM, no nftables).
+struct KernelProbe {
+    create: Vec<Duration>,
+    up: Vec<Duration>,
+    retire: Vec<Duration>,
+    delete: Vec<Duration>,
+}
+
+/// Creates, brings up, retires and deletes `n` veth pairs on `bridge` (which must have one
+/// port of its own at least), each peer in a new namespace, timing each request.
+fn probe_kernel(bridge: &str, n: usize) -> KernelProbe {
+    use cni_reference_plugins::netlink::{self, LinkChange, Rtnl, VethSpec};
+    let host = Rtnl::new().unwrap();
+    let br = host.link_by_name(bridge).unwrap().expect("bridge exists");
+    let mut probe = KernelProbe {
+        create: Vec::new(),
+        up: Vec::new(),
+        retire: Vec::new(),
+        delete: Vec::new(),
+    };
+    for i in 0..n {
+        let ns = nsharness::new_netns();
+        let t = Instant::now();
+        let veth = host
+            .create_veth_random_name(&VethSpec {
+                name: "probe",
+                master: Some(br.index),
+                up: true,
+                peer_name: "eth0",
+                peer_netns: Some(ns.as_fd()),
+                ..Default::default()
+            })
+            .unwrap();
+        probe.create.push(t.elapsed());
+        let ctr = Rtnl::in_netns(ns.as_fd()).unwrap();
+        let peer = ctr.link_by_name("eth0").unwrap().unwrap();
+        // Configured like ADD does before bringing it up: an address and arp_notify, so that
+        // going up announces the address (a broadcast the bridge floods to every port).
+        ctr.set_ipv4_devconf(peer.index, &[(netlink::IPV4_DEVCONF_ARP_NOTIFY, 1)])
+            .unwrap();
+        let addr = netlink::IpNet {
+            addr: std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 199, (i / 250) as u8, (i % 250 + 2) as u8)),
+            prefix: 16,
+        };
+        ctr.add_address(peer.index, addr, true).unwrap();
+        let t = Instant::now();
+        ctr.set_up(peer.index, true).unwrap();
+        probe.up.push(t.elapsed());
+        let t = Instant::now();
+        host.set_link(
+            veth.index,
+            &LinkChange {
+                up: Some(false),
+                master: Some(0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        probe.retire.push(t.elapsed());
+        let t = Instant::now();
+        host.delete_link(veth.index).unwrap();
+        probe.delete.push(t.elapsed());
+    }
+    probe
 }

@@ -99,6 +99,36 @@ fn host() -> Rtnl {
     Rtnl::new().unwrap()
 }
 
+/// How many links the host namespace has, not counting retired veth ends (`cnidel…`), which
+/// an earlier DEL's child deletes a few milliseconds after that DEL returned.
+fn live_host_links(h: &Rtnl) -> usize {
+    h.links()
+        .unwrap()
+        .iter()
+        .filter(|l| !l.name.starts_with("cnidel"))
+        .count()
+}
+
+/// The ports of `bridge` that are not retired veth ends; panics if a retired one still has
+/// its carrier (could carry traffic).
+fn live_ports(h: &Rtnl, bridge: &str) -> Vec<String> {
+    let br = h.link_by_name(bridge).unwrap().expect("bridge");
+    let mut live = Vec::new();
+    for port in h.links().unwrap().into_iter().filter(|l| l.master == Some(br.index)) {
+        if port.name.starts_with("cnidel") {
+            assert_eq!(
+                port.flags & libc::IFF_LOWER_UP as u32,
+                0,
+                "retired port {} still has its carrier: {port:?}",
+                port.name
+            );
+        } else {
+            live.push(port.name);
+        }
+    }
+    live
+}
+
 /// The masqueraded addresses of `network` with their owner tags.
 fn masq_entries(network: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Masq::open()
@@ -188,9 +218,9 @@ fn chained_after_another_plugin_keeps_its_result() {
     assert_eq!(r["dns"]["nameservers"][0], "192.0.2.53");
     // A broken prevResult fails before anything is created.
     let bad = json!({"cniVersion": "1.1.0", "ips": [{"address": "not-an-ip"}]});
-    let links = host().links().unwrap().len();
+    let links = live_host_links(&host());
     call("ADD", &c, "net1", "ctr-chain2", &with_prev(&conf, &bad)).err();
-    assert_eq!(host().links().unwrap().len(), links);
+    assert_eq!(live_host_links(&host()), links);
     call("DEL", &c, "eth0", "ctr-chain", &with_prev(&conf, &r)).ok();
 }
 
@@ -231,13 +261,7 @@ fn parallel_adds_and_dels_on_a_new_bridge() {
         }
     });
     assert!(masq_entries("net-br-par").is_empty());
-    let ports = host()
-        .links()
-        .unwrap()
-        .into_iter()
-        .filter(|l| l.master == Some(br.index))
-        .count();
-    assert_eq!(ports, 0);
+    assert_eq!(live_ports(&host(), "br-par"), Vec::<String>::new());
     let left = std::fs::read_dir("/var/lib/cni/networks/net-br-par")
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("10."))
@@ -379,26 +403,18 @@ fn host_links_named(prefix: &str) -> Vec<String> {
 fn del_retires_the_pair_at_once_and_deletes_it_in_the_background() {
     let c = Container::new("retire1");
     let conf = config("1.1.0", "br-retire", "10.36.0.0/24", json!({"ipMasq": true}));
-    let bridge_ports = || {
-        let h = host();
-        let br = h.link_by_name("br-retire").unwrap().unwrap();
-        h.links()
-            .unwrap()
-            .into_iter()
-            .filter(|l| l.master == Some(br.index))
-            .map(|l| l.name)
-            .collect::<Vec<_>>()
-    };
     for round in 0..3 {
         let r = call("ADD", &c, "eth0", "ctr-retire", &conf).ok();
         let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
-        assert_eq!(bridge_ports(), vec![veth.clone()], "round {round}");
+        assert_eq!(live_ports(&host(), "br-retire"), vec![veth.clone()], "round {round}");
         call("DEL", &c, "eth0", "ctr-retire", &with_prev(&conf, &r)).ok();
         // Immediately after DEL:
         let ctr = c.rtnl();
         assert!(ctr.link_by_name("eth0").unwrap().is_none(), "eth0 still there");
         assert!(host().link_by_name(&veth).unwrap().is_none(), "host veth still named");
-        assert!(bridge_ports().is_empty(), "still a bridge port: {:?}", bridge_ports());
+        // The host end may still be a port until the batch deletion, but a retired one that
+        // carries nothing.
+        assert_eq!(live_ports(&host(), "br-retire"), Vec::<String>::new(), "round {round}");
         let routes = ctr.routes(netlink::Family::V4, Some(netlink::RT_TABLE_MAIN)).unwrap();
         assert!(
             routes.iter().all(|r| r.table != netlink::RT_TABLE_MAIN),
@@ -430,8 +446,125 @@ fn del_retires_the_pair_at_once_and_deletes_it_in_the_background() {
     }
 }
 
+/// Waits up to `limit` for the retired pairs to be gone from the host and from `c`; panics with
+/// what is left otherwise.
+fn wait_for_retired_pairs_gone(c: &Container, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left_in_ctr: Vec<String> = c
+            .rtnl()
+            .links()
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .filter(|n| n.starts_with("cnidel"))
+            .collect();
+        let left_on_host = host_links_named("cnidel");
+        if left_in_ctr.is_empty() && left_on_host.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retired links not deleted within {limit:?}: container {left_in_ctr:?}, host {left_on_host:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The runtime may ADD again the moment DEL returns, with the same container ID, ifname and
+/// netns, while the retired pair is still waiting for its deletion: the new attachment is
+/// complete (interface, address, bridge port, masquerade entry owned by it), and the retired
+/// pairs of a burst of DELs are all gone within the 2 s a runtime waits for a plugin's
+/// process group.
+fn del_then_add_again_at_once_with_the_same_ids() {
+    let c = Container::new("again1");
+    let others = [Container::new("again2"), Container::new("again3")];
+    let conf = config("1.1.0", "br-again", "10.44.0.0/24", json!({"ipMasq": true}));
+    let h = host();
+    let mut r = call("ADD", &c, "eth0", "ctr-again", &conf).ok();
+    for round in 0..4 {
+        call("DEL", &c, "eth0", "ctr-again", &with_prev(&conf, &r)).ok();
+        r = call("ADD", &c, "eth0", "ctr-again", &conf).ok();
+        let ip = r["ips"][0]["address"].as_str().unwrap().to_string();
+        let addr = ip.split('/').next().unwrap().to_string();
+        let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
+        let ctr = c.rtnl();
+        let eth0 = ctr.link_by_name("eth0").unwrap().expect("eth0 after the new ADD");
+        assert!(eth0.is_up(), "round {round}");
+        let addrs: Vec<String> = ctr
+            .addresses(Some(eth0.index), netlink::Family::V4)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.net.addr.to_string())
+            .collect();
+        assert_eq!(addrs, vec![addr.clone()], "round {round}");
+        assert_eq!(live_ports(&h, "br-again"), vec![veth], "round {round}");
+        assert_eq!(
+            masq_entries("net-br-again"),
+            vec![(addr, "net-br-again/ctr-again/eth0".to_string())],
+            "round {round}"
+        );
+        call("CHECK", &c, "eth0", "ctr-again", &with_prev(&conf, &r)).ok();
+    }
+    // A burst: three attachments deleted back to back.
+    let mut results = vec![(&c, "ctr-again", r)];
+    for (i, o) in others.iter().enumerate() {
+        let cid = ["ctr-again2", "ctr-again3"][i];
+        results.push((o, cid, call("ADD", o, "eth0", cid, &conf).ok()));
+    }
+    for (ctr, cid, r) in &results {
+        call("DEL", ctr, "eth0", cid, &with_prev(&conf, r)).ok();
+    }
+    assert!(masq_entries("net-br-again").is_empty());
+    for o in [&c, &others[0], &others[1]] {
+        wait_for_retired_pairs_gone(o, std::time::Duration::from_secs(2));
+    }
+}
+
+/// bridge runs its IPAM delegate in-process only when the file `CNI_PATH` leads to is this
+/// crate's `host-local` from this very build; upstream's `host-local` (or anything else) is
+/// executed, and both give a working attachment.
+fn delegate_runs_in_process_only_for_the_same_build() {
+    use cni_reference_plugins::builtin::same_build_plugin;
+    assert!(same_build_plugin(Path::new(HOST_LOCAL)).is_some());
+    assert!(
+        same_build_plugin(Path::new(BRIDGE)).is_none(),
+        "bridge is no IPAM delegate"
+    );
+    assert!(same_build_plugin(Path::new("/usr/lib/cni/host-local")).is_none());
+    let c = Container::new("inproc1");
+    // 1.0.0: the newest version upstream's host-local 1.1.1 speaks.
+    let conf = config("1.0.0", "br-inproc", "10.43.0.0/24", json!({}));
+    let traced = |cni_path: &str, command: &str, conf: &Value| {
+        Call::new(BRIDGE, command)
+            .env("CNI_CONTAINERID", "ctr-inproc")
+            .env("CNI_NETNS", c.path())
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", cni_path)
+            .env("CNI_REF_TRACE", "1")
+            .stdin(conf)
+            .run()
+    };
+    let ours = traced(&cni_path(), "ADD", &conf);
+    let r = ours.ok();
+    assert!(ours.stderr.contains("delegate: in-process"), "{}", ours.stderr);
+    assert_eq!(r["ips"][0]["address"], "10.43.0.2/24");
+    let del = traced(&cni_path(), "DEL", &with_prev(&conf, &r));
+    del.ok();
+    assert!(del.stderr.contains("delegate: in-process"), "{}", del.stderr);
+    assert!(!reservation_exists("net-br-inproc", "10.43.0.2"));
+    // Upstream's host-local is executed.
+    let upstream = traced("/usr/lib/cni", "ADD", &conf);
+    let r = upstream.ok();
+    assert!(!upstream.stderr.contains("delegate: in-process"), "{}", upstream.stderr);
+    assert!(reservation_exists("net-br-inproc", "10.43.0.3"), "{r}");
+    traced("/usr/lib/cni", "DEL", &with_prev(&conf, &r)).ok();
+    assert!(!reservation_exists("net-br-inproc", "10.43.0.3"));
+}
+
 /// GC deletes retired veth ends whose deleting child died (simulated: a pair renamed like a
-/// retired one, down and without master), and nothing else.
+/// retired one, down and without master, and a pair in the retired device group), and nothing
+/// else.
 fn gc_deletes_leftover_retired_pairs() {
     let c = Container::new("tomb1");
     let h = host();
@@ -452,6 +585,24 @@ fn gc_deletes_leftover_retired_pairs() {
             ..Default::default()
         })
         .unwrap();
+    // Retired the current way: up, in the retired group (its peer elsewhere).
+    let grouped = h
+        .create_veth(&netlink::VethSpec {
+            name: "cnidel00c0ffe2",
+            up: true,
+            peer_name: "cnidel00c0ffe2",
+            peer_netns: Some(c.ns.as_ref().unwrap().as_fd()),
+            ..Default::default()
+        })
+        .unwrap();
+    h.set_link(
+        grouped.index,
+        &LinkChange {
+            group: Some(cni_reference_plugins::bridge::linger::RETIRED_GROUP),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut conf = config("1.1.0", "br-tomb", "10.37.0.0/24", json!({}));
     conf["cni.dev/valid-attachments"] = json!([]);
     Call::new(BRIDGE, "GC")
@@ -464,6 +615,10 @@ fn gc_deletes_leftover_retired_pairs() {
         "retired pair survived GC"
     );
     assert!(c.rtnl().link_by_name("cnidel00c0ffee").unwrap().is_none());
+    assert!(
+        h.link_by_index(grouped.index).unwrap().is_none(),
+        "pair in the retired group survived GC"
+    );
     assert!(h.link_by_index(live.index).unwrap().is_some(), "GC deleted a live link");
     h.delete_link(live.index).unwrap();
 }
@@ -522,7 +677,6 @@ fn failure_after_ipam_add_releases_the_address() {
         })
         .unwrap();
     h.add_address(br.index, "192.0.2.1/24".parse().unwrap(), true).unwrap();
-    let links_before = h.links().unwrap().len();
     let e = call("ADD", &c, "eth0", "ctr-fail", &conf).err();
     assert!(
         e["msg"]
@@ -535,7 +689,9 @@ fn failure_after_ipam_add_releases_the_address() {
         !reservation_exists("net-br-fail", "10.27.0.2"),
         "IPAM reservation not released"
     );
-    assert_eq!(h.links().unwrap().len(), links_before, "host veth left behind");
+    // Counted on the bridge: the host's link count can move meanwhile (an earlier test's
+    // destroyed namespace takes its pair with it whenever the kernel gets to it).
+    assert_eq!(live_ports(&h, "br-fail"), Vec::<String>::new(), "host veth left behind");
     assert!(c.rtnl().link_by_name("eth0").unwrap().is_none());
     // With forceAddress the old address is replaced.
     let forced = config("1.1.0", "br-fail", "10.27.0.0/24", json!({"forceAddress": true}));
@@ -645,7 +801,7 @@ fn status_and_gc_are_forwarded_to_ipam() {
 
 fn invalid_configurations_are_refused_before_any_change() {
     let c = Container::new("bad1");
-    let links_before = host().links().unwrap().len();
+    let links_before = live_host_links(&host());
     for (extra, needle) in [
         (
             json!({"hairpinMode": true, "promiscMode": true}),
@@ -669,7 +825,7 @@ fn invalid_configurations_are_refused_before_any_change() {
         .as_str()
         .unwrap()
         .contains("is not a bridge"));
-    assert_eq!(host().links().unwrap().len(), links_before);
+    assert_eq!(live_host_links(&host()), links_before);
     assert!(!Path::new("/var/lib/cni/networks/net-br-bad/10.31.0.2").exists());
 }
 
@@ -1069,7 +1225,7 @@ fn vlan_port_settings_or_a_clear_refusal() {
         call("DEL", &c, "eth0", "ctr-vlan", &with_prev(&conf, &r)).ok();
     } else {
         // This kernel cannot filter VLANs on a bridge: ADD must say so and leave nothing.
-        let before = host().links().unwrap().len();
+        let before = live_host_links(&host());
         let e = call("ADD", &c, "eth0", "ctr-vlan", &conf).err();
         assert!(
             e["msg"]
@@ -1078,7 +1234,7 @@ fn vlan_port_settings_or_a_clear_refusal() {
                 .contains("VLAN filtering: not supported by this kernel"),
             "{e}"
         );
-        assert_eq!(host().links().unwrap().len(), before);
+        assert_eq!(live_host_links(&host()), before);
         assert!(!reservation_exists("net-br-vlan", "10.36.0.2"));
     }
     // isGateway with vlan needs the VLAN gateway port, which is not implemented: code 2.
@@ -1189,6 +1345,14 @@ fn main() {
         (
             "del_retires_the_pair_at_once_and_deletes_it_in_the_background",
             del_retires_the_pair_at_once_and_deletes_it_in_the_background,
+        ),
+        (
+            "del_then_add_again_at_once_with_the_same_ids",
+            del_then_add_again_at_once_with_the_same_ids,
+        ),
+        (
+            "delegate_runs_in_process_only_for_the_same_build",
+            delegate_runs_in_process_only_for_the_same_build,
         ),
         ("gc_deletes_leftover_retired_pairs", gc_deletes_leftover_retired_pairs),
         (

@@ -34,12 +34,15 @@ struct Undo<'a> {
 impl Undo<'_> {
     fn run(self) {
         if !self.masq_addrs.is_empty() {
-            let _ = masquerade::teardown(
+            let removed = masquerade::teardown(
                 &self.req.conf.name,
                 &self.req.env.container_id,
                 &self.req.env.ifname,
                 &self.masq_addrs,
             );
+            if let Ok(Some(_open_socket)) = removed {
+                super::linger::hand_over_open_files();
+            }
         }
         if self.spoofcheck {
             let _ = spoofcheck::teardown(&self.req.env.container_id, &self.req.env.ifname);
@@ -149,7 +152,12 @@ fn build(
         })?;
     undo.veth_index = Some(veth.index);
     mark("add: veth created");
-    let _ = write_sysctl(&format!("net/ipv6/conf/{}/accept_ra", veth.name), "0");
+    // A bridge port needs no IPv6 of its own (frames it receives belong to the bridge). Without
+    // it the port gets no link-local address, multicast route or DAD when its carrier comes
+    // up, so the host namespace's IPv6 routing table does not grow by three routes per port,
+    // and every link going down or away (which walks that whole table) stays cheap with many
+    // attachments. Set before the container end is up, i.e. before IPv6 configured anything.
+    let _ = write_sysctl(&format!("net/ipv6/conf/{}/disable_ipv6", veth.name), "1");
     configure_port(host, cfg, veth.index)?;
     let ctr_link = ctr.link_by_name(ifname).map_err(kernel)?.ok_or_else(|| {
         CniError::new(

@@ -1,19 +1,38 @@
-//! Keep the plugin's exit fast when the kernel makes the final close of a socket slow.
+//! What a plugin leaves to one forked child so that it can exit at once: the slow final close
+//! of an nftables socket and the deletion of retired veth pairs.
 //!
-//! Closing an `NETLINK_NETFILTER` socket after an nf_tables commit that deleted something waits
-//! for the kernel's deferred destroy work, i.e. an RCU grace period (~10 ms here): the socket
-//! release notifier flushes that work. A DEL that removed a masquerade element would spend
-//! that time in `exit`. [`hand_over_open_files`] forks a child that holds copies of every open
-//! descriptor until this process has exited, so the last reference, and the wait, is the
-//! child's. The child has `/dev/null` as stdin/stdout/stderr (the runtime sees EOF on our
-//! pipes as soon as we exit), takes no lock, allocates nothing and ends when it reads EOF on a
-//! pipe whose write end only this process holds.
+//! - Closing an `NETLINK_NETFILTER` socket after an nf_tables commit that deleted something
+//!   waits for the kernel's deferred destroy work, i.e. an RCU grace period (~10 ms here): the
+//!   socket release notifier flushes that work. The child holds copies of every open
+//!   descriptor until this process has exited, so the last reference, and the wait, is the
+//!   child's.
+//! - Unregistering a veth pair keeps the RTNL lock through several RCU grace periods, 10 to
+//!   40 ms on a loaded machine, and every other netlink change on the machine (the next ADD or
+//!   DEL included) queues behind it. DEL therefore only retires pairs (see
+//!   [`super::del`]): down, released, renamed and put in the [`RETIRED_GROUP`] device group.
+//!   The child waits [`BATCH_DELAY`], then deletes the whole group with one request, so a burst
+//!   of DELs pays those grace periods once per batch instead of once per DEL.
+//!
+//! The child has `/dev/null` as stdin/stdout/stderr (the runtime sees EOF on our pipes as soon
+//! as we exit), takes no lock, allocates nothing and ends once its request is answered and it
+//! reads EOF on a pipe whose write end only this process holds.
 
+use crate::netlink::GroupDelete;
 use std::os::fd::AsRawFd;
+use std::time::Duration;
 
-/// Fork the child described in the module documentation. Best effort: on any failure nothing
-/// happens and the exit is merely slower.
-pub fn hand_over_open_files() {
+/// The device group of retired veth ends in the host namespace (`"cnid"` in ASCII), which
+/// nothing else is expected to use.
+pub const RETIRED_GROUP: u32 = 0x636e_6964;
+
+/// How long the child waits before deleting [`RETIRED_GROUP`], so that the pairs retired by
+/// other DELs meanwhile go in the same batch.
+pub const BATCH_DELAY: Duration = Duration::from_millis(30);
+
+/// Fork the child described in the module documentation; with `reap`, it deletes the retired
+/// group after [`BATCH_DELAY`]. Best effort: on any failure nothing happens (the exit is
+/// merely slower, and retired pairs are left to the next DEL's child or to GC).
+pub fn hand_over(reap: Option<&GroupDelete>) {
     let Ok(devnull) = std::fs::File::open("/dev/null") else {
         return;
     };
@@ -24,15 +43,29 @@ pub fn hand_over_open_files() {
     }
     let (read_end, write_end) = (fds[0], fds[1]);
     let null = devnull.as_raw_fd();
+    let delay = libc::timespec {
+        tv_sec: BATCH_DELAY.as_secs() as libc::time_t,
+        tv_nsec: BATCH_DELAY.subsec_nanos() as libc::c_long,
+    };
     // SAFETY: the child only makes async-signal-safe system calls and leaves with _exit.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        // SAFETY: raw system calls on descriptors this process owns.
+        // SAFETY: raw system calls on descriptors and memory this process owns.
         unsafe {
             for target in 0..3 {
                 libc::dup2(null, target);
             }
             libc::close(write_end);
+            if let Some(group) = reap {
+                let mut rest = delay;
+                loop {
+                    let request = rest;
+                    if libc::nanosleep(&request, &mut rest) == 0 {
+                        break;
+                    }
+                }
+                group.run_in_forked_child();
+            }
             let mut byte = 0u8;
             while libc::read(read_end, (&mut byte as *mut u8).cast(), 1) < 0 {}
             libc::_exit(0);
@@ -44,4 +77,9 @@ pub fn hand_over_open_files() {
         // SAFETY: no child: close the write end too.
         unsafe { libc::close(write_end) };
     }
+}
+
+/// [`hand_over`] without a group to delete: only the slow socket closes.
+pub fn hand_over_open_files() {
+    hand_over(None);
 }

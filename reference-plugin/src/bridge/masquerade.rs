@@ -24,16 +24,15 @@ pub fn setup(network: &str, container_id: &str, ifname: &str, addrs: &[IpNet]) -
 
 /// Remove the attachment's masquerade entries (idempotent). With addresses (from the netns or
 /// `prevResult`) only those are looked up; without any, the network's entries are scanned for
-/// the attachment's owner tag.
-pub fn teardown(network: &str, container_id: &str, ifname: &str, addrs: &[IpNet]) -> Result<(), CniError> {
+/// the attachment's owner tag. When something was removed, returns the still open nftables
+/// socket: its last close waits for the kernel, so the caller keeps it open until it has
+/// handed its descriptors over with [`super::linger::hand_over`].
+pub fn teardown(network: &str, container_id: &str, ifname: &str, addrs: &[IpNet]) -> Result<Option<Masq>, CniError> {
     let masq = open()?;
     let nl: Vec<_> = addrs.iter().map(|a| to_nl(*a)).collect();
     let ips = (!nl.is_empty()).then_some(nl.as_slice());
     let removed = masq.del(network, container_id, ifname, ips).map_err(kernel)?;
-    if removed > 0 {
-        super::linger::hand_over_open_files();
-    }
-    Ok(())
+    Ok((removed > 0).then_some(masq))
 }
 
 /// Fail unless every address of the attachment is masqueraded for it.

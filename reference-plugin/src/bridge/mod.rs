@@ -14,7 +14,7 @@
 //! One module per verb: [`add`], [`del`], [`check`]; [`config`] parses and validates;
 //! [`masquerade`] adapts the nftables module to the attachment's identity; [`spoofcheck`]
 //! installs the `macspoofchk` rules; [`linger`] keeps the
-//! exit fast after nftables deletions.
+//! exit fast: one child holds the nftables socket and deletes retired veth pairs in batches.
 
 pub mod add;
 pub mod check;
@@ -103,11 +103,13 @@ impl Plugin for Bridge {
     }
 }
 
-/// Delete the retired veth ends ([`del::TOMBSTONE_PREFIX`], down, released from any bridge) in
-/// the host namespace: normally a DEL's child has deleted them within milliseconds, so any
-/// found here outlived a child that died.
+/// Delete the retired veth ends in the host namespace: the device group
+/// [`linger::RETIRED_GROUP`], and links named [`del::TOMBSTONE_PREFIX`]… that are down and
+/// released from any bridge. Normally a DEL's child has deleted them within milliseconds, so
+/// any found here outlived a child that died.
 fn sweep_tombstones() -> Result<(), CniError> {
     let host = crate::netlink::Rtnl::new().map_err(kernel)?;
+    host.delete_link_group(linger::RETIRED_GROUP).map_err(kernel)?;
     for link in host.links().map_err(kernel)? {
         let retired = link.name.starts_with(del::TOMBSTONE_PREFIX)
             && link.is_kind("veth")

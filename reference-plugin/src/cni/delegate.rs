@@ -66,7 +66,13 @@ fn prefilled_pipe(data: &[u8]) -> Option<OwnedFd> {
 
 /// Run `plugin` with `CNI_COMMAND=command` and `stdin`; returns its stdout on success and its
 /// Error (code kept) on failure.
+///
+/// When `plugin` is this crate's own plugin from this very build ([`crate::builtin`]), its
+/// code runs in this process instead, through the same dispatcher and with the same inputs.
 pub fn exec(plugin: &Path, command: &str, stdin: &[u8]) -> Result<Vec<u8>, CniError> {
+    if let Some(builtin) = crate::builtin::same_build_plugin(plugin) {
+        return exec_in_process(builtin, plugin, command, stdin);
+    }
     let prefilled = prefilled_pipe(stdin);
     let stdin_spec = match prefilled {
         Some(fd) => Stdio::from(fd),
@@ -98,6 +104,42 @@ pub fn exec(plugin: &Path, command: &str, stdin: &[u8]) -> Result<Vec<u8>, CniEr
         return Ok(output.stdout);
     }
     Err(parse_error(plugin, &output.stdout, output.status.code()))
+}
+
+/// What [`exec`] does for a plugin of this build: the dispatcher its `main` would run, fed
+/// this process's environment with `CNI_COMMAND=command` and `stdin`; its stdout collected
+/// and judged like a child's (exit status 0 or an error object). A panic counts as a crash.
+fn exec_in_process(
+    builtin: &dyn super::dispatch::Plugin,
+    plugin: &Path,
+    command: &str,
+    stdin: &[u8],
+) -> Result<Vec<u8>, CniError> {
+    super::trace::mark("delegate: in-process");
+    let lookup = |key: &str| {
+        if key == "CNI_COMMAND" {
+            Some(command.to_string())
+        } else {
+            std::env::var(key).ok()
+        }
+    };
+    let mut stdout = Vec::new();
+    let stderr = std::io::stderr();
+    let status = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        super::dispatch::dispatch(
+            builtin,
+            &lookup,
+            &mut |_| Ok(stdin.to_vec()),
+            &mut stdout,
+            &mut stderr.lock(),
+        )
+    }))
+    .unwrap_or(101);
+    super::trace::mark("delegate: done");
+    if status == 0 {
+        return Ok(stdout);
+    }
+    Err(parse_error(plugin, &stdout, Some(status)))
 }
 
 fn parse_error(plugin: &Path, stdout: &[u8], status: Option<i32>) -> CniError {

@@ -125,6 +125,115 @@ impl Rtnl {
     }
 }
 
+/// A prepared `RTM_DELLINK` of every link of one device group in one namespace, to be sent
+/// from a forked child ([`GroupDelete::run_in_forked_child`]): the kernel unregisters them
+/// together, paying its RCU waits under the RTNL lock once for the whole batch instead of once
+/// per link.
+pub struct GroupDelete {
+    ns: OwnedFd,
+    request: Vec<u8>,
+    seq: u32,
+}
+
+impl Rtnl {
+    /// Prepares the deletion of every link in device group `group` (not 0) of this client's
+    /// namespace. Nothing is sent yet.
+    pub fn prepare_group_delete(&self, group: u32) -> Result<GroupDelete> {
+        if group == 0 {
+            return Err(Error::invalid("delete link group 0", "group 0 holds every link"));
+        }
+        let ns = self.netns_fd()?;
+        let mut buf = MsgBuf::new();
+        let seq = self.begin(&mut buf, RTM_DELLINK, Rtnl::ACK);
+        buf.put(&[0u8; 16]);
+        buf.attr_u32(super::link::IFLA_GROUP, group);
+        buf.finish();
+        Ok(GroupDelete {
+            ns,
+            request: buf.bytes().to_vec(),
+            seq,
+        })
+    }
+}
+
+impl Rtnl {
+    /// Deletes every link of device group `group` (not 0) now and waits for the kernel.
+    /// Returns `false` when the group was empty.
+    pub fn delete_link_group(&self, group: u32) -> Result<bool> {
+        if group == 0 {
+            return Err(Error::invalid("delete link group 0", "group 0 holds every link"));
+        }
+        let mut buf = MsgBuf::new();
+        let seq = self.begin(&mut buf, RTM_DELLINK, Rtnl::ACK);
+        buf.put(&[0u8; 16]);
+        buf.attr_u32(super::link::IFLA_GROUP, group);
+        buf.finish();
+        match self.ack(&mut buf, seq, || format!("delete link group {group}")) {
+            Ok(()) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl GroupDelete {
+    /// Sends the request from the namespace it was prepared for and waits for the answer:
+    /// `0`, or the errno (`ENODEV` when the group was empty, e.g. because another batch took
+    /// its links first).
+    ///
+    /// # Safety
+    /// Meant for a freshly forked child of a single-threaded process: it makes raw system
+    /// calls only, allocates nothing, takes no lock, and moves the calling thread to the
+    /// prepared namespace.
+    pub unsafe fn run_in_forked_child(&self) -> i32 {
+        if libc::setns(self.ns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+            return 255;
+        }
+        let sock = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        );
+        if sock < 0 {
+            return 255;
+        }
+        let code = send_and_wait(sock, &self.request, self.seq);
+        libc::close(sock);
+        code
+    }
+}
+
+/// Sends `request` on the netlink socket `sock` and returns the errno of the kernel's answer
+/// to `seq` (0 on success, 255 on a local failure). Raw system calls only.
+unsafe fn send_and_wait(sock: libc::c_int, request: &[u8], seq: u32) -> i32 {
+    let mut addr: libc::sockaddr_nl = std::mem::zeroed();
+    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    let sent = libc::sendto(
+        sock,
+        request.as_ptr().cast(),
+        request.len(),
+        0,
+        (&addr as *const libc::sockaddr_nl).cast(),
+        std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+    );
+    if sent < 0 {
+        return 255;
+    }
+    let mut answer = [0u8; 1024];
+    loop {
+        let n = libc::recv(sock, answer.as_mut_ptr().cast(), answer.len(), 0);
+        if n < 20 {
+            return 255;
+        }
+        let kind = u16::from_ne_bytes([answer[4], answer[5]]);
+        let got_seq = u32::from_ne_bytes([answer[8], answer[9], answer[10], answer[11]]);
+        if kind == 2 && got_seq == seq {
+            let code = i32::from_ne_bytes([answer[16], answer[17], answer[18], answer[19]]);
+            return (-code).clamp(0, 254);
+        }
+    }
+}
+
 fn reap_if_done(pid: libc::pid_t) {
     let mut status = 0;
     // SAFETY: waitpid on our own child with a valid status pointer.
@@ -154,30 +263,5 @@ unsafe fn child_delete(ns: libc::c_int, devnull: libc::c_int, request: &[u8], se
     if sock < 0 {
         libc::_exit(255);
     }
-    let mut addr: libc::sockaddr_nl = std::mem::zeroed();
-    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    let sent = libc::sendto(
-        sock,
-        request.as_ptr().cast(),
-        request.len(),
-        0,
-        (&addr as *const libc::sockaddr_nl).cast(),
-        std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-    );
-    if sent < 0 {
-        libc::_exit(255);
-    }
-    let mut answer = [0u8; 1024];
-    loop {
-        let n = libc::recv(sock, answer.as_mut_ptr().cast(), answer.len(), 0);
-        if n < 20 {
-            libc::_exit(255);
-        }
-        let kind = u16::from_ne_bytes([answer[4], answer[5]]);
-        let got_seq = u32::from_ne_bytes([answer[8], answer[9], answer[10], answer[11]]);
-        if kind == 2 && got_seq == seq {
-            let code = i32::from_ne_bytes([answer[16], answer[17], answer[18], answer[19]]);
-            libc::_exit((-code).clamp(0, 254));
-        }
-    }
+    libc::_exit(send_and_wait(sock, request, seq))
 }

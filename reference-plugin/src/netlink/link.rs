@@ -22,6 +22,7 @@ const IFLA_PROTINFO: u16 = 12;
 const IFLA_OPERSTATE: u16 = 16;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_AF_SPEC: u16 = 26;
+pub(super) const IFLA_GROUP: u16 = 27;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_EXT_MASK: u16 = 29;
 const IFLA_NUM_TX_QUEUES: u16 = 31;
@@ -197,6 +198,8 @@ pub struct LinkChange<'a> {
     pub name: Option<&'a str>,
     /// Move the link to this network namespace.
     pub netns: Option<BorrowedFd<'a>>,
+    /// Put the link in this device group (`IFLA_GROUP`).
+    pub group: Option<u32>,
     /// IPv4 per-link options to set, `(IPV4_DEVCONF_*, value)`, e.g.
     /// [`IPV4_DEVCONF_ARP_NOTIFY`](super::IPV4_DEVCONF_ARP_NOTIFY). The kernel applies them after
     /// the up/down change of the same request.
@@ -515,6 +518,9 @@ impl Rtnl {
         }
         if let Some(ns) = change.netns {
             buf.attr_u32(IFLA_NET_NS_FD, ns.as_raw_fd() as u32);
+        }
+        if let Some(group) = change.group {
+            buf.attr_u32(IFLA_GROUP, group);
         }
         if !change.ipv4_devconf.is_empty() {
             let spec = buf.nest(IFLA_AF_SPEC);

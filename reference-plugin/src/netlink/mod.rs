@@ -30,6 +30,7 @@ mod sysctl;
 mod types;
 pub(crate) mod wire;
 
+pub use detach::GroupDelete;
 pub use error::{Error, Result};
 pub use link::{random_link_name, BridgePortSettings, BridgeSpec, BridgeVlan, LinkChange, VethSpec, IFNAMSIZ_MAX};
 pub use netconf::IPV4_DEVCONF_ARP_NOTIFY;
