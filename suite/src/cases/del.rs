@@ -473,8 +473,9 @@ fn other_ifname_intact(ctx: &mut Ctx) -> Result<(), Verdict> {
     }
     if !firewall.is_empty() {
         return Err(Verdict::quirk(
-            "DEL of net1 removed packet-filter state the first attachment shares (the reference bridge \
-             keys its masquerade chain on network and container id only, digest §8.5)",
+            "DEL of net1 (through the whole chain) removed packet-filter state that eth0 of the same \
+             container relies on; the reference bridge keys its masquerade chain on network and \
+             container id only (digest §8.5)",
             "the first attachment's rules untouched",
             firewall.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
         ));
