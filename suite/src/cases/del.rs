@@ -88,6 +88,14 @@ pub const CASES: &[Case] = &[
         body: after_failed_add,
     },
     Case {
+        id: "del/host-state-kept",
+        title: "ADD then DEL of the first attachment keeps every link, address, route and packet-filter rule the host already had",
+        level: Level::Must,
+        spec: "SPEC §2 ADD/DEL (the plugin changes CNI_IFNAME in CNI_NETNS and undoes its own changes); DESIGN §2 (the lab is the plugin's host)",
+        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        body: host_state_kept,
+    },
+    Case {
         id: "del/prints-nothing",
         title: "DEL prints nothing on stdout when it succeeds, the first time and when repeated",
         level: Level::Should,
@@ -481,4 +489,30 @@ fn other_ifname_intact(ctx: &mut Ctx) -> Result<(), Verdict> {
         ));
     }
     Ok(())
+}
+
+fn host_state_kept(ctx: &mut Ctx) -> Result<(), Verdict> {
+    // Network-wide state a first attachment creates (a bridge, NAT base chains) may stay; what the
+    // host had before the plugin ever ran must still be there, unchanged.
+    let before = ctx.lab.snapshot()?;
+    let att = ctx.attachment()?;
+    let out = ctx.add(&att)?;
+    ctx.del(&att, Some(&out.result))?;
+    let lost: Vec<String> = ctx
+        .lab
+        .snapshot()?
+        .diff(&before)
+        .into_iter()
+        .filter(|c| c.sign == '-' || (c.sign == '~' && !c.what.starts_with("file ") && !c.what.starts_with("sysctl ")))
+        .map(|c| c.to_string())
+        .collect();
+    if lost.is_empty() {
+        return Ok(());
+    }
+    ctx.blame = ctx.invocations.iter().rposition(|r| r.command == "ADD");
+    Err(Verdict::violation(
+        "the host lost or changed state it had before the plugin ran",
+        "the host's own links, addresses, routes and rules untouched",
+        lost.join("; "),
+    ))
 }

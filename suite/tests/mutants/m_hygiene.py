@@ -46,6 +46,17 @@ def leaks_rule(cmd, stdin):
     passthrough(real(stdin))
 
 
+def host_default_route(cmd, stdin):
+    """Applies the container's default route in the host namespace too (a wrong-namespace bug):
+    the host's own default route is replaced and never comes back."""
+    def change(r):
+        bridges = [i["name"] for i in r.get("interfaces", []) if not i.get("sandbox")]
+        subprocess.run(["ip", "route", "replace", "default", "dev", bridges[0]])
+    if cmd == "ADD":
+        after_add(stdin, change)
+    passthrough(real(stdin))
+
+
 def sysctl_kept(cmd, stdin):
     """ADD turns on proxy ARP for the whole host and nothing ever turns it off again."""
     if cmd == "ADD":
@@ -138,6 +149,7 @@ def release_by_ifname(cmd, stdin):
 MUTANTS = {
     "hyg-leaks-veth": (leaks_veth, "del/leaves-no-trace", "fail"),
     "hyg-leaks-rule": (leaks_rule, "del/leaves-no-trace", "fail"),
+    "hyg-host-default-route": (host_default_route, "del/host-state-kept", "fail"),
     "hyg-sysctl-kept": (sysctl_kept, "del/restores-host-sysctls", "warn"),
     "hyg-sysctl-kept-unlisted": (sysctl_kept_unlisted, "del/restores-host-sysctls", "warn"),
     "hyg-cache-file": (cache_file, "del/leaves-no-trace", "fail"),
