@@ -426,6 +426,10 @@ fn other_ifname_intact(ctx: &mut Ctx) -> Result<(), Verdict> {
     }
     let first = ctx.attachment()?;
     let kept = ctx.add(&first)?;
+    // Only a result that matched the kernel before can show damage afterwards
+    // (add/result-matches-kernel judges the result itself).
+    let kept_matched = ctx.target.profile.kind != crate::profile::PluginKind::Ipam
+        && super::kernel::verify_result(ctx, &first, &kept.result).is_ok();
     let before = ctx.lab.snapshot()?;
     let second = Attachment {
         ifname: "net1".into(),
@@ -461,7 +465,7 @@ fn other_ifname_intact(ctx: &mut Ctx) -> Result<(), Verdict> {
             state.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
         ));
     }
-    if ctx.target.profile.kind != crate::profile::PluginKind::Ipam {
+    if kept_matched {
         if let Err(Verdict::Violation(mut f)) = super::kernel::verify_result(ctx, &first, &kept.result) {
             f.message = format!(
                 "after DEL of net1, the result of {} no longer matches the container",

@@ -149,6 +149,28 @@ def ipam_hands_out_gateway(cmd, stdin):
     on_add(cmd, stdin, change)
 
 
+def mtu_lie(cmd, stdin):
+    """Claims an MTU of 9000 on the container interface (1.1.0 results carry interfaces[].mtu)."""
+    def change(r):
+        for i in sandboxed(r):
+            i["mtu"] = 9000
+    on_add(cmd, stdin, change)
+
+
+def dns_garbage(cmd, stdin):
+    def change(r):
+        r["dns"] = {"nameservers": ["not-an-address"], "search": ["svc.cluster.local"]}
+    on_add(cmd, stdin, change)
+
+
+def old_result_without_ip(cmd, stdin):
+    """At 0.1.0/0.2.0, prints a result without its ip4 block."""
+    def change(r):
+        if r.get("cniVersion") in ("0.1.0", "0.2.0"):
+            r.pop("ip4", None)
+    on_add(cmd, stdin, change)
+
+
 MUTANTS = {
     "res-wrong-prefix": (wrong_prefix, "add/result-matches-kernel", "fail"),
     "res-gateway-off-subnet": (gateway_off_subnet, "connectivity/container-to-gateway", "fail"),
@@ -163,6 +185,9 @@ MUTANTS = {
     "res-on-stderr": (result_on_stderr, "add/result-schema", "fail"),
     "res-link-down": (link_down, "connectivity/container-to-gateway", "fail"),
     "res-host-end-unbridged": (host_end_unbridged, "connectivity/container-to-gateway", "fail"),
+    "res-mtu-lie": (mtu_lie, "add/result-matches-kernel", "fail", "{ref}/bridge"),
+    "res-dns-garbage": (dns_garbage, "add/result-schema", "fail"),
+    "res-old-without-ip": (old_result_without_ip, "matrix/add-check-del", "fail"),
     "res-ipam-with-interfaces": (ipam_with_interfaces, "add/ipam-result-shape", "warn", HOST_LOCAL,
                                  "host-local.json"),
     "res-ipam-hands-out-gateway": (ipam_hands_out_gateway, "ipam/no-reserved-addresses", "warn", HOST_LOCAL,
