@@ -17,6 +17,15 @@ def failed(p):
     return p.returncode != 0
 
 
+def netns_fallback(cmd, stdin):
+    """When CNI_NETNS does not exist, quietly works in its own (the host's) namespace instead."""
+    env = dict(os.environ)
+    if cmd == "ADD" and not os.path.exists(env.get("CNI_NETNS", "")):
+        env["CNI_NETNS"] = "/proc/self/ns/net"
+        env["CNI_NETNS_OVERRIDE"] = "1"
+    passthrough(real(stdin, env))
+
+
 def error_code_zero(cmd, stdin):
     """Every failure comes back with code 0, which no spec version defines."""
     p = real(stdin)
@@ -160,6 +169,7 @@ def claims_old_fails_old(cmd, stdin):
 
 
 MUTANTS = {
+    "fail-netns-fallback": (netns_fallback, "error/missing-netns", "fail"),
     "fail-code-zero": (error_code_zero, "error/non-json-stdin-code", "warn"),
     "fail-no-msg": (error_no_msg, "error/non-json-stdin-code", "warn"),
     "fail-on-stderr": (error_on_stderr, "error/non-json-stdin-code", "warn"),
