@@ -92,6 +92,17 @@ pub const CASES: &[Case] = &[
         },
         body: changed_mac,
     },
+    Case {
+        id: "check/interface-down",
+        title: "CHECK fails once the container interface is set administratively down",
+        level: Level::Should,
+        spec: "SPEC §2 CHECK (should fail when a resource in the result is in a bad state, or the container is unreachable), 0.4.0+",
+        applies: Applies {
+            kinds: &[PluginKind::Interface],
+            since: SINCE,
+        },
+        body: interface_down,
+    },
 ];
 
 fn setup(ctx: &mut Ctx) -> Result<(Attachment, Value, String), Verdict> {
@@ -301,6 +312,16 @@ fn changed_mac(ctx: &mut Ctx) -> Result<(), Verdict> {
         &version,
         &format!("the MAC of {} changed from {mac} to {}", att.ifname, shown.join(":")),
     )
+}
+
+fn interface_down(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let (att, result, version) = setup(ctx)?;
+    let rtnl = ctx.lab.container_rtnl(&att.container)?;
+    let link = rtnl
+        .link_by_name(&att.ifname)?
+        .ok_or_else(|| Verdict::fail("no container interface"))?;
+    rtnl.set_up(link.index, false)?;
+    check_fails(ctx, &att, &result, &version, &format!("{} was set down", att.ifname))
 }
 
 #[cfg(test)]

@@ -104,6 +104,22 @@ def check_ignores_mac(cmd, stdin):
     passthrough(real(stdin))
 
 
+def check_repairs(cmd, stdin):
+    """CHECK quietly brings the container interface back up (and its routes back) instead of
+    reporting that it was down."""
+    if cmd == "CHECK":
+        ifname = os.environ.get("CNI_IFNAME", "")
+        if "state DOWN" in netns_run(["ip", "link", "show", "dev", ifname]).stdout or \
+                ",UP" not in netns_run(["ip", "link", "show", "dev", ifname]).stdout:
+            netns_run(["ip", "link", "set", "dev", ifname, "up"])
+            for route in json.loads(stdin).get("prevResult", {}).get("routes", []):
+                cmd_line = ["ip", "route", "replace", route["dst"]]
+                if route.get("gw"):
+                    cmd_line += ["via", route["gw"]]
+                netns_run(cmd_line + ["dev", ifname])
+    passthrough(real(stdin))
+
+
 def check_no_extra_routes(cmd, stdin):
     """CHECK insists the container has no IPv4 route beyond those of prevResult and the subnets."""
     if cmd == "CHECK":
@@ -177,6 +193,7 @@ MUTANTS = {
     "fail-exhausted-code-1": (exhausted_code_1, "ipam/exhaustion-error", "warn", HOST_LOCAL, "host-local.json"),
     "ipam-racy-store": (racy_store, "ipam/unique-parallel", "fail", HOST_LOCAL, "host-local.json"),
     "check-ignores-mac": (check_ignores_mac, "check/changed-mac", "warn"),
+    "check-repairs": (check_repairs, "check/interface-down", "warn"),
     "check-no-extra-routes": (check_no_extra_routes, "check/tolerates-extra-route", "fail"),
     "chain-drops-dns": (chain_edit(drop_dns), "chain/keeps-prevresult", "fail", TUNING, "tuning.conflist"),
     "chain-drops-gateways": (chain_edit(drop_gateways), "chain/keeps-prevresult", "fail", TUNING,
