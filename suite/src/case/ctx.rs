@@ -322,11 +322,28 @@ impl<'a> Ctx<'a> {
 
     /// ADD through the whole chain at `version`.
     pub fn add_at(&mut self, att: &Attachment, version: &str) -> Result<AddOutcome, Verdict> {
+        self.add_at_edited(att, version, |_| {})
+    }
+
+    /// ADD through the whole chain at `version`; `edit` changes the `prevResult` the plugin under
+    /// test receives (it is not called when the plugin under test is first in the chain).
+    pub fn add_at_edited(
+        &mut self,
+        att: &Attachment,
+        version: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<AddOutcome, Verdict> {
         let n = self.target.profile.plugins.len();
         let mut prev: Option<Value> = None;
         let mut own = 0;
+        let mut edit = Some(edit);
         for i in 0..n {
             let program = self.chain_program(i)?;
+            if i + 1 == n {
+                if let (Some(p), Some(f)) = (prev.as_mut(), edit.take()) {
+                    f(p);
+                }
+            }
             let stdin = self.request(i, version, prev.as_ref()).to_string().into_bytes();
             let env = self.env("ADD", Some(att));
             let idx = self.invoke(&program, env, stdin);

@@ -66,7 +66,53 @@ pub const CASES: &[Case] = &[
         },
         body: interface_exists,
     },
+    Case {
+        id: "add/ipam-result-shape",
+        title: "an IPAM plugin's ADD result has no interfaces and no ips[].interface",
+        level: Level::Should,
+        spec: "SPEC §4 Delegation (an IPAM plugin returns an abbreviated Success result without interfaces), 0.3.0+",
+        applies: Applies {
+            kinds: &[PluginKind::Ipam],
+            since: SpecVersion(0, 3, 0),
+        },
+        body: ipam_result_shape,
+    },
 ];
+
+fn ipam_result_shape(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let att = ctx.attachment()?;
+    let out = ctx.add(&att)?;
+    ctx.blame = Some(out.record);
+    let mut extra = Vec::new();
+    if out
+        .result
+        .get("interfaces")
+        .is_some_and(|i| i.as_array().is_none_or(|l| !l.is_empty()))
+    {
+        extra.push(format!("interfaces {}", out.result["interfaces"]));
+    }
+    for (i, ip) in out
+        .result
+        .get("ips")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if let Some(idx) = ip.get("interface") {
+            extra.push(format!("ips[{i}].interface {idx}"));
+        }
+    }
+    if extra.is_empty() {
+        Ok(())
+    } else {
+        Err(Verdict::violation(
+            "the IPAM result describes interfaces, which the calling plugin owns",
+            "no interfaces and no ips[].interface",
+            extra.join(", "),
+        ))
+    }
+}
 
 fn custom_ifname(ctx: &mut Ctx) -> Result<(), Verdict> {
     ctx.needs_free_ifname()?;

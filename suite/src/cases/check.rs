@@ -81,6 +81,28 @@ pub const CASES: &[Case] = &[
         },
         body: host_end_gone,
     },
+    Case {
+        id: "check/changed-mac",
+        title: "CHECK fails once the container interface's MAC differs from the one in the result",
+        level: Level::Should,
+        spec: "SPEC §2 CHECK (should fail when a resource in the result is in a bad state), 0.4.0+",
+        applies: Applies {
+            kinds: &[PluginKind::Interface],
+            since: SINCE,
+        },
+        body: changed_mac,
+    },
+    Case {
+        id: "check/interface-down",
+        title: "CHECK fails once the container interface is set administratively down",
+        level: Level::Should,
+        spec: "SPEC §2 CHECK (should fail when a resource in the result is in a bad state, or the container is unreachable), 0.4.0+",
+        applies: Applies {
+            kinds: &[PluginKind::Interface],
+            since: SINCE,
+        },
+        body: interface_down,
+    },
 ];
 
 fn setup(ctx: &mut Ctx) -> Result<(Attachment, Value, String), Verdict> {
@@ -241,4 +263,77 @@ fn host_end_gone(ctx: &mut Ctx) -> Result<(), Verdict> {
         &version,
         &format!("the host end {} was deleted", link.name),
     )
+}
+
+/// `mac` with its last byte changed, still locally administered and unicast.
+fn other_mac(mac: &str) -> Option<[u8; 6]> {
+    let bytes: Vec<u8> = mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let mut out: [u8; 6] = bytes.try_into().ok()?;
+    out[0] = (out[0] | 0x02) & !0x01;
+    out[5] ^= 0x5a;
+    Some(out)
+}
+
+fn changed_mac(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let (att, result, version) = setup(ctx)?;
+    let r = result_of(&result)?;
+    let netns = att.netns();
+    let Some((mac, new)) = r
+        .interfaces
+        .iter()
+        .find(|i| i.name == att.ifname && i.sandbox.as_deref() == Some(netns.as_str()))
+        .and_then(|i| i.mac.clone())
+        .and_then(|m| other_mac(&m).map(|n| (m, n)))
+    else {
+        return Err(Verdict::Skip(format!(
+            "the result gives no MAC for {} in the container",
+            att.ifname
+        )));
+    };
+    let rtnl = ctx.lab.container_rtnl(&att.container)?;
+    let link = rtnl
+        .link_by_name(&att.ifname)?
+        .ok_or_else(|| Verdict::fail("no container interface"))?;
+    if rtnl.set_mac(link.index, new).is_err() {
+        // Some link types change their address only while down.
+        rtnl.set_up(link.index, false)?;
+        rtnl.set_mac(link.index, new)?;
+        rtnl.set_up(link.index, true)?;
+    }
+    let shown: Vec<String> = new.iter().map(|b| format!("{b:02x}")).collect();
+    check_fails(
+        ctx,
+        &att,
+        &result,
+        &version,
+        &format!("the MAC of {} changed from {mac} to {}", att.ifname, shown.join(":")),
+    )
+}
+
+fn interface_down(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let (att, result, version) = setup(ctx)?;
+    let rtnl = ctx.lab.container_rtnl(&att.container)?;
+    let link = rtnl
+        .link_by_name(&att.ifname)?
+        .ok_or_else(|| Verdict::fail("no container interface"))?;
+    rtnl.set_up(link.index, false)?;
+    check_fails(ctx, &att, &result, &version, &format!("{} was set down", att.ifname))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_mac_differs_and_stays_unicast() {
+        let m = other_mac("02:42:ac:11:00:02").unwrap();
+        assert_eq!(m, [0x02, 0x42, 0xac, 0x11, 0x00, 0x58]);
+        assert_eq!(other_mac("03:00:00:00:00:00").unwrap()[0], 0x02);
+        assert!(other_mac("nonsense").is_none());
+        assert!(other_mac("02:00:00:00:00").is_none());
+    }
 }

@@ -332,6 +332,30 @@ fn container_to_gateway(ctx: &mut Ctx) -> Result<(), Verdict> {
     if gateways.is_empty() {
         return Err(Verdict::Skip("the ADD result names no gateway".into()));
     }
+    // An echo to an address of the container itself (or to loopback) is answered inside the
+    // container: such a "gateway" proves nothing and routes nowhere.
+    let own: Vec<IpAddr> = ctx
+        .lab
+        .container_rtnl(&att.container)?
+        .addresses()?
+        .into_iter()
+        .map(|a| a.addr.addr)
+        .collect();
+    let local: Vec<String> = gateways
+        .iter()
+        .filter(|gw| gw.is_loopback() || gw.is_unspecified() || own.contains(gw))
+        .map(|gw| gw.to_string())
+        .collect();
+    if !local.is_empty() {
+        return Err(Verdict::violation(
+            "the result names a gateway that is the container itself",
+            "a gateway on the network outside the container",
+            format!(
+                "gateway {} is loopback or an address of the container",
+                local.join(", ")
+            ),
+        ));
+    }
     let mut failures = Vec::new();
     let mut external = Vec::new();
     for gw in gateways {

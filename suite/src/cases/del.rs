@@ -87,6 +87,38 @@ pub const CASES: &[Case] = &[
         applies: Applies { kinds: WITH_INTERFACES, since: ALWAYS },
         body: after_failed_add,
     },
+    Case {
+        id: "del/host-state-kept",
+        title: "ADD then DEL of the first attachment keeps every link, address, route and packet-filter rule the host already had",
+        level: Level::Must,
+        spec: "SPEC §2 ADD/DEL (the plugin changes CNI_IFNAME in CNI_NETNS and undoes its own changes); DESIGN §2 (the lab is the plugin's host)",
+        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        body: host_state_kept,
+    },
+    Case {
+        id: "del/prints-nothing",
+        title: "DEL prints nothing on stdout when it succeeds, the first time and when repeated",
+        level: Level::Should,
+        spec: "SPEC §2 DEL (no result is defined for DEL; success is exit 0); digest §2.4",
+        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        body: prints_nothing,
+    },
+    Case {
+        id: "del/restores-host-sysctls",
+        title: "ADD then DEL of the only attachment leaves the host's network sysctls as they were (forwarding aside)",
+        level: Level::Should,
+        spec: "SPEC §2 DEL (undo the modifications ADD made); forwarding is the documented network-wide exception (digest §8.2)",
+        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        body: restores_host_sysctls,
+    },
+    Case {
+        id: "del/other-ifname-intact",
+        title: "DEL of a container's second attachment (net1) leaves its first attachment (eth0) working and reserved",
+        level: Level::Must,
+        spec: "SPEC §2 DEL (delete CNI_IFNAME in CNI_NETNS); §3 (an attachment is CNI_CONTAINERID plus CNI_IFNAME; a container may join a network under several interface names)",
+        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        body: other_ifname_intact,
+    },
 ];
 
 const V1: SpecVersion = SpecVersion(1, 0, 0);
@@ -281,4 +313,219 @@ fn leaves_no_trace(ctx: &mut Ctx) -> Result<(), Verdict> {
     // store); the baseline is taken after it, so the diff shows only what one attachment leaks.
     let leaks = second_attachment_leaks(ctx, |ctx, att, result| ctx.del(att, Some(result)))?;
     no_leaks(ctx, leaks, "")
+}
+
+fn prints_nothing(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let att = ctx.attachment()?;
+    let out = ctx.add(&att)?;
+    let version = ctx.version()?;
+    for round in ["first", "repeated"] {
+        let idx = ctx.del_raw(&att, Some(&out.result), &version)?;
+        ctx.expect_success(idx, "DEL")?;
+        let rec = ctx.record(idx);
+        if !rec.stdout.trim().is_empty() {
+            let seen = crate::case::truncate(&rec.stdout, 200);
+            ctx.blame = Some(idx);
+            return Err(Verdict::violation(
+                format!("the {round} DEL succeeded but printed something on stdout"),
+                "nothing on stdout (logs belong on stderr)",
+                seen,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Directories of `/proc/sys` whose values belong to the whole (lab) host, not to one link.
+const HOST_SYSCTL_DIRS: &[&str] = &[
+    "net/core",
+    "net/ipv4",
+    "net/ipv4/conf/all",
+    "net/ipv4/conf/default",
+    "net/ipv6",
+    "net/ipv6/conf/all",
+    "net/ipv6/conf/default",
+    "net/bridge",
+];
+
+/// Sysctls a plugin may leave changed: forwarding is network-wide state that gateway plugins
+/// switch on and never off (other networks may rely on it), turning IPv4 forwarding on makes the
+/// kernel turn `accept_redirects` off, and lists of loaded algorithms grow when a module loads.
+fn excused_sysctl(name: &str, forwarding_changed: bool) -> bool {
+    name.ends_with("forwarding")
+        || name.ends_with("ip_forward")
+        || name.contains("available")
+        || (forwarding_changed && name.ends_with("accept_redirects"))
+}
+
+/// The lab host's values of the sysctls in [`HOST_SYSCTL_DIRS`] (files directly in those
+/// directories; unreadable ones are left out).
+fn host_sysctls(ctx: &Ctx) -> Result<std::collections::BTreeMap<String, String>, Verdict> {
+    let read = || {
+        let mut out = std::collections::BTreeMap::new();
+        for dir in HOST_SYSCTL_DIRS {
+            let Ok(entries) = std::fs::read_dir(std::path::Path::new("/proc/sys").join(dir)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if !e.file_type().is_ok_and(|t| t.is_file()) {
+                    continue;
+                }
+                let name = format!("{dir}/{}", e.file_name().to_string_lossy());
+                if let Ok(v) = std::fs::read_to_string(e.path()) {
+                    out.insert(
+                        name.replace('/', "."),
+                        v.split_whitespace().collect::<Vec<_>>().join(" "),
+                    );
+                }
+            }
+        }
+        Ok(out)
+    };
+    crate::ns::run_in(Some(ctx.lab.host_net()), None, read).map_err(Verdict::from)
+}
+
+fn restores_host_sysctls(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let before = host_sysctls(ctx)?;
+    let att = ctx.attachment()?;
+    let out = ctx.add(&att)?;
+    ctx.del(&att, Some(&out.result))?;
+    let after = host_sysctls(ctx)?;
+    let forwarding_changed = before
+        .iter()
+        .any(|(k, v)| k.ends_with("forward") && after.get(k).is_some_and(|w| w != v));
+    let changed: Vec<String> = before
+        .iter()
+        .filter(|(k, _)| !excused_sysctl(k, forwarding_changed))
+        .filter_map(|(k, v)| after.get(k).filter(|w| *w != v).map(|w| format!("{k}: {v} -> {w}")))
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    ctx.blame = ctx.invocations.iter().rposition(|r| r.command == "DEL");
+    Err(Verdict::violation(
+        "host sysctls changed by the attachment stay changed after its DEL",
+        "every host-wide network sysctl back at its value from before the ADD",
+        changed.join("; "),
+    ))
+}
+
+/// Whether a snapshot line is packet-filter state (as opposed to links, addresses, routes, files).
+fn is_firewall(what: &str) -> bool {
+    !["link ", "address ", "route ", "sysctl ", "file "]
+        .iter()
+        .any(|p| what.starts_with(p))
+}
+
+fn other_ifname_intact(ctx: &mut Ctx) -> Result<(), Verdict> {
+    ctx.needs_free_ifname()?;
+    if ctx.target.profile.one_attachment_at_a_time {
+        return Err(Verdict::Skip(
+            "the configuration holds one attachment at a time (vlan: one link per master and tag)".into(),
+        ));
+    }
+    let first = ctx.attachment()?;
+    let kept = ctx.add(&first)?;
+    // Only a result that matched the kernel before can show damage afterwards
+    // (add/result-matches-kernel judges the result itself).
+    let kept_matched = ctx.target.profile.kind != crate::profile::PluginKind::Ipam
+        && super::kernel::verify_result(ctx, &first, &kept.result).is_ok();
+    let before = ctx.lab.snapshot()?;
+    let second = Attachment {
+        ifname: "net1".into(),
+        ..first.clone()
+    };
+    // Whether a plugin attaches one container to a network twice is its choice (ptp's host route
+    // to the gateway and bandwidth's ifb device are per container): a refused ADD is a skip.
+    let out = match ctx.add(&second) {
+        Ok(out) => out,
+        Err(Verdict::Violation(f)) => {
+            return Err(Verdict::Skip(format!(
+                "the plugin does not attach a container to the same network a second time (ADD of net1: {})",
+                f.seen.unwrap_or(f.message)
+            )))
+        }
+        Err(other) => return Err(other),
+    };
+    let version = ctx.version()?;
+    let del = ctx.del_raw(&second, Some(&out.result), &version)?;
+    ctx.blame = Some(del);
+    let lost = ctx.lab.snapshot()?.diff(&before);
+    let (firewall, state): (Vec<_>, Vec<_>) = lost
+        .into_iter()
+        .filter(|c| c.sign == '-')
+        .partition(|c| is_firewall(&c.what));
+    if !state.is_empty() {
+        return Err(Verdict::violation(
+            format!(
+                "DEL of {}/net1 removed what {}/{} holds on the host",
+                second.container_id, first.container_id, first.ifname
+            ),
+            "the first attachment's links, addresses, routes and reservations untouched",
+            state.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        ));
+    }
+    if kept_matched {
+        if let Err(Verdict::Violation(mut f)) = super::kernel::verify_result(ctx, &first, &kept.result) {
+            f.message = format!(
+                "after DEL of net1, the result of {} no longer matches the container",
+                first.ifname
+            );
+            return Err(Verdict::Violation(f));
+        }
+    }
+    // Earlier chain members DEL after the plugin under test; when one of them failed, what it
+    // left half-removed is not the plugin's doing.
+    if let Some(member) = ctx.invocations[del + 1..].iter().find(|r| !r.exit.success()) {
+        return Err(Verdict::Skip(format!(
+            "chain member {} failed DEL of net1 ({}); the plugin's own removals cannot be told apart",
+            member.program,
+            crate::case::first_line(&member.stdout, &member.stderr)
+        )));
+    }
+    let rec = ctx.record(del);
+    if !rec.exit.success() {
+        return Err(Verdict::quirk(
+            "DEL of net1 failed while eth0 of the same container is attached (the reference bridge \
+             cannot delete the masquerade chain both share, digest §8.5)",
+            "exit 0",
+            format!("{}: {}", rec.exit, crate::case::first_line(&rec.stdout, &rec.stderr)),
+        ));
+    }
+    if !firewall.is_empty() {
+        return Err(Verdict::quirk(
+            "DEL of net1 (through the whole chain) removed packet-filter state that eth0 of the same \
+             container relies on; the reference bridge keys its masquerade chain on network and \
+             container id only (digest §8.5)",
+            "the first attachment's rules untouched",
+            firewall.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        ));
+    }
+    Ok(())
+}
+
+fn host_state_kept(ctx: &mut Ctx) -> Result<(), Verdict> {
+    // Network-wide state a first attachment creates (a bridge, NAT base chains) may stay; what the
+    // host had before the plugin ever ran must still be there, unchanged.
+    let before = ctx.lab.snapshot()?;
+    let att = ctx.attachment()?;
+    let out = ctx.add(&att)?;
+    ctx.del(&att, Some(&out.result))?;
+    let lost: Vec<String> = ctx
+        .lab
+        .snapshot()?
+        .diff(&before)
+        .into_iter()
+        .filter(|c| c.sign == '-' || (c.sign == '~' && !c.what.starts_with("file ") && !c.what.starts_with("sysctl ")))
+        .map(|c| c.to_string())
+        .collect();
+    if lost.is_empty() {
+        return Ok(());
+    }
+    ctx.blame = ctx.invocations.iter().rposition(|r| r.command == "ADD");
+    Err(Verdict::violation(
+        "the host lost or changed state it had before the plugin ran",
+        "the host's own links, addresses, routes and rules untouched",
+        lost.join("; "),
+    ))
 }

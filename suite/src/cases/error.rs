@@ -79,6 +79,17 @@ pub const CASES: &[Case] = &[
         body: bad_ifname,
     },
     Case {
+        id: "error/missing-netns",
+        title: "ADD with a CNI_NETNS path that does not exist fails (no fallback to another namespace)",
+        level: Level::Must,
+        spec: "SPEC §2 ADD (create CNI_IFNAME inside CNI_NETNS); §2 Transport (exit non-zero when the operation fails)",
+        applies: Applies {
+            kinds: &[crate::profile::PluginKind::Interface],
+            since: ALWAYS,
+        },
+        body: missing_netns,
+    },
+    Case {
         id: "error/bad-container-id",
         title: "ADD with a container id outside [a-zA-Z0-9_.-] fails with code 4",
         level: Level::Should,
@@ -397,4 +408,20 @@ fn gc_status_below_110(ctx: &mut Ctx) -> Result<(), Verdict> {
     };
     verb_refused(ctx, "GC", old, None)?;
     verb_refused(ctx, "STATUS", old, None)
+}
+
+fn missing_netns(ctx: &mut Ctx) -> Result<(), Verdict> {
+    // Network-wide state made before the namespace is opened (a bridge) may stay; the failed ADD
+    // and its DEL are judged for leftovers by del/after-failed-add.
+    let version = ctx.version()?;
+    let att = ctx.attachment()?;
+    let stdin = ctx.own_request(&version, None).to_string().into_bytes();
+    let mut env = ctx.env("ADD", Some(&att));
+    let gone = format!("{}-does-not-exist", att.netns());
+    for (k, v) in env.iter_mut() {
+        if k == "CNI_NETNS" {
+            v.clone_from(&gone);
+        }
+    }
+    failing_add(ctx, env, stdin).map(|_| ())
 }

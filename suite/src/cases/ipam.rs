@@ -62,7 +62,7 @@ pub const CASES: &[Case] = &[
     },
     Case {
         id: "ipam/exhaustion-error",
-        title: "ADD on an exhausted pool prints an Error object and leaves nothing allocated",
+        title: "ADD on an exhausted pool prints an Error object (not a well-known code that blames the request) and leaves nothing allocated",
         level: Level::Should,
         spec: "SPEC §2 Transport (on failure the plugin should print an Error) and §5 Error",
         applies: Applies {
@@ -440,6 +440,20 @@ fn changes(before: &HostSnapshot, after: &HostSnapshot, only_new_files: bool) ->
         .collect()
 }
 
+/// The meaning of a well-known error code that blames the request or the runtime (SPEC §5 Error):
+/// wrong for a valid request that fails because the pool is used up.
+fn misused_code(code: u64) -> Option<&'static str> {
+    Some(match code {
+        1 => "incompatible CNI version",
+        2 => "unsupported field in the network configuration",
+        3 => "container unknown or does not exist",
+        4 => "invalid necessary environment variables",
+        6 => "failed to decode content",
+        7 => "invalid network configuration",
+        _ => return None,
+    })
+}
+
 fn exhaustion_error(ctx: &mut Ctx) -> Result<(), Verdict> {
     let (v, _, _) = fill_pool(ctx)?;
     let before = ctx.lab.snapshot()?;
@@ -459,6 +473,17 @@ fn exhaustion_error(ctx: &mut Ctx) -> Result<(), Verdict> {
         return Err(Verdict::violation(
             "ADD on a full pool failed without an Error object on stdout",
             "{\"code\": N, \"msg\": \"...\"} on stdout",
+            first_line(&rec.stdout, &rec.stderr),
+        ));
+    }
+    if let Some((code, meaning)) = doc
+        .as_ref()
+        .and_then(|d| d.code)
+        .and_then(|c| misused_code(c).map(|m| (c, m)))
+    {
+        return Err(Verdict::violation(
+            format!("an exhausted pool is reported with code {code}, which means \"{meaning}\""),
+            "a code that does not blame the request: 11 (try again later), 50 (plugin unavailable) or a plugin code of 100 and above",
             first_line(&rec.stdout, &rec.stderr),
         ));
     }

@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use crate::case::{first_line, Applies, Case, Ctx, Level, Verdict, ANY_KIND};
+use crate::case::{first_line, Applies, Attachment, Case, Ctx, Level, Verdict, ANY_KIND};
+use crate::cni::NormalResult;
+use crate::profile::PluginKind;
 use crate::schema::DocKind;
 use crate::version::SpecVersion;
 
@@ -41,6 +43,16 @@ fn add_check_del(ctx: &mut Ctx) -> Result<(), Verdict> {
                 f.seen.unwrap_or_default()
             ));
         }
+        if ctx.target.profile.kind != PluginKind::Ipam {
+            problems.extend(
+                unlisted_families(ctx, &att, &out.result)?
+                    .into_iter()
+                    .map(|p| format!("{version}: {p}")),
+            );
+            if let Err(Verdict::Violation(f)) = super::kernel::verify_result(ctx, &att, &out.result) {
+                problems.push(format!("{version}: {}", f.seen.unwrap_or(f.message)));
+            }
+        }
         let echoed = out.result.get("cniVersion").and_then(Value::as_str);
         if echoed != Some(version.as_str()) {
             problems.push(format!("{version}: result cniVersion is {echoed:?}"));
@@ -73,4 +85,33 @@ fn add_check_del(ctx: &mut Ctx) -> Result<(), Verdict> {
             problems.join("; "),
         ))
     }
+}
+
+/// Address families that CNI_IFNAME holds a global address of in the container but the result
+/// names no address of: every version's layout can carry one address per family, so a result
+/// that leaves one out hides what the plugin set up.
+fn unlisted_families(ctx: &Ctx, att: &Attachment, result: &Value) -> Result<Vec<String>, Verdict> {
+    let rtnl = ctx.lab.container_rtnl(&att.container)?;
+    let Some(link) = rtnl.link_by_name(&att.ifname)? else {
+        return Ok(Vec::new());
+    };
+    let listed: Vec<bool> = NormalResult::parse(result)
+        .map(|r| r.ips.iter().map(|ip| ip.address.is_ipv6()).collect())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for a in rtnl.addresses_of(link.index)?.into_iter().filter(|a| a.scope == 0) {
+        let v6 = a.addr.is_ipv6();
+        if !listed.contains(&v6) {
+            let text = format!(
+                "{} carries {} but the result names no IPv{} address",
+                att.ifname,
+                a.addr,
+                if v6 { 6 } else { 4 }
+            );
+            if !out.contains(&text) {
+                out.push(text);
+            }
+        }
+    }
+    Ok(out)
 }
