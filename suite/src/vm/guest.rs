@@ -15,6 +15,10 @@ pub const INIT: &str = include_str!("../../../vm/init.sh");
 /// The module list shipped in `vm/`.
 pub const MODULES_LIST: &str = include_str!("../../../vm/modules.list");
 
+/// Modules loaded first when the guest mounts the host's root: the virtio PCI transport, 9p over
+/// virtio, and overlayfs (the writable layer in guest memory).
+pub const SHARE_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "overlay"];
+
 /// Modules to load at boot and modules to pack for autoloading, from a list in the format of
 /// `vm/modules.list`.
 pub fn module_lists(text: &str) -> (Vec<String>, Vec<String>) {

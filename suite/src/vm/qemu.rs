@@ -75,6 +75,8 @@ pub struct Boot<'a> {
     pub workdir: &'a Path,
     /// Limit for the whole boot; QEMU is killed past it.
     pub timeout: Duration,
+    /// Share the host's `/` read-only over virtio-9p under this mount tag.
+    pub share_root: Option<&'a str>,
 }
 
 /// How a boot ended.
@@ -131,6 +133,19 @@ fn spawn(boot: &Boot<'_>, console: &Path, channel: &Path, log: &Path) -> Result<
         .arg(format!("file:{}", console.display()))
         .arg("-serial")
         .arg(format!("file:{}", channel.display()))
+        .args(
+            boot.share_root
+                .map(|tag| {
+                    // readonly: the guest can never write to the host. multidevs=remap: the host's `/`
+                    // spans several file systems, whose inode numbers would otherwise collide.
+                    [
+                        "-virtfs".to_string(),
+                        format!("local,path=/,mount_tag={tag},security_model=none,readonly=on,multidevs=remap"),
+                    ]
+                })
+                .into_iter()
+                .flatten(),
+        )
         .stdin(Stdio::null())
         .stdout(log_file)
         .stderr(log_err);
