@@ -40,6 +40,7 @@ if [ -f /etc/cni-conformance/modules.load ]; then
     done < /etc/cni-conformance/modules.load
 fi
 say "M $(up)"
+say "C $(head -n 1 /proc/stat)"
 
 # The first line of the argument file is the host's working directory: relative paths in the
 # arguments mean the same here.
@@ -108,6 +109,7 @@ else
 fi
 { run "$@" 2>&1 >/tmp/report.out; echo $? >/tmp/status; } |
     while IFS= read -r line; do printf 'P %s\n' "$line" >&3; done
+say "C $(head -n 1 /proc/stat)"
 say "X $(cat /tmp/status) $(up)"
 say "J"
 cat /tmp/report.out >&3

@@ -167,15 +167,18 @@ fn boot_and_report(request: &vm::Request, format: Format, output: Option<&Path>)
     if human {
         let t = outcome.timings;
         eprintln!(
-            "vm: kernel {}, {}; initramfs {}; build {:.1} s, boot {:.1} s, suite {:.1} s, shutdown {:.1} s, total {:.1} s",
+            "vm: kernel {}, {}, {} vCPUs; initramfs {}; build {:.1} s, boot {:.1} s, suite {:.1} s, shutdown {:.1} s, total {:.1} s; guest CPU busy {}, QEMU CPU {:.1} s",
             outcome.kernel,
             outcome.accel.name(),
+            t.cpus,
             if outcome.image_cached { "cached" } else { "built" },
             t.build.as_secs_f64(),
             t.boot.as_secs_f64(),
             t.suite.as_secs_f64(),
             t.shutdown.as_secs_f64(),
-            t.total.as_secs_f64()
+            t.total.as_secs_f64(),
+            t.guest_busy.map_or("unknown".to_string(), |b| format!("{:.0}%", b * 100.0)),
+            t.qemu_cpu.as_secs_f64()
         );
         if let Some(note) = &outcome.module_note {
             eprintln!("vm: {note}");

@@ -101,6 +101,13 @@ pub struct Timings {
     pub shutdown: Duration,
     /// Everything.
     pub total: Duration,
+    /// The fraction of the guest's vCPU time that was busy during the suite: near 1, the guest
+    /// waited for the emulated CPUs; lower, for timers and sleeps.
+    pub guest_busy: Option<f64>,
+    /// The guest's vCPUs.
+    pub cpus: usize,
+    /// CPU time QEMU used on the host.
+    pub qemu_cpu: Duration,
 }
 
 /// How a guest run ended.
@@ -649,6 +656,9 @@ pub fn run(req: &Request, say: &mut dyn FnMut(&str), progress: &mut dyn FnMut(&s
         suite: finished.saturating_duration_since(ready),
         shutdown: end.saturating_duration_since(finished),
         total: start.elapsed(),
+        guest_busy: transcript.busy(),
+        cpus,
+        qemu_cpu: ended.cpu,
     };
     Ok(Outcome {
         status,
