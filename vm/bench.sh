@@ -22,10 +22,10 @@ trap 'rm -f "$results"' EXIT
 field() { sed -n "s/.*$1 \([0-9.]*\) s.*/\1/p" <<<"$2"; }
 
 one() {
-    local label="$1" load line rc
+    local label="$1" load line
+    shift
     load=$(cut -d' ' -f1 /proc/loadavg)
     line=$("$suite" --vm --vm-accel tcg "$plugin" "$@" 2>&1 >/dev/null | grep '^vm: kernel' || true)
-    rc=${PIPESTATUS[0]}
     if [ -z "$line" ]; then
         echo "$label: no timing line (the run failed)"
         return
@@ -33,7 +33,6 @@ one() {
     printf '%-6s load %-5s %s\n' "$label" "$load" "${line#*initramfs }"
     [ "$label" = cold ] || printf '%s %s %s %s %s\n' "$(field build "$line")" "$(field boot "$line")" \
         "$(field suite "$line")" "$(field total "$line")" "$(field 'QEMU CPU' "$line")" >>"$results"
-    : "$rc"
 }
 
 median() { sort -n | awk '{v[NR]=$1} END{if (NR==0) print "?"; else if (NR%2) print v[(NR+1)/2]; else printf "%.1f\n", (v[NR/2]+v[NR/2+1])/2}'; }
