@@ -129,15 +129,20 @@ fn a_guest_past_its_timeout_is_stopped_and_exits_2() {
     if !vm_ready("a_guest_past_its_timeout") {
         return;
     }
+    // The clock starts once this test has the guest slot (other tests' guests queue before it).
+    let _guard = ONE_GUEST_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let start = std::time::Instant::now();
-    let out = run(&[
-        "--vm",
-        "--vm-timeout",
-        "3",
-        bridge.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+    let out = suite()
+        .args([
+            "--vm",
+            "--vm-timeout",
+            "3",
+            bridge.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
