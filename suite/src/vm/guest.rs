@@ -144,7 +144,11 @@ mod tests {
         assert_eq!(t.boot_uptime, Some(1.93));
         assert_eq!(t.stdout.as_deref(), Some("{\n  \"x\": \"P not progress\"\n}\n"));
         assert_eq!(t.stderr.len(), 1);
-        assert_eq!(t.busy(), Some(0.6));
+        assert_eq!(
+            t.busy(),
+            Some(0.5),
+            "60 busy and 60 idle jiffies (iowait counts as idle)"
+        );
     }
 
     #[test]
