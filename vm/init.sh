@@ -40,6 +40,7 @@ if [ -f /etc/cni-conformance/modules.load ]; then
     done < /etc/cni-conformance/modules.load
 fi
 say "M $(up)"
+say "C $(head -n 1 /proc/stat)"
 
 # The first line of the argument file is the host's working directory: relative paths in the
 # arguments mean the same here.
@@ -48,9 +49,67 @@ say "M $(up)"
     set --
     while IFS= read -r a; do set -- "$@" "$a"; done
 } < /etc/cni-conformance/args
-mkdir -p "$cwd" && cd "$cwd"
-{ /opt/cni-conformance/bin/cni-conformance "$@" 2>&1 >/tmp/report.out; echo $? >/tmp/status; } |
+
+# With /etc/cni-conformance/hostroot (runtime --vm), the host's / comes in read-only over 9p under
+# an overlay whose writable layer is guest memory; the suite (the host path in that file) runs
+# chrooted there, so the runtime command finds whatever it runs on the host. Fresh proc, sys,
+# dev and /run: the guest's own, never the host's. The overlay is then moved onto / (as
+# switch_root does), because a process that enters a mount namespace (the suite's labs) gets the
+# namespace's topmost root, not a chroot; this init keeps its own root (the initramfs) and its
+# working directory is the overlay's root, which the suite is chrooted to.
+share_root() {
+    r=/mnt/root
+    mkdir -p /mnt/host /mnt/rw "$r" &&
+        mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /mnt/host &&
+        mount -t tmpfs -o mode=755 tmpfs /mnt/rw &&
+        mkdir -p /mnt/rw/upper /mnt/rw/work &&
+        mount -t overlay -o lowerdir=/mnt/host,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work overlay "$r" &&
+        mount -t proc proc "$r/proc" &&
+        mount -t sysfs sysfs "$r/sys" &&
+        mount -t devtmpfs devtmpfs "$r/dev" &&
+        mkdir -p "$r/dev/pts" "$r/dev/shm" &&
+        mount -t devpts devpts "$r/dev/pts" &&
+        mount -t tmpfs tmpfs "$r/dev/shm" &&
+        mount -t tmpfs -o mode=755 tmpfs "$r/run" &&
+        mkdir -p "$r/run/netns" || return 1
+    mount -t cgroup2 cgroup2 "$r/sys/fs/cgroup" 2>/dev/null
+    # The guest kernel's modules where the host's modprobe looks for them.
+    rel=$(uname -r)
+    if [ -d "/lib/modules/$rel" ]; then
+        mkdir -p "$r/lib/modules/$rel" && mount --bind "/lib/modules/$rel" "$r/lib/modules/$rel"
+    fi
+    cd "$r" && mount --move "$r" /
+}
+
+suite=/opt/cni-conformance/bin/cni-conformance
+if [ -f /etc/cni-conformance/hostroot ]; then
+    IFS= read -r suite < /etc/cni-conformance/hostroot
+    if ! share_root >/tmp/share.err 2>&1; then
+        say "P cni-conformance: cannot mount the host's files in the VM: $(tail -n 1 /tmp/share.err)"
+        say "X 2 $(up)"
+        say "J"
+        say ""
+        say "E"
+        reboot -f
+    fi
+    run() {
+        (
+            while IFS= read -r kv; do export "$kv"; done < /etc/cni-conformance/env
+            exec chroot . /bin/sh -c 'cd "$1" || exit 2; shift; exec "$@"' sh "$cwd" "$suite" "$@"
+        )
+    }
+else
+    mkdir -p "$cwd" && cd "$cwd"
+    run() {
+        (
+            while IFS= read -r kv; do export "$kv"; done < /etc/cni-conformance/env
+            exec "$suite" "$@"
+        )
+    }
+fi
+{ run "$@" 2>&1 >/tmp/report.out; echo $? >/tmp/status; } |
     while IFS= read -r line; do printf 'P %s\n' "$line" >&3; done
+say "C $(head -n 1 /proc/stat)"
 say "X $(cat /tmp/status) $(up)"
 say "J"
 cat /tmp/report.out >&3

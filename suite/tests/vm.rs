@@ -129,15 +129,20 @@ fn a_guest_past_its_timeout_is_stopped_and_exits_2() {
     if !vm_ready("a_guest_past_its_timeout") {
         return;
     }
+    // The clock starts once this test has the guest slot (other tests' guests queue before it).
+    let _guard = ONE_GUEST_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let start = std::time::Instant::now();
-    let out = run(&[
-        "--vm",
-        "--vm-timeout",
-        "3",
-        bridge.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+    let out = suite()
+        .args([
+            "--vm",
+            "--vm-timeout",
+            "3",
+            bridge.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
@@ -279,4 +284,102 @@ fn vlan_is_judged_in_the_vm() {
 #[test]
 fn ipvlan_is_judged_in_the_vm() {
     judged_in_the_vm("ipvlan");
+}
+
+fn runtimes_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/runtimes")
+}
+
+/// `runtime [--vm] --format json -- CMD...`; returns the output.
+fn runtime(vm: bool, cmd: &[&str]) -> Output {
+    let mut args = vec!["runtime"];
+    if vm {
+        args.extend(["--vm", "--vm-accel", "tcg"]);
+    }
+    args.extend(["--format", "json", "--"]);
+    args.extend(cmd);
+    if vm {
+        run(&args)
+    } else {
+        suite().args(&args).output().unwrap()
+    }
+}
+
+#[test]
+fn the_control_runtime_passes_in_the_vm_with_the_same_rules_as_on_the_host() {
+    if !vm_ready("the_control_runtime_passes_in_the_vm") {
+        return;
+    }
+    let before = host_state();
+    let script = runtimes_dir().join("invoke-runtime.sh");
+    let cmd = ["sh", script.to_str().unwrap()];
+    let host = runtime(false, &cmd);
+    assert_eq!(host.status.code(), Some(0), "{}", String::from_utf8_lossy(&host.stderr));
+    let guest = runtime(true, &cmd);
+    assert_eq!(
+        guest.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&guest.stderr)
+    );
+    let (host, guest) = (json(&host), json(&guest));
+    let (hs, gs) = (statuses(&host), statuses(&guest));
+    assert!(gs.len() >= 25, "only {} rules: {gs:?}", gs.len());
+    assert!(gs.values().all(|s| s == "pass"), "{gs:?}");
+    assert_eq!(hs, gs, "host and VM judged the control runtime differently");
+    assert_eq!(guest["plugin"]["path"], host["plugin"]["path"]);
+    // The guest saw the host's files read-only: the host's network is untouched.
+    assert_eq!(before, host_state());
+}
+
+#[test]
+fn a_broken_runtime_fails_in_the_vm_as_on_the_host() {
+    if !vm_ready("a_broken_runtime_fails_in_the_vm") {
+        return;
+    }
+    let script = runtimes_dir().join("broken.py");
+    // Python and its library come from the host's files, shared into the guest.
+    let cmd = ["python3", script.to_str().unwrap(), "add-reverse"];
+    let host = runtime(false, &cmd);
+    assert_eq!(host.status.code(), Some(1), "{}", String::from_utf8_lossy(&host.stderr));
+    let guest = runtime(true, &cmd);
+    assert_eq!(
+        guest.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&guest.stderr)
+    );
+    let (hs, gs) = (statuses(&json(&host)), statuses(&json(&guest)));
+    assert_eq!(gs.get("runtime/add-order").map(String::as_str), Some("fail"), "{gs:?}");
+    assert_eq!(hs, gs, "host and VM judged the broken runtime differently");
+}
+
+#[test]
+fn runtime_vm_refuses_a_kernel_without_9p_before_booting() {
+    if !vm_ready("runtime_vm_refuses_a_kernel_without_9p") {
+        return;
+    }
+    // Debian's cloud kernel has no 9p; the refusal names what to use instead.
+    let out = suite()
+        .args([
+            "runtime",
+            "--vm",
+            "--kernel-package",
+            "linux-image-cloud-amd64",
+            "--vm-accel",
+            "tcg",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim_end().lines().filter(|l| !l.starts_with("vm: ")).count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("9p") && err.contains("linux-image-amd64"), "{err}");
+    assert!(out.stdout.is_empty());
 }

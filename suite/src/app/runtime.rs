@@ -19,13 +19,16 @@ pub fn run(args: RuntimeArgs) -> Result<u8, Usage> {
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
     }
+    if args.vm {
+        return super::vm::run_runtime(args);
+    }
     usage(ns::bootstrap_unprivileged().map_err(anyhow::Error::from))?;
     let opts = Options {
         command: args.command.clone(),
         timeout: Duration::from_secs_f64(args.timeout),
         strict: args.strict,
     };
-    let human = args.format == Format::Human;
+    let human = args.format == Format::Human || args.progress;
     let start = Instant::now();
     let progress = |r: &cni_conformance::runtime::evidence::ScenarioRun, done: usize, total: usize| {
         if human {

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::plugin::{check_plugin, load_profile};
 use super::{usage, Usage};
-use cni_conformance::cli::{Format, PluginArgs, VmAccel};
+use cni_conformance::cli::{Format, PluginArgs, RuntimeArgs, VmAccel};
 use cni_conformance::exec::Selector;
 use cni_conformance::report::{self, Report};
 use cni_conformance::vm;
@@ -73,26 +73,95 @@ pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
         }
     }
 
-    let human = cli.format == Format::Human;
     let request = vm::Request {
         suite: usage(std::env::current_exe().context("cannot find the suite's own executable"))?,
         args: guest_args(&cli, &cwd),
         files,
-        kernel: match &cli.kernel {
-            Some(image) => vm::KernelChoice::File {
-                image: image.clone(),
-                modules: cli.modules.clone(),
-            },
-            None => vm::KernelChoice::Debian(cli.kernel_package.clone()),
-        },
-        accel: match cli.vm_accel {
-            VmAccel::Auto => vm::AccelChoice::Auto,
-            VmAccel::Kvm => vm::AccelChoice::Kvm,
-            VmAccel::Tcg => vm::AccelChoice::Tcg,
-        },
+        kernel: kernel_choice(cli.kernel.as_ref(), cli.modules.as_ref(), &cli.kernel_package),
+        accel: accel_choice(cli.vm_accel),
         timeout: Duration::from_secs(cli.vm_timeout.max(1)),
         cache: vm::default_cache_dir(),
+        share_host_root: false,
+        env: Vec::new(),
     };
+    boot_and_report(&request, cli.format, cli.output.as_deref())
+}
+
+/// Runs runtime mode inside a VM that sees the host's files (read-only, with a writable layer in
+/// guest memory), so the runtime command and whatever it runs are there at their host paths.
+pub fn run_runtime(args: RuntimeArgs) -> Result<u8, Usage> {
+    if args.command.is_empty() {
+        return Err(Usage(anyhow!("runtime: no command given after --")));
+    }
+    // What the guest would refuse, refused here without a boot.
+    let suite = usage(std::env::current_exe().context("cannot find the suite's own executable"))?;
+    usage(cni_conformance::runtime::mode::recorder_path().map_err(anyhow::Error::from))?;
+    let cwd = usage(std::env::current_dir().context("cannot read the current directory"))?;
+    let mut guest = vec![
+        cwd.display().to_string(),
+        "runtime".into(),
+        "--format".into(),
+        "json".into(),
+        "--timeout".into(),
+        args.timeout.to_string(),
+        "--progress".into(),
+    ];
+    if args.strict {
+        guest.push("--strict".into());
+    }
+    guest.push("--".into());
+    guest.extend(args.command.iter().cloned());
+    let request = vm::Request {
+        suite,
+        args: guest,
+        files: Vec::new(),
+        kernel: kernel_choice(args.kernel.as_ref(), args.modules.as_ref(), &args.kernel_package),
+        accel: accel_choice(args.vm_accel),
+        timeout: Duration::from_secs(args.vm_timeout.max(1)),
+        cache: vm::default_cache_dir(),
+        share_host_root: true,
+        env: passed_env(),
+    };
+    boot_and_report(&request, args.format, args.output.as_deref())
+}
+
+/// The host environment the runtime command sees in the guest too: the search path, locale,
+/// home and temporary directory, and every `CNI_*` variable (a runtime may read `CNI_PATH`, the
+/// suite reads `CNI_CONFORMANCE_RECORDER`).
+fn passed_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, v)| {
+            let named = matches!(
+                k.as_str(),
+                "PATH" | "HOME" | "USER" | "LANG" | "LC_ALL" | "TZ" | "TMPDIR"
+            );
+            (named || k.starts_with("CNI_")) && !v.contains('\n')
+        })
+        .collect()
+}
+
+fn kernel_choice(kernel: Option<&PathBuf>, modules: Option<&PathBuf>, package: &str) -> vm::KernelChoice {
+    match kernel {
+        Some(image) => vm::KernelChoice::File {
+            image: image.clone(),
+            modules: modules.cloned(),
+        },
+        None => vm::KernelChoice::Debian(package.to_string()),
+    }
+}
+
+fn accel_choice(accel: VmAccel) -> vm::AccelChoice {
+    match accel {
+        VmAccel::Auto => vm::AccelChoice::Auto,
+        VmAccel::Kvm => vm::AccelChoice::Kvm,
+        VmAccel::Tcg => vm::AccelChoice::Tcg,
+    }
+}
+
+/// Boots the guest, shows its progress (human format), and prints its report in `format` on
+/// stdout (and to `output`); returns the guest's exit status, which the report must agree with.
+fn boot_and_report(request: &vm::Request, format: Format, output: Option<&Path>) -> Result<u8, Usage> {
+    let human = format == Format::Human;
     let mut say = |line: &str| {
         if human {
             eprintln!("vm: {line}");
@@ -103,19 +172,22 @@ pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
             eprintln!("{line}");
         }
     };
-    let outcome = usage(vm::run(&request, &mut say, &mut progress).map_err(anyhow::Error::from))?;
+    let outcome = usage(vm::run(request, &mut say, &mut progress).map_err(anyhow::Error::from))?;
     if human {
         let t = outcome.timings;
         eprintln!(
-            "vm: kernel {}, {}; initramfs {}; build {:.1} s, boot {:.1} s, suite {:.1} s, shutdown {:.1} s, total {:.1} s",
+            "vm: kernel {}, {}, {} vCPUs; initramfs {}; build {:.1} s, boot {:.1} s, suite {:.1} s, shutdown {:.1} s, total {:.1} s; guest CPU busy {}, QEMU CPU {:.1} s",
             outcome.kernel,
             outcome.accel.name(),
+            t.cpus,
             if outcome.image_cached { "cached" } else { "built" },
             t.build.as_secs_f64(),
             t.boot.as_secs_f64(),
             t.suite.as_secs_f64(),
             t.shutdown.as_secs_f64(),
-            t.total.as_secs_f64()
+            t.total.as_secs_f64(),
+            t.guest_busy.map_or("unknown".to_string(), |b| format!("{:.0}%", b * 100.0)),
+            t.qemu_cpu.as_secs_f64()
         );
         if let Some(note) = &outcome.module_note {
             eprintln!("vm: {note}");
@@ -135,7 +207,7 @@ pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
     }
     let report: Report =
         usage(serde_json::from_str(outcome.stdout.trim()).context("the report the VM sent back is not a JSON report"))?;
-    let text = match cli.format {
+    let text = match format {
         Format::Human => report::human(&report),
         Format::Json => report.json(),
         Format::Junit => report::junit(&report),
@@ -143,7 +215,7 @@ pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
-    if let Some(path) = &cli.output {
+    if let Some(path) = output {
         usage(std::fs::write(path, &text).with_context(|| format!("cannot write --output {}", path.display())))?;
     }
     let code = report.exit_code() as u8;

@@ -3,7 +3,8 @@
 //!
 //! Lines on the channel: `B <uptime>` init started; `M <uptime>` modules loaded and the suite
 //! starting; `P <line>` a line of the suite's stderr; `X <status> <uptime>` the suite's exit
-//! status; then a line `J`, the suite's stdout verbatim, and a line `E`.
+//! status; then a line `J`, the suite's stdout verbatim, and a line `E`. `C <cpu line of
+//! /proc/stat>` before and after the suite gives the guest's CPU use.
 
 use std::time::Instant;
 
@@ -14,6 +15,10 @@ pub const INIT: &str = include_str!("../../../vm/init.sh");
 
 /// The module list shipped in `vm/`.
 pub const MODULES_LIST: &str = include_str!("../../../vm/modules.list");
+
+/// Modules loaded first when the guest mounts the host's root: the virtio PCI transport, 9p over
+/// virtio, and overlayfs (the writable layer in guest memory).
+pub const SHARE_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "overlay"];
 
 /// Modules to load at boot and modules to pack for autoloading, from a list in the format of
 /// `vm/modules.list`.
@@ -50,10 +55,20 @@ pub struct Transcript {
     pub stderr: Vec<String>,
     /// The suite's stdout, once `E` arrived.
     pub stdout: Option<String>,
+    /// The guest's `/proc/stat` CPU counters (busy, idle jiffies) before and after the suite.
+    pub cpu: Vec<(u64, u64)>,
     in_stdout: Option<String>,
 }
 
 impl Transcript {
+    /// The fraction of the guest's CPU time that was busy while the suite ran (0 to 1).
+    pub fn busy(&self) -> Option<f64> {
+        let (first, last) = (self.cpu.first()?, self.cpu.last()?);
+        let busy = last.0.checked_sub(first.0)? as f64;
+        let idle = last.1.checked_sub(first.1)? as f64;
+        (busy + idle > 0.0).then(|| busy / (busy + idle))
+    }
+
     /// Takes one channel line; returns the stderr line to show, if it was one, and whether the
     /// guest is done.
     pub fn feed(&mut self, line: &str) -> (Option<String>, Flow) {
@@ -87,6 +102,15 @@ impl Transcript {
                 self.status = rest.split_whitespace().next().and_then(|s| s.parse().ok());
             }
             "J" => self.in_stdout = Some(String::new()),
+            "C" => {
+                // "cpu user nice system idle iowait irq softirq steal ...": idle and iowait are
+                // the idle time; the rest is busy.
+                let n: Vec<u64> = rest.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+                if n.len() >= 5 {
+                    let idle = n[3] + n[4];
+                    self.cpu.push((n.iter().sum::<u64>() - idle, idle));
+                }
+            }
             _ => {}
         }
         (None, Flow::Continue)
@@ -107,6 +131,8 @@ mod tests {
             t.feed("P [  1/3] PASS a/b (5 ms)").0.as_deref(),
             Some("[  1/3] PASS a/b (5 ms)")
         );
+        t.feed("C cpu 10 0 10 100 0 0 0 0 0 0");
+        t.feed("C cpu 40 0 40 140 20 0 0 0 0 0");
         t.feed("X 1 40.2");
         t.feed("J");
         t.feed("{");
@@ -118,6 +144,11 @@ mod tests {
         assert_eq!(t.boot_uptime, Some(1.93));
         assert_eq!(t.stdout.as_deref(), Some("{\n  \"x\": \"P not progress\"\n}\n"));
         assert_eq!(t.stderr.len(), 1);
+        assert_eq!(
+            t.busy(),
+            Some(0.5),
+            "60 busy and 60 idle jiffies (iowait counts as idle)"
+        );
     }
 
     #[test]

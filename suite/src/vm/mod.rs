@@ -79,6 +79,13 @@ pub struct Request {
     pub timeout: Duration,
     /// Cache directory.
     pub cache: PathBuf,
+    /// Share the host's root file system with the guest, read-only over virtio-9p, under a
+    /// writable overlay held in guest memory; the suite (`suite`, a host path) then runs from
+    /// there, chrooted, and `files` are not packed. Runtime mode needs this: the runtime command
+    /// may run anything the host has.
+    pub share_host_root: bool,
+    /// Environment variables the suite gets inside the guest.
+    pub env: Vec<(String, String)>,
 }
 
 /// Wall times of one run.
@@ -94,6 +101,13 @@ pub struct Timings {
     pub shutdown: Duration,
     /// Everything.
     pub total: Duration,
+    /// The fraction of the guest's vCPU time that was busy during the suite: near 1, the guest
+    /// waited for the emulated CPUs; lower, for timers and sleeps.
+    pub guest_busy: Option<f64>,
+    /// The guest's vCPUs.
+    pub cpus: usize,
+    /// CPU time QEMU used on the host.
+    pub qemu_cpu: Duration,
 }
 
 /// How a guest run ended.
@@ -187,6 +201,9 @@ const ETC_FILES: &[&str] = &["/etc/protocols", "/etc/services", "/etc/ethertypes
 
 const GUEST_SUITE: &str = "/opt/cni-conformance/bin/cni-conformance";
 
+/// The 9p mount tag of the shared host root.
+pub const HOST_ROOT_TAG: &str = "hostroot";
+
 fn find_busybox() -> Option<PathBuf> {
     ["/bin/busybox", "/usr/bin/busybox", "/sbin/busybox", "/usr/sbin/busybox"]
         .iter()
@@ -259,11 +276,21 @@ fn build_image(req: &Request, kernel: &kernel::Kernel, busybox: &Path) -> Result
     let mut img = Image::new();
     base(&mut img, busybox, guest::INIT)?;
     img.add_symlink(Path::new("/usr/bin/env"), "/bin/busybox")?;
+    if !req.share_host_root {
+        add_suite_and_tools(&mut img, req)?;
+    }
+    let note = add_modules(&mut img, kernel, req.share_host_root)?;
+    Ok((img, note))
+}
+
+/// The suite, the user's files and the host tools the plugins run, for a guest without the
+/// host's root.
+fn add_suite_and_tools(img: &mut Image, req: &Request) -> Result<(), VmError> {
     img.add_file(Path::new(GUEST_SUITE), 0o755, Content::HostStripped(req.suite.clone()))?;
     let suite_real = std::fs::canonicalize(&req.suite).map_err(io_err("cannot read", &req.suite))?;
     img.add_libraries_of(&suite_real)?;
     for f in &req.files {
-        add_guest_file(&mut img, f)?;
+        add_guest_file(img, f)?;
     }
     let mut with_iptables = false;
     for t in TOOLS {
@@ -288,12 +315,37 @@ fn build_image(req: &Request, kernel: &kernel::Kernel, busybox: &Path) -> Result
             img.add_host_file(Path::new(f))?;
         }
     }
-    let (load, auto) = guest::module_lists(guest::MODULES_LIST);
+    Ok(())
+}
+
+/// The kernel modules of `vm/modules.list` (and, when the host root is shared, those of
+/// [`guest::SHARE_MODULES`] first) with their dependencies and index files; returns a note on the
+/// wishes the kernel could not meet. A kernel that can mount neither 9p nor overlayfs cannot share
+/// the host root: that is an error.
+fn add_modules(img: &mut Image, kernel: &kernel::Kernel, share: bool) -> Result<Option<String>, VmError> {
+    let (mut load, auto) = guest::module_lists(guest::MODULES_LIST);
+    if share {
+        let mut first: Vec<String> = guest::SHARE_MODULES.iter().map(|m| m.to_string()).collect();
+        first.append(&mut load);
+        load = first;
+    }
     let note;
     if let (Some(dir), Some(release)) = (&kernel.modules, &kernel.release) {
         let tree = modules::ModuleTree::open(dir)?;
         let wanted: Vec<String> = load.iter().chain(auto.iter()).cloned().collect();
         let sel = tree.closure(&wanted)?;
+        let unshareable: Vec<&str> = guest::SHARE_MODULES
+            .iter()
+            .copied()
+            .filter(|m| share && sel.missing.iter().any(|x| x == m))
+            .collect();
+        if !unshareable.is_empty() {
+            return Err(VmError::Guest(format!(
+                "the guest kernel {} lacks {} (CONFIG_9P_FS, CONFIG_NET_9P_VIRTIO, CONFIG_OVERLAY_FS), which runtime --vm needs to share the host's files; use --kernel-package linux-image-amd64 or a --kernel that has them",
+                kernel.origin,
+                unshareable.join(" ")
+            )));
+        }
         note = (!sel.missing.is_empty()).then(|| {
             format!(
                 "kernel modules this kernel has neither as modules nor built in: {}",
@@ -331,7 +383,7 @@ fn build_image(req: &Request, kernel: &kernel::Kernel, busybox: &Path) -> Result
             load.join(" ")
         ));
     }
-    Ok((img, note))
+    Ok(note)
 }
 
 /// The cached archive for `img`, written when missing; returns (path, was cached).
@@ -371,23 +423,35 @@ fn prune(dir: &Path, keep: usize) {
     }
 }
 
-/// The per-run archive: the arguments.
-fn run_archive(args: &[String]) -> Result<Vec<u8>, VmError> {
+/// The per-run archive: the arguments (`args`, one a line), the environment (`env`, `K=V` a
+/// line) and, when the host root is shared, the suite's host path (`hostroot`).
+fn run_archive(req: &Request) -> Result<Vec<u8>, VmError> {
     let mut w = cpio::Writer::new(Vec::new());
-    let mut text = String::new();
-    for a in args {
-        if a.contains('\n') {
-            return Err(VmError::Guest(format!(
-                "an argument with a line break cannot be passed into the VM: {a:?}"
-            )));
+    let lines = |items: &mut dyn Iterator<Item = String>| -> Result<String, VmError> {
+        let mut text = String::new();
+        for a in items {
+            if a.contains('\n') {
+                return Err(VmError::Guest(format!(
+                    "an argument or variable with a line break cannot be passed into the VM: {a:?}"
+                )));
+            }
+            text.push_str(&a);
+            text.push('\n');
         }
-        text.push_str(a);
-        text.push('\n');
-    }
+        Ok(text)
+    };
+    let args = lines(&mut req.args.iter().cloned())?;
+    let env = lines(&mut req.env.iter().map(|(k, v)| format!("{k}={v}")))?;
     let io = |e: std::io::Error| VmError::Guest(format!("cannot build the argument archive: {e}"));
     w.dir("etc", 0o755).map_err(io)?;
     w.dir("etc/cni-conformance", 0o755).map_err(io)?;
-    w.file("etc/cni-conformance/args", 0o644, text.as_bytes()).map_err(io)?;
+    w.file("etc/cni-conformance/args", 0o644, args.as_bytes()).map_err(io)?;
+    w.file("etc/cni-conformance/env", 0o644, env.as_bytes()).map_err(io)?;
+    if req.share_host_root {
+        let suite = lines(&mut std::iter::once(req.suite.display().to_string()))?;
+        w.file("etc/cni-conformance/hostroot", 0o644, suite.as_bytes())
+            .map_err(io)?;
+    }
     w.finish().map_err(io)
 }
 
@@ -485,6 +549,7 @@ fn pick_accel(
         cmdline: CMDLINE,
         workdir: scratch,
         timeout: Duration::from_secs(20),
+        share_root: None,
     };
     let mut reached = false;
     qemu::run(&boot, &mut |line| {
@@ -526,7 +591,7 @@ pub fn run(req: &Request, say: &mut dyn FnMut(&str), progress: &mut dyn FnMut(&s
             .append(true)
             .open(&initrd)
             .map_err(io_err("cannot write", &initrd))?;
-        f.write_all(&run_archive(&req.args)?)
+        f.write_all(&run_archive(req)?)
             .map_err(io_err("cannot write", &initrd))?;
     }
     let build_done = Instant::now();
@@ -542,6 +607,7 @@ pub fn run(req: &Request, say: &mut dyn FnMut(&str), progress: &mut dyn FnMut(&s
         cmdline: CMDLINE,
         workdir: &scratch.0,
         timeout: req.timeout,
+        share_root: req.share_host_root.then_some(HOST_ROOT_TAG),
     };
     let mut transcript = guest::Transcript::default();
     let ended = qemu::run(&boot, &mut |line| {
@@ -590,6 +656,9 @@ pub fn run(req: &Request, say: &mut dyn FnMut(&str), progress: &mut dyn FnMut(&s
         suite: finished.saturating_duration_since(ready),
         shutdown: end.saturating_duration_since(finished),
         total: start.elapsed(),
+        guest_busy: transcript.busy(),
+        cpus,
+        qemu_cpu: ended.cpu,
     };
     Ok(Outcome {
         status,
