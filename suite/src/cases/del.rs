@@ -504,6 +504,41 @@ fn other_ifname_intact(ctx: &mut Ctx) -> Result<(), Verdict> {
     Ok(())
 }
 
+/// The host link the configuration hands to the plugin to move into the container (host-device's
+/// `device`), if any.
+fn handed_device(ctx: &Ctx) -> Option<String> {
+    ctx.target
+        .profile
+        .plugins
+        .last()
+        .and_then(|p| p.get("device"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+}
+
+/// True when `lost` is the old line of the handed-over device and the device is back under its
+/// name with the same kind, MTU, master and MAC: whether it is up is the plugin's to decide for a
+/// device it was given (upstream host-device returns it down).
+fn returned_as_was(
+    device: &str,
+    lost: &crate::lab::snapshot::Change,
+    changes: &[crate::lab::snapshot::Change],
+) -> bool {
+    let prefix = format!("link {device} ");
+    if lost.sign != '-' || !lost.what.starts_with(&prefix) {
+        return false;
+    }
+    let without_state = |line: &str| -> String {
+        line.split_whitespace()
+            .filter(|w| *w != "up" && *w != "down")
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    changes
+        .iter()
+        .any(|c| c.sign == '+' && c.what.starts_with(&prefix) && without_state(&c.what) == without_state(&lost.what))
+}
+
 fn host_state_kept(ctx: &mut Ctx) -> Result<(), Verdict> {
     // Network-wide state a first attachment creates (a bridge, NAT base chains) may stay; what the
     // host had before the plugin ever ran must still be there, unchanged.
@@ -511,12 +546,12 @@ fn host_state_kept(ctx: &mut Ctx) -> Result<(), Verdict> {
     let att = ctx.attachment()?;
     let out = ctx.add(&att)?;
     ctx.del(&att, Some(&out.result))?;
-    let lost: Vec<String> = ctx
-        .lab
-        .snapshot()?
-        .diff(&before)
-        .into_iter()
+    let changes = ctx.lab.snapshot()?.diff(&before);
+    let handed = handed_device(ctx);
+    let lost: Vec<String> = changes
+        .iter()
         .filter(|c| c.sign == '-' || (c.sign == '~' && !c.what.starts_with("file ") && !c.what.starts_with("sysctl ")))
+        .filter(|c| !handed.as_deref().is_some_and(|dev| returned_as_was(dev, c, &changes)))
         .map(|c| c.to_string())
         .collect();
     if lost.is_empty() {

@@ -86,6 +86,7 @@ fn lab_processes(ctx: &Ctx) -> Vec<(i32, String)> {
         .filter_map(|(kind, ino)| ino.map(|i| format!("{kind}:[{i}]")))
         .collect();
     let me = std::process::id();
+    let services = ctx.lab.service_pids();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -94,7 +95,7 @@ fn lab_processes(ctx: &Ctx) -> Vec<(i32, String)> {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
             continue;
         };
-        if u32::try_from(pid).is_ok_and(|p| p == me) {
+        if u32::try_from(pid).is_ok_and(|p| p == me || services.contains(&p)) {
             continue;
         }
         let inside = ["net", "mnt"].iter().any(|kind| {

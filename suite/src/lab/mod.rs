@@ -269,6 +269,19 @@ impl Lab {
         Ok(())
     }
 
+    /// Process ids of the lab's own services (plugin daemons, DHCP server): they live in the lab's
+    /// namespaces by design and are not the plugin's leftovers.
+    pub fn service_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = match self.services.lock() {
+            Ok(list) => list.iter().map(Service::pid).collect(),
+            Err(_) => Vec::new(),
+        };
+        if let Some(seg) = self.dhcp.get() {
+            pids.push(seg.server().pid());
+        }
+        pids
+    }
+
     /// The last lines each lab service (plugin daemon, DHCP server) printed, as
     /// `name (pid N): lines` — for findings about plugins that work through them.
     pub fn service_logs(&self) -> Vec<String> {
