@@ -29,8 +29,8 @@
 //!   IPAM and GC removes stale masquerade entries; `prevResult` on ADD is kept (spec) rather
 //!   than ignored; L2-only CHECK works; ipMasq is nftables-only (table `inet
 //!   cni_rs_masquerade`, one set element per address, see [`masq`]) — `ipMasqBackend:
-//!   "iptables"` is refused with code 2; `isGateway` together with `vlan` is refused with
-//!   code 2 (the VLAN gateway port is not implemented).
+//!   "iptables"` is refused with code 2; `isGateway` together with `vlan` puts the gateway on a
+//!   `<bridge>.<vlan>` veth gateway port as upstream does (CHECK verifies its addresses).
 //! - bridge, for speed (issue 4): when the IPAM plugin found in `CNI_PATH` is this crate's
 //!   `host-local` from the same build (an ELF note with a build fingerprint, see [`builtin`]), it
 //!   runs in-process through the same dispatcher instead of being executed

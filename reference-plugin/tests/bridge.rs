@@ -1237,9 +1237,104 @@ fn vlan_port_settings_or_a_clear_refusal() {
         assert_eq!(live_host_links(&host()), before);
         assert!(!reservation_exists("net-br-vlan", "10.36.0.2"));
     }
-    // isGateway with vlan needs the VLAN gateway port, which is not implemented: code 2.
-    let gw = config("1.1.0", "br-vlan", "10.36.0.0/24", json!({"vlan": 100}));
-    assert_eq!(call("ADD", &c, "eth0", "ctr-vlan", &gw).code(), 2);
+}
+
+/// The addresses on the host link `name`, as `addr/prefix` strings.
+fn host_addresses(h: &Rtnl, name: &str) -> Vec<String> {
+    let link = h.link_by_name(name).unwrap().unwrap();
+    h.addresses(Some(link.index), netlink::Family::All)
+        .unwrap()
+        .into_iter()
+        .map(|a| format!("{}/{}", a.net.addr, a.net.prefix))
+        .collect()
+}
+
+/// `isGateway` with `vlan`: the gateway sits on a `<bridge>.<vlan>` veth whose peer is a bridge
+/// port untagged in the VLAN; it is the result's fourth interface, shared by the attachments
+/// of the network, verified by CHECK and kept by DEL. Without VLAN filtering in the kernel the
+/// ADD must refuse clearly, and the test says loudly that the port itself was not exercised.
+fn vlan_gateway_port_or_a_clear_refusal() {
+    let c1 = Container::new("vgw1");
+    let c2 = Container::new("vgw2");
+    let conf = config(
+        "1.1.0",
+        "br-vgw",
+        "10.37.0.0/24",
+        json!({"isDefaultGateway": false, "vlan": 100, "ipMasq": true}),
+    );
+    if !kernel_has_vlan_filtering() {
+        eprintln!(
+            "WARNING vlan_gateway_port_or_a_clear_refusal: this kernel has no bridge VLAN filtering; \
+             only the refusal was tested here, the gateway port itself is tested in the VM \
+             (suite/tests/vm.rs reference_bridge_with_a_vlan_gateway_passes_in_the_vm)"
+        );
+        let before = live_host_links(&host());
+        let e = call("ADD", &c1, "eth0", "ctr-vgw1", &conf).err();
+        assert!(
+            e["msg"]
+                .as_str()
+                .unwrap()
+                .contains("VLAN filtering: not supported by this kernel"),
+            "{e}"
+        );
+        assert_eq!(live_host_links(&host()), before);
+        assert!(host().link_by_name("br-vgw.100").unwrap().is_none());
+        assert!(!reservation_exists("net-br-vgw", "10.37.0.2"));
+        return;
+    }
+    let h = host();
+    let r1 = call("ADD", &c1, "eth0", "ctr-vgw1", &conf).ok();
+    let ifaces = r1["interfaces"].as_array().unwrap();
+    assert_eq!(ifaces.len(), 4, "{r1}");
+    assert_eq!(ifaces[0]["name"], "br-vgw");
+    assert_eq!(ifaces[2]["name"], "eth0");
+    assert_eq!(ifaces[3]["name"], "br-vgw.100");
+    assert!(ifaces[3].get("sandbox").is_none_or(|s| s == ""), "{r1}");
+    assert_eq!(r1["ips"][0]["interface"], 2);
+    assert_eq!(r1["ips"][0]["gateway"], "10.37.0.1");
+    let gw_port = h.link_by_name("br-vgw.100").unwrap().unwrap();
+    assert!(gw_port.is_kind("veth") && gw_port.is_up(), "{gw_port:?}");
+    assert_eq!(gw_port.master, None);
+    assert_eq!(ifaces[3]["mac"], gw_port.mac.unwrap().to_string());
+    // The gateway is on the port, not on the bridge.
+    assert!(host_addresses(&h, "br-vgw.100").contains(&"10.37.0.1/24".to_string()));
+    assert!(!host_addresses(&h, "br-vgw").iter().any(|a| a.starts_with("10.37.")));
+    // Its peer is a bridge port untagged in VLAN 100, without the default VLAN.
+    let bridge = h.link_by_name("br-vgw").unwrap().unwrap();
+    let peer = h.link_by_index(gw_port.link.unwrap()).unwrap().unwrap();
+    assert_eq!(peer.master, Some(bridge.index));
+    let vlans = h.bridge_vlans(peer.index).unwrap();
+    assert!(vlans.iter().any(|v| v.vid == 100 && v.pvid && v.untagged), "{vlans:?}");
+    assert!(!vlans.iter().any(|v| v.vid == 1), "default VLAN not removed: {vlans:?}");
+    // The container reaches its gateway (a socket on the port's address) through the VLAN.
+    let server = std::net::UdpSocket::bind("10.37.0.1:0").unwrap();
+    server
+        .set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .unwrap();
+    let (src, back) = udp_round_trip(c1.ns.as_ref().unwrap(), &server);
+    assert_eq!(src, "10.37.0.2");
+    assert!(back, "the gateway's answer did not come back");
+
+    // CHECK passes, and fails once the gateway address is gone from the port.
+    call("CHECK", &c1, "eth0", "ctr-vgw1", &with_prev(&conf, &r1)).ok();
+    let gw_net = netlink::IpNet {
+        addr: "10.37.0.1".parse().unwrap(),
+        prefix: 24,
+    };
+    h.del_address(gw_port.index, gw_net).unwrap();
+    let e = call("CHECK", &c1, "eth0", "ctr-vgw1", &with_prev(&conf, &r1)).err();
+    assert!(e["msg"].as_str().unwrap().contains("VLAN gateway port"), "{e}");
+    h.add_address(gw_port.index, gw_net, true).unwrap();
+
+    // A second attachment reuses the same port.
+    let r2 = call("ADD", &c2, "eth0", "ctr-vgw2", &conf).ok();
+    assert_eq!(r2["interfaces"][3]["name"], "br-vgw.100");
+    assert_eq!(h.link_by_name("br-vgw.100").unwrap().unwrap().index, gw_port.index);
+    // DEL leaves the port (it belongs to the network, like the bridge).
+    call("DEL", &c1, "eth0", "ctr-vgw1", &with_prev(&conf, &r1)).ok();
+    call("DEL", &c2, "eth0", "ctr-vgw2", &with_prev(&conf, &r2)).ok();
+    assert!(h.link_by_name("br-vgw.100").unwrap().is_some());
+    assert!(!reservation_exists("net-br-vgw", "10.37.0.2"));
 }
 
 /// A UDP socket bound in the namespace `ns` (a thread enters it, binds, and ends).
@@ -1401,6 +1496,10 @@ fn main() {
         (
             "vlan_port_settings_or_a_clear_refusal",
             vlan_port_settings_or_a_clear_refusal,
+        ),
+        (
+            "vlan_gateway_port_or_a_clear_refusal",
+            vlan_gateway_port_or_a_clear_refusal,
         ),
         (
             "traffic_flows_and_leaves_masqueraded",

@@ -3,7 +3,7 @@
 //! already done (masquerading removed, veth deleted, IPAM DEL).
 
 use super::config::BridgeConfig;
-use super::{kernel, masquerade, spoofcheck, to_nl};
+use super::{gateway_port, kernel, masquerade, spoofcheck, to_nl};
 use crate::cni::delegate;
 use crate::cni::dispatch::Request;
 use crate::cni::error::{self, CniError};
@@ -60,13 +60,6 @@ impl Undo<'_> {
 pub fn add(req: &Request) -> Result<CniResult, CniError> {
     mark("add: start");
     let cfg = BridgeConfig::load(&req.conf, &req.env.args, true)?;
-    if cfg.is_gateway && cfg.vlan != 0 {
-        return Err(CniError::with_details(
-            error::UNSUPPORTED_FIELD,
-            "isGateway together with vlan is not supported by this plugin yet",
-            "the gateway port on a VLAN (\"<bridge>.<vlan>\") is not implemented",
-        ));
-    }
     // Read prevResult before touching anything: a broken one fails the ADD cleanly.
     let prev = match &req.conf.prev_result {
         Some(value) => Some(CniResult::from_json(value, &req.conf.cni_version).map_err(|e| e.context("prevResult"))?),
@@ -174,6 +167,8 @@ fn build(
     }
 
     let mut result = CniResult::default();
+    // The VLAN gateway port, when the gateway address sits on one (isGateway with vlan).
+    let mut gateway_port = None;
     if let Some(ipam) = &cfg.ipam_type {
         let ipam_result = delegate::add(ipam, &req.env.path_dirs(), &req.stdin, &req.conf.cni_version)?;
         undo.ipam = Some(ipam.clone());
@@ -204,7 +199,7 @@ fn build(
         configure_container(cfg, netns, ctr, &ctr_link, &result)?;
         mark("add: container configured");
         if cfg.is_gateway {
-            configure_gateway(host, cfg, bridge, &result)?;
+            gateway_port = configure_gateway(host, cfg, bridge, &result)?;
             mark("add: gateway configured");
         }
         if cfg.ip_masq {
@@ -239,6 +234,9 @@ fn build(
         iface(&veth_now, ""),
         iface(&ctr_now, &req.env.netns),
     ];
+    if let Some(port) = gateway_port {
+        result.interfaces.push(iface(&port, ""));
+    }
     if !req.conf.dns.is_empty() {
         result.dns = req.conf.dns.clone();
     }
@@ -317,7 +315,9 @@ pub fn ensure_bridge(host: &Rtnl, cfg: &BridgeConfig) -> Result<Link, CniError> 
     Ok(existing)
 }
 
-fn configure_port(host: &Rtnl, cfg: &BridgeConfig, port: u32) -> Result<(), CniError> {
+/// Hairpin, isolation and VLANs of the bridge port `port` as `cfg` says; the default VLAN is
+/// removed when VLAN filtering is on, unless `preserveDefaultVlan`.
+pub(super) fn configure_port(host: &Rtnl, cfg: &BridgeConfig, port: u32) -> Result<(), CniError> {
     let mut vlans = Vec::new();
     if cfg.vlan != 0 {
         vlans.push(BridgeVlan {
@@ -456,16 +456,32 @@ fn configure_container(
     Ok(())
 }
 
-fn configure_gateway(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, result: &CniResult) -> Result<(), CniError> {
+/// Gateway addresses on the bridge (or, with `vlan`, on the VLAN gateway port, which is returned).
+fn configure_gateway(
+    host: &Rtnl,
+    cfg: &BridgeConfig,
+    bridge: &Link,
+    result: &CniResult,
+) -> Result<Option<Link>, CniError> {
     let mut families = Vec::new();
     let mut new_gateway = false;
+    let mut gateway_port = None;
     for ip in &result.ips {
         let Some(gw) = ip.gateway else { continue };
         let gw_net = IpNet {
             addr: gw,
             prefix: ip.address.prefix,
         };
-        new_gateway |= ensure_bridge_address(host, cfg, bridge, gw_net)?;
+        if cfg.vlan != 0 {
+            if gateway_port.is_none() {
+                gateway_port = Some(gateway_port::ensure(host, cfg, bridge)?);
+            }
+            if let Some(port) = &gateway_port {
+                ensure_gateway_address(host, cfg, port, gw_net)?;
+            }
+        } else {
+            new_gateway |= ensure_gateway_address(host, cfg, bridge, gw_net)?;
+        }
         if !families.contains(&gw_net.family()) {
             families.push(gw_net.family());
         }
@@ -497,10 +513,10 @@ fn configure_gateway(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, result: &Cn
             write_sysctl(key, "1").map_err(kernel)?;
         }
     }
-    Ok(())
+    Ok(gateway_port)
 }
 
-/// Put the gateway address on the bridge, following upstream's rules: an IPv4 bridge carries
+/// Put the gateway address on `target` (the bridge or the VLAN gateway port), following upstream's rules: an IPv4 bridge carries
 /// one address, an IPv6 one may carry several that do not overlap; a conflicting address is
 /// replaced with `forceAddress` and an error otherwise.
 ///
@@ -508,8 +524,8 @@ fn configure_gateway(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, result: &Cn
 /// `EEXIST`. Only when the address is new are the bridge's addresses listed, because that
 /// listing walks every link in the namespace and would grow with the number of ports.
 /// Returns whether the address was new.
-fn ensure_bridge_address(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, gw: IpNet) -> Result<bool, CniError> {
-    match host.add_address(bridge.index, to_nl(gw), true) {
+fn ensure_gateway_address(host: &Rtnl, cfg: &BridgeConfig, target: &Link, gw: IpNet) -> Result<bool, CniError> {
+    match host.add_address(target.index, to_nl(gw), true) {
         Ok(()) => {}
         Err(e) if e.is_exists() => return Ok(false),
         Err(e) => return Err(kernel(e)),
@@ -518,7 +534,7 @@ fn ensure_bridge_address(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, gw: IpN
         Family::V4 => netlink::Family::V4,
         Family::V6 => netlink::Family::V6,
     };
-    let existing = host.addresses(Some(bridge.index), family).map_err(kernel)?;
+    let existing = host.addresses(Some(target.index), family).map_err(kernel)?;
     for addr in existing {
         let have = IpNet {
             addr: addr.net.addr,
@@ -535,12 +551,12 @@ fn ensure_bridge_address(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, gw: IpN
             continue;
         }
         if cfg.force_address {
-            host.del_address(bridge.index, addr.net).map_err(kernel)?;
+            host.del_address(target.index, addr.net).map_err(kernel)?;
         } else {
-            let _ = host.del_address(bridge.index, to_nl(gw));
+            let _ = host.del_address(target.index, to_nl(gw));
             return Err(CniError::with_details(
                 error::INVALID_NETWORK_CONFIG,
-                format!("{:?} already has an IP address different from {gw}", cfg.bridge),
+                format!("{:?} already has an IP address different from {gw}", target.name),
                 format!("it has {have}; set forceAddress to replace it"),
             ));
         }

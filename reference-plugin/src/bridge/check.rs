@@ -2,11 +2,12 @@
 //! of `prevResult` exist with the right type, MAC, MTU and promiscuous state; a host veth in
 //! `prevResult` is the container interface's peer and a port of the bridge; every address of
 //! `prevResult` is on the container interface; every route of `prevResult` is in the
-//! container's routing table; the masquerade entry exists when `ipMasq` is set; the IPAM
+//! container's routing table; the masquerade entry exists when `ipMasq` is set; with
+//! `isGateway` and `vlan`, the gateway addresses are on the VLAN gateway port; the IPAM
 //! delegate's CHECK passes.
 
 use super::config::BridgeConfig;
-use super::{kernel, masquerade, spoofcheck};
+use super::{gateway_port, kernel, masquerade, spoofcheck};
 use crate::cni::delegate;
 use crate::cni::dispatch::Request;
 use crate::cni::error::{self, CniError};
@@ -101,6 +102,9 @@ pub fn check(req: &Request) -> Result<(), CniError> {
         .position(|i| i.name == req.env.ifname && i.sandbox == req.env.netns);
     check_addresses(&ctr, &ctr_link, &prev, ctr_index)?;
     check_routes(&ctr, &prev)?;
+    if cfg.is_gateway && cfg.vlan != 0 && cfg.ipam_type.is_some() {
+        gateway_port::check(&host, &cfg, &bridge, &prev)?;
+    }
     if cfg.ip_masq && cfg.ipam_type.is_some() {
         let addrs: Vec<IpNet> = prev.ips.iter().map(|ip| ip.address).collect();
         masquerade::check(&req.conf.name, &req.env.container_id, &req.env.ifname, &addrs)?;

@@ -12,6 +12,7 @@
 //! - any failure after the IPAM ADD undoes the ADD: veth deleted, masquerading removed, IPAM DEL.
 //!
 //! One module per verb: [`add`], [`del`], [`check`]; [`config`] parses and validates;
+//! [`gateway_port`] makes the `<bridge>.<vlan>` port that carries the gateway with `vlan`;
 //! [`masquerade`] adapts the nftables module to the attachment's identity; [`spoofcheck`]
 //! installs the `macspoofchk` rules; [`linger`] keeps the
 //! exit fast: one child holds the nftables socket and deletes retired veth pairs in batches.
@@ -20,6 +21,7 @@ pub mod add;
 pub mod check;
 pub mod config;
 pub mod del;
+pub mod gateway_port;
 pub mod linger;
 pub mod masquerade;
 pub mod spoofcheck;
