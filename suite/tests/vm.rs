@@ -453,3 +453,93 @@ fn reference_bridge_with_a_vlan_gateway_passes_in_the_vm() {
         assert_eq!(st.get(case).map(String::as_str), Some("pass"), "{st:?}");
     }
 }
+
+/// Builds the reference plugins' `bridge` integration-test binary into
+/// target/mutant-reference and returns its path (from cargo's JSON messages).
+fn reference_bridge_test_binary() -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "test",
+            "--release",
+            "--no-run",
+            "--quiet",
+            "-p",
+            "cni-reference-plugins",
+            "--test",
+            "bridge",
+            "--message-format",
+            "json",
+            "--target-dir",
+        ])
+        .arg(root.join("target/mutant-reference"))
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "bridge")
+        .find_map(|m| m["executable"].as_str().map(std::path::PathBuf::from))
+        .expect("cargo named no bridge test executable")
+}
+
+/// The reference plugins' own VLAN tests only reach their refusal branch on this host (no
+/// bridge VLAN filtering). Runtime mode runs any host command in a guest that shares the host's
+/// root, so the test binary runs there, where the gateway port is built and verified; the
+/// script's marker line with the exit status comes back in the report's invocation stderr.
+#[test]
+fn reference_bridge_vlan_tests_take_the_kernel_branch_in_the_vm() {
+    if !vm_ready("reference_bridge_vlan_tests") {
+        return;
+    }
+    let test_binary = reference_bridge_test_binary();
+    let dir = tempdir("vm-vlan-tests");
+    let script = dir.join("run.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nfor t in vlan_port_settings_or_a_clear_refusal vlan_gateway_port_or_a_clear_refusal; do\n\
+             {bin} $t > /tmp/vlan-test.log 2>&1; rc=$?\n\
+             if grep -q WARNING /tmp/vlan-test.log; then rc=99; fi\n\
+             echo \"VLAN-TEST $t rc=$rc\" >&2\n\
+             if [ $rc != 0 ]; then tail -30 /tmp/vlan-test.log >&2; fi\n\
+             done\n",
+            bin = test_binary.display()
+        ),
+    )
+    .unwrap();
+    let out = run(&[
+        "runtime",
+        "--vm",
+        "--vm-accel",
+        "tcg",
+        "--format",
+        "json",
+        "--",
+        "sh",
+        script.to_str().unwrap(),
+    ]);
+    let report = json(&out);
+    let stderr: String = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["invocations"].as_array().cloned().unwrap_or_default())
+        .filter_map(|i| i["stderr"].as_str().map(str::to_string))
+        .collect();
+    for test in [
+        "vlan_port_settings_or_a_clear_refusal",
+        "vlan_gateway_port_or_a_clear_refusal",
+    ] {
+        // rc=99 would mean the test found no VLAN filtering in the guest either.
+        assert!(
+            stderr.contains(&format!("VLAN-TEST {test} rc=0")),
+            "{test} did not pass in the guest:\n{stderr}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
