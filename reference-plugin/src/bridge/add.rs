@@ -516,9 +516,9 @@ fn configure_gateway(
     Ok(gateway_port)
 }
 
-/// Put the gateway address on `target` (the bridge or the VLAN gateway port), following upstream's rules: an IPv4 bridge carries
-/// one address, an IPv6 one may carry several that do not overlap; a conflicting address is
-/// replaced with `forceAddress` and an error otherwise.
+/// Put the gateway address on `target` (the bridge or the VLAN gateway port), following
+/// upstream's rules: an IPv4 bridge carries one address, an IPv6 one may carry several that do
+/// not overlap; a conflicting address is replaced with `forceAddress` and an error otherwise.
 ///
 /// The common case (the address is already there) is one request: the add fails with
 /// `EEXIST`. Only when the address is new are the bridge's addresses listed, because that
