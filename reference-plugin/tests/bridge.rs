@@ -1265,9 +1265,8 @@ fn vlan_gateway_port_or_a_clear_refusal() {
     if !kernel_has_vlan_filtering() {
         eprintln!(
             "WARNING vlan_gateway_port_or_a_clear_refusal: this kernel has no bridge VLAN filtering; \
-             only the refusal was tested here, the gateway port itself is tested in the VM \
-             (suite/tests/vm.rs reference_bridge_vlan_tests_take_the_kernel_branch_in_the_vm \
-             runs this test there; reference_bridge_with_a_vlan_gateway_passes_in_the_vm)"
+             only the refusal was tested here; the gateway port itself is judged in a VM by \
+             suite/tests/vm.rs reference_bridge_with_a_vlan_gateway_passes_in_the_vm"
         );
         let before = live_host_links(&host());
         let e = call("ADD", &c1, "eth0", "ctr-vgw1", &conf).err();
