@@ -299,10 +299,18 @@ fn changed_mac(ctx: &mut Ctx) -> Result<(), Verdict> {
         .link_by_name(&att.ifname)?
         .ok_or_else(|| Verdict::fail("no container interface"))?;
     if rtnl.set_mac(link.index, new).is_err() {
-        // Some link types change their address only while down.
+        // Some link types change their address only while down; some never do (an ipvlan link
+        // shares its parent's address), and then there is nothing for CHECK to notice.
         rtnl.set_up(link.index, false)?;
-        rtnl.set_mac(link.index, new)?;
+        let changed = rtnl.set_mac(link.index, new);
         rtnl.set_up(link.index, true)?;
+        if let Err(e) = changed {
+            return Err(Verdict::Skip(format!(
+                "{} ({}) refuses a new MAC address, so there is no change for CHECK to notice: {e}",
+                att.ifname,
+                link.kind.as_deref().unwrap_or("link")
+            )));
+        }
     }
     let shown: Vec<String> = new.iter().map(|b| format!("{b:02x}")).collect();
     check_fails(
