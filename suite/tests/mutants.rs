@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{fixture, mutant_script, statuses, suite, tempdir, upstream};
+use common::{fixture, mutant_script, reference_plugins, statuses, suite, tempdir, upstream};
 
 /// One row of the mutant table.
 struct Row {
@@ -38,35 +38,6 @@ fn table() -> Vec<Row> {
         .collect()
 }
 
-/// Builds the reference plugins (release) into target/mutant-reference, where the mutant table
-/// expects them; a separate target dir keeps this from waiting on the build lock of this test run.
-fn build_reference_plugins() -> std::path::PathBuf {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let target = root.join("target/mutant-reference");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "cni-reference-plugins",
-            "--target-dir",
-        ])
-        .arg(&target)
-        .current_dir(&root)
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "building the reference plugins for the mutants failed"
-    );
-    target.join("release")
-}
-
 #[test]
 fn every_case_is_killed_by_a_mutant() {
     let out = suite().arg("--list").output().unwrap();
@@ -85,7 +56,7 @@ fn each_mutant_is_caught_by_its_case() {
     let Some(_) = upstream("bridge") else { return };
     let dir = tempdir("mutants");
     let rows = table();
-    let reference = rows.iter().any(|r| r.uses_reference).then(build_reference_plugins);
+    let reference = rows.iter().any(|r| r.uses_reference).then(reference_plugins);
     let mut missed = Vec::new();
     for chunk in rows.chunks(4) {
         std::thread::scope(|s| {

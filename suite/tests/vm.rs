@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Output;
 use std::sync::Mutex;
 
-use common::{host_state, statuses, suite, tempdir, upstream};
+use common::{host_state, reference_plugins, statuses, suite, tempdir, upstream};
 
 static ONE_GUEST_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -382,30 +382,6 @@ fn runtime_vm_refuses_a_kernel_without_9p_before_booting() {
     );
     assert!(err.contains("9p") && err.contains("linux-image-amd64"), "{err}");
     assert!(out.stdout.is_empty());
-}
-
-/// Builds this workspace's reference plugins (release) into target/mutant-reference, the
-/// directory suite/tests/mutants.rs builds them into; a separate target dir keeps this from
-/// waiting on the build lock of this test run.
-fn reference_plugins() -> std::path::PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let target = root.join("target/mutant-reference");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "cni-reference-plugins",
-            "--target-dir",
-        ])
-        .arg(&target)
-        .current_dir(&root)
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the reference plugins failed");
-    target.join("release")
 }
 
 /// Judges the reference bridge in the guest with `tests/fixtures/<fixture>`; asserts no case

@@ -111,3 +111,27 @@ pub fn host_state() -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Builds this workspace's reference plugins (release) into target/mutant-reference and returns
+/// the directory holding `bridge` and `host-local`. A target dir of its own keeps the build from
+/// waiting on the lock of the running `cargo test`.
+pub fn reference_plugins() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let target = root.join("target/mutant-reference");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "cni-reference-plugins",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the reference plugins failed");
+    target.join("release")
+}
