@@ -169,18 +169,23 @@ fn check_mac_mtu(entry: &Interface, link: &Link, mtu: Option<u32>) -> Result<(),
     Ok(())
 }
 
-/// Every address of `prev` that belongs to our container interface (by index, or without one)
-/// must be on it.
-fn check_addresses(ctr: &Rtnl, link: &Link, prev: &CniResult, ctr_index: Option<usize>) -> Result<(), CniError> {
-    let have: Vec<IpNet> = ctr
-        .addresses(Some(link.index), netlink::Family::All)
+/// The addresses (both families) on the link with this index.
+pub(super) fn addresses_on(rtnl: &Rtnl, index: u32) -> Result<Vec<IpNet>, CniError> {
+    Ok(rtnl
+        .addresses(Some(index), netlink::Family::All)
         .map_err(kernel)?
         .into_iter()
         .map(|a| IpNet {
             addr: a.net.addr,
             prefix: a.net.prefix,
         })
-        .collect();
+        .collect())
+}
+
+/// Every address of `prev` that belongs to our container interface (by index, or without one)
+/// must be on it.
+fn check_addresses(ctr: &Rtnl, link: &Link, prev: &CniResult, ctr_index: Option<usize>) -> Result<(), CniError> {
+    let have = addresses_on(ctr, link.index)?;
     for ip in prev
         .ips
         .iter()

@@ -10,7 +10,7 @@ use super::{add, kernel};
 use crate::cni::error::{self, CniError};
 use crate::cni::ipnet::IpNet;
 use crate::cni::result::CniResult;
-use crate::netlink::{self, write_sysctl, Link, Rtnl, VethSpec};
+use crate::netlink::{write_sysctl, Link, Rtnl, VethSpec};
 
 /// Name of the gateway port of `bridge` on `vlan`: `<bridge>.<vlan>`.
 pub fn name(bridge: &str, vlan: u16) -> String {
@@ -125,15 +125,7 @@ pub fn check(host: &Rtnl, cfg: &BridgeConfig, bridge: &Link, prev: &CniResult) -
             )));
         }
     }
-    let have: Vec<IpNet> = host
-        .addresses(Some(link.index), netlink::Family::All)
-        .map_err(kernel)?
-        .into_iter()
-        .map(|a| IpNet {
-            addr: a.net.addr,
-            prefix: a.net.prefix,
-        })
-        .collect();
+    let have = super::check::addresses_on(host, link.index)?;
     for ip in &prev.ips {
         let Some(gw) = ip.gateway else { continue };
         let want = IpNet {
