@@ -197,6 +197,57 @@ fn add_builds_bridge_veth_addresses_and_routes() {
     call("DEL", &c, "eth0", "ctr-add", &with_prev(&conf, &r)).ok();
 }
 
+/// The MAC `ip` has in the neighbour table of `c`'s `eth0`, if any.
+fn neighbour_mac(c: &Container, ip: &str) -> Option<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-n", c.path.file_name().unwrap().to_str().unwrap()])
+        .args(["neigh", "show", ip, "dev", "eth0"])
+        .output()
+        .expect("run ip");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == "lladdr")?;
+    words.next().map(str::to_string)
+}
+
+/// ADD announces the new address (gratuitous ARP, what upstream gets from `arp_notify`), so a
+/// neighbour that cached the address under an old MAC learns the new one; ADD's child sends
+/// it, and `arp_notify` is still set for later link changes.
+fn add_announces_the_address_to_neighbours() {
+    let a = Container::new("garp-a");
+    let b = Container::new("garp-b");
+    let conf = config("1.1.0", "br-garp", "10.45.0.0/24", json!({}));
+    let ra = call("ADD", &a, "eth0", "garp-a", &conf).ok();
+    assert_eq!(ra["ips"][0]["address"], "10.45.0.2/24");
+    // A still remembers a former owner of 10.45.0.3 (no lock time, so any update counts).
+    netlink::write_sysctls_in(a.ns.as_ref().unwrap().as_fd(), &[("net/ipv4/neigh/eth0/locktime", "0")]).unwrap();
+    let status = std::process::Command::new("ip")
+        .args(["-n", "garp-a", "neigh", "replace", "10.45.0.3"])
+        .args(["lladdr", "02:00:00:00:00:99", "dev", "eth0", "nud", "stale"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(neighbour_mac(&a, "10.45.0.3").as_deref(), Some("02:00:00:00:00:99"));
+
+    let rb = call("ADD", &b, "eth0", "garp-b", &conf).ok();
+    assert_eq!(rb["ips"][0]["address"], "10.45.0.3/24");
+    let b_mac = rb["interfaces"][2]["mac"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut seen = neighbour_mac(&a, "10.45.0.3");
+    while seen.as_deref() != Some(b_mac.as_str()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        seen = neighbour_mac(&a, "10.45.0.3");
+    }
+    assert_eq!(seen.as_deref(), Some(b_mac.as_str()), "A's cache was not updated");
+    assert_eq!(
+        netlink::read_sysctl_in(b.ns.as_ref().unwrap().as_fd(), "net/ipv4/conf/eth0/arp_notify").unwrap(),
+        "1"
+    );
+    call("DEL", &b, "eth0", "garp-b", &with_prev(&conf, &rb)).ok();
+    call("DEL", &a, "eth0", "garp-a", &with_prev(&conf, &ra)).ok();
+}
+
 fn chained_after_another_plugin_keeps_its_result() {
     let c = Container::new("chain1");
     let conf = config("1.1.0", "br-chain", "10.37.0.0/24", json!({}));
@@ -1423,6 +1474,10 @@ fn main() {
         (
             "add_builds_bridge_veth_addresses_and_routes",
             add_builds_bridge_veth_addresses_and_routes,
+        ),
+        (
+            "add_announces_the_address_to_neighbours",
+            add_announces_the_address_to_neighbours,
         ),
         (
             "chained_after_another_plugin_keeps_its_result",

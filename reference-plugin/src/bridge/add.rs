@@ -3,7 +3,7 @@
 //! already done (masquerading removed, veth deleted, IPAM DEL).
 
 use super::config::BridgeConfig;
-use super::{gateway_port, kernel, masquerade, spoofcheck, to_nl};
+use super::{gateway_port, kernel, linger, masquerade, spoofcheck, to_nl};
 use crate::cni::delegate;
 use crate::cni::dispatch::Request;
 use crate::cni::error::{self, CniError};
@@ -11,8 +11,8 @@ use crate::cni::ipnet::{Family, IpNet};
 use crate::cni::result::{CniResult, Interface, IpConfig, Route};
 use crate::cni::trace::mark;
 use crate::netlink::{
-    self, run_in_netns, write_sysctl, BridgePortSettings, BridgeSpec, BridgeVlan, Link, LinkChange, Mac, NetNs,
-    OperState, Rtnl, VethSpec, IPV4_DEVCONF_ARP_NOTIFY, RT_TABLE_MAIN,
+    self, run_in_netns, write_sysctl, Announcement, BridgePortSettings, BridgeSpec, BridgeVlan, Link, LinkChange, Mac,
+    NetNs, OperState, Rtnl, VethSpec, IPV4_DEVCONF_ARP_NOTIFY, RT_TABLE_MAIN,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
@@ -237,6 +237,9 @@ fn build(
     if let Some(port) = gateway_port {
         result.interfaces.push(iface(&port, ""));
     }
+    if !cfg.disable_container_interface {
+        announce(netns, &ctr_now, &result);
+    }
     if !req.conf.dns.is_empty() {
         result.dns = req.conf.dns.clone();
     }
@@ -402,12 +405,7 @@ fn configure_container(
     let has_v6 = result.ips.iter().any(|ip| ip.address.family() == Family::V6);
     let name = link.name.clone();
     let dad = cfg.enable_dad;
-    // Best effort, like upstream. arp_notify goes over netlink (net/ipv4/conf/<if>/arp_notify
-    // through /proc costs more with every container, see crate::netlink's netconf module);
-    // the IPv6 options have no netlink setter.
-    if has_v4 {
-        let _ = ctr.set_ipv4_devconf(link.index, &[(IPV4_DEVCONF_ARP_NOTIFY, 1)]);
-    }
+    // Best effort, like upstream; the IPv6 options have no netlink setter.
     if has_v6 {
         let _ = run_in_netns(netns.as_fd(), move || {
             let _ = write_sysctl(&format!("net/ipv6/conf/{name}/disable_ipv6"), "0");
@@ -426,6 +424,15 @@ fn configure_container(
         }
     }
     ctr.set_up(link.index, true).map_err(kernel)?;
+    // arp_notify (best effort, like upstream) is set once the link is up: set before, the
+    // kernel would send the gratuitous ARP of the link coming up right here, and the bridge
+    // would flood it to every port within this request. ADD's child sends the same frames
+    // instead ([`announce`]); later link-ups and MAC changes are announced by the kernel.
+    // It goes over netlink: net/ipv4/conf/<if>/arp_notify through /proc costs more with every
+    // container (see crate::netlink's netconf module).
+    if has_v4 {
+        let _ = ctr.set_ipv4_devconf(link.index, &[(IPV4_DEVCONF_ARP_NOTIFY, 1)]);
+    }
     for route in &result.routes {
         let gw = route.gw.or_else(|| {
             result
@@ -562,6 +569,31 @@ fn ensure_gateway_address(host: &Rtnl, cfg: &BridgeConfig, target: &Link, gw: Ip
         }
     }
     Ok(true)
+}
+
+/// Announces the container's IPv4 addresses (the gratuitous ARP `arp_notify` would have sent
+/// when the link came up) from the child that ADD leaves behind, so that the bridge's flood of
+/// it to every port is not part of ADD's latency. Best effort, like the kernel's.
+fn announce(netns: &NetNs, link: &Link, result: &CniResult) {
+    let addrs: Vec<Ipv4Addr> = result
+        .ips
+        .iter()
+        .filter_map(|ip| match ip.address.addr {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let Some(mac) = link.mac else { return };
+    if addrs.is_empty() {
+        return;
+    }
+    if let Ok(announcement) = Announcement::prepare(netns.as_fd(), link.index, mac, &addrs) {
+        linger::hand_over(linger::ChildJobs {
+            announce: Some(&announcement),
+            ..linger::ChildJobs::default()
+        });
+        mark("add: announcement handed over");
+    }
 }
 
 fn wait_port_up(host: &Rtnl, index: u32) -> Result<(), CniError> {

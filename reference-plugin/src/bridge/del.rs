@@ -109,7 +109,10 @@ pub fn del(req: &Request) -> Result<(), CniError> {
         let reap = retired
             .then(|| Rtnl::new().and_then(|host| host.prepare_group_delete(linger::RETIRED_GROUP)))
             .and_then(Result::ok);
-        linger::hand_over(reap.as_ref());
+        linger::hand_over(linger::ChildJobs {
+            reap: reap.as_ref(),
+            ..linger::ChildJobs::default()
+        });
     }
     join_errors(failures)
 }

@@ -1,5 +1,5 @@
 //! What a plugin leaves to one forked child so that it can exit at once: the slow final close
-//! of an nftables socket and the deletion of retired veth pairs.
+//! of an nftables socket, the deletion of retired veth pairs and ADD's gratuitous ARP.
 //!
 //! - Closing an `NETLINK_NETFILTER` socket after an nf_tables commit that deleted something
 //!   waits for the kernel's deferred destroy work, i.e. an RCU grace period (~10 ms here): the
@@ -12,12 +12,16 @@
 //!   [`super::del`]): down, released, renamed and put in the [`RETIRED_GROUP`] device group.
 //!   The child waits [`BATCH_DELAY`], then deletes the whole group with one request, so a burst
 //!   of DELs pays those grace periods once per batch instead of once per DEL.
+//! - The gratuitous ARP that announces a new container's addresses is flooded by the bridge to
+//!   every port and processed by every container before the send returns (see
+//!   [`crate::netlink::Announcement`]); the child sends it, so ADD's latency does not grow with
+//!   the number of ports.
 //!
 //! The child has `/dev/null` as stdin/stdout/stderr (the runtime sees EOF on our pipes as soon
 //! as we exit), takes no lock, allocates nothing and ends once its request is answered and it
 //! reads EOF on a pipe whose write end only this process holds.
 
-use crate::netlink::GroupDelete;
+use crate::netlink::{Announcement, GroupDelete};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -29,16 +33,34 @@ pub const RETIRED_GROUP: u32 = 0x636e_6964;
 /// other DELs meanwhile go in the same batch.
 pub const BATCH_DELAY: Duration = Duration::from_millis(30);
 
-/// Fork the child described in the module documentation; with `reap`, it deletes the retired
-/// group after [`BATCH_DELAY`]. Best effort: on any failure nothing happens (the exit is
-/// merely slower, and retired pairs are left to the next DEL's child or to GC).
-pub fn hand_over(reap: Option<&GroupDelete>) {
+/// What the forked child does besides holding the open descriptors until this process exits.
+#[derive(Default)]
+pub struct ChildJobs<'a> {
+    /// Send this gratuitous ARP first.
+    pub announce: Option<&'a Announcement>,
+    /// Then, after [`BATCH_DELAY`], delete the retired group.
+    pub reap: Option<&'a GroupDelete>,
+}
+
+/// Fork the child described in the module documentation, which does `jobs`. Best effort: on
+/// any failure nothing happens (the exit is merely slower, retired pairs are left to the next
+/// DEL's child or to GC, and the announcement is not made: [`hand_over`] sends it itself when
+/// it cannot fork).
+pub fn hand_over(jobs: ChildJobs<'_>) {
+    let announce_here = || {
+        if let Some(announcement) = jobs.announce {
+            // SAFETY: raw sends on a socket this process owns.
+            unsafe { announcement.send_in_forked_child() };
+        }
+    };
     let Ok(devnull) = std::fs::File::open("/dev/null") else {
+        announce_here();
         return;
     };
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: fds is valid for two descriptors.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        announce_here();
         return;
     }
     let (read_end, write_end) = (fds[0], fds[1]);
@@ -56,7 +78,10 @@ pub fn hand_over(reap: Option<&GroupDelete>) {
                 libc::dup2(null, target);
             }
             libc::close(write_end);
-            if let Some(group) = reap {
+            if let Some(announcement) = jobs.announce {
+                announcement.send_in_forked_child();
+            }
+            if let Some(group) = jobs.reap {
                 let mut rest = delay;
                 loop {
                     let request = rest;
@@ -76,10 +101,11 @@ pub fn hand_over(reap: Option<&GroupDelete>) {
     if pid < 0 {
         // SAFETY: no child: close the write end too.
         unsafe { libc::close(write_end) };
+        announce_here();
     }
 }
 
-/// [`hand_over`] without a group to delete: only the slow socket closes.
+/// [`hand_over`] with nothing else to do: only the slow socket closes.
 pub fn hand_over_open_files() {
-    hand_over(None);
+    hand_over(ChildJobs::default());
 }

@@ -20,6 +20,7 @@
 mod addr;
 mod detach;
 mod error;
+mod garp;
 mod link;
 mod netconf;
 mod netns;
@@ -32,6 +33,7 @@ pub(crate) mod wire;
 
 pub use detach::GroupDelete;
 pub use error::{Error, Result};
+pub use garp::Announcement;
 pub use link::{random_link_name, BridgePortSettings, BridgeSpec, BridgeVlan, LinkChange, VethSpec, IFNAMSIZ_MAX};
 pub use netconf::IPV4_DEVCONF_ARP_NOTIFY;
 pub use netns::{run_in_netns, NetNs};
