@@ -15,11 +15,19 @@
 //! p10/p90, the medians of the first and last 50 calls, the ratios upstream / reference of
 //! all of these, and the growth from the first to the last window.
 //!
+//! A burst of back-to-back calls also pays for the kernel's asynchronous work of the calls
+//! before (IPv6 DAD, MLD reports and router solicitations of each new container end, each a
+//! multicast the bridge floods to every port). So the cost of one more attachment is also
+//! measured at rest: `BENCH_REST_PROBES` (default 20) ADD+DEL of one extra container with
+//! `BENCH_REST_SETTLE_MS` (default 50) after each call, once when the reference bridge has one
+//! port and once when it has all of them (`BENCH_REST_PAUSE_MS`, default 3000, after the
+//! burst).
+//!
 //! To tell the kernel's own growth from the plugins', the same link requests an ADD and a DEL
-//! make (create the pair on the bridge, bring the container end up with its address and
-//! `arp_notify`, take the host end down and out of the bridge, delete the pair) are also sent directly with the crate's netlink
-//! client, `BENCH_KERNEL_PROBES` times (default 20, 0 to skip), once when the reference bridge
-//! has one port and once when it has all of them.
+//! make (create the pair on the bridge, bring the container end up with its address, send the
+//! gratuitous ARP ADD's child sends, take the host end down and out of the bridge, delete the
+//! pair) are also sent directly with the crate's netlink client, `BENCH_KERNEL_PROBES` times
+//! (default 20, 0 to skip), at the same two moments.
 //!
 //! Peak memory is measured apart,
 //! on a few more attachments made after the timed ones: the plugin is started by a small
@@ -240,6 +248,14 @@ impl Series {
     }
 }
 
+/// Timings of [`PluginSet::at_rest`], with how busy the whole machine was meanwhile (%).
+struct AtRest {
+    adds: Vec<Duration>,
+    dels: Vec<Duration>,
+    busy: f64,
+    softirq: f64,
+}
+
 /// One plugin set (bridge binary + CNI_PATH) on its own bridge and subnet.
 struct PluginSet {
     label: &'static str,
@@ -344,17 +360,65 @@ impl PluginSet {
         }
     }
 
-    /// Panics if the bridge still has ports: DEL must leave nothing behind.
+    /// ADD then DEL of `k` more attachments, one at a time with `settle` after each call (so
+    /// the kernel's asynchronous work of one call, e.g. IPv6 link-local DAD and MLD, is not
+    /// charged to the next), each timed like [`run_call`]: the cost of one more attachment on
+    /// the bridge as it is now.
+    fn at_rest(&self, k: usize, settle: Duration) -> AtRest {
+        let (mut adds, mut dels) = (Vec::new(), Vec::new());
+        let cpu_before = machine_cpu();
+        for j in 0..k {
+            let (path, _ns) = container(&format!("{}-rest{}-{j}", self.bridge, self.results.len()));
+            let call = |verb: &str, conf: &Value| {
+                Call::new(&self.bridge_bin, verb)
+                    .env("CNI_CONTAINERID", &format!("rest{j}"))
+                    .env("CNI_NETNS", &path)
+                    .env("CNI_IFNAME", "eth0")
+                    .env("CNI_PATH", &self.cni_path)
+                    .stdin(conf)
+            };
+            let add = run_call(&call("ADD", &self.conf), false);
+            assert_eq!(add.status, 0, "{} ADD at rest failed", self.label);
+            adds.push(add.took);
+            std::thread::sleep(settle);
+            let mut conf = self.conf.clone();
+            conf["prevResult"] = serde_json::from_slice(&add.stdout).unwrap();
+            let del = run_call(&call("DEL", &conf), false);
+            assert_eq!(del.status, 0, "{} DEL at rest failed", self.label);
+            dels.push(del.took);
+            std::thread::sleep(settle);
+            let target = CString::new(path.as_str()).unwrap();
+            // SAFETY: valid path; the bind mount made by `container`.
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        }
+        let (busy, softirq) = busy_between(cpu_before, machine_cpu());
+        AtRest {
+            adds,
+            dels,
+            busy,
+            softirq,
+        }
+    }
+
+    /// Panics if the bridge still has ports: DEL must leave nothing behind. Retired pairs
+    /// stay ports until the last DEL's child deletes them, a few ms later: up to 3 s allowed.
     fn assert_no_ports_left(&self) {
         let host = cni_reference_plugins::netlink::Rtnl::new().unwrap();
         let bridge = host.link_by_name(self.bridge).unwrap().expect("bridge exists");
-        let ports: Vec<String> = host
-            .links()
-            .unwrap()
-            .into_iter()
-            .filter(|l| l.master == Some(bridge.index))
-            .map(|l| l.name)
-            .collect();
+        let ports_now = || -> Vec<String> {
+            host.links()
+                .unwrap()
+                .into_iter()
+                .filter(|l| l.master == Some(bridge.index))
+                .map(|l| l.name)
+                .collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut ports = ports_now();
+        while !ports.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            ports = ports_now();
+        }
         assert!(
             ports.is_empty(),
             "{}: ports left on {}: {ports:?}",
@@ -445,14 +509,23 @@ fn main() {
     }
 
     let probes = env_usize("BENCH_KERNEL_PROBES", 20);
-    // The kernel alone on the reference bridge with one port, then with all of them.
+    let rest_probes = env_usize("BENCH_REST_PROBES", 20);
+    let settle = Duration::from_millis(env_usize("BENCH_REST_SETTLE_MS", 50) as u64);
+    let pause = Duration::from_millis(env_usize("BENCH_REST_PAUSE_MS", 3000) as u64);
+    // The kernel alone on the reference bridge with one port, then with all of them; the same
+    // for one more attachment made by the plugin, at rest.
     let mut probe_before = None;
     let mut probe_after = None;
     ours.add(0);
+    let rest_before = (rest_probes > 0).then(|| ours.at_rest(rest_probes, settle));
     if probes > 0 {
         probe_before = Some(probe_kernel(ours.bridge, probes));
     }
     interleaved(1, &mut ours, &mut others, PluginSet::add);
+    // The burst's asynchronous kernel work (each new container end's DAD, MLD reports and
+    // router solicitations, flooded to every port) goes on for seconds after it.
+    std::thread::sleep(pause);
+    let rest_after = (rest_probes > 0).then(|| ours.at_rest(rest_probes, settle));
     if probes > 0 {
         probe_after = Some(probe_kernel(ours.bridge, probes));
     }
@@ -499,6 +572,27 @@ fn main() {
         ratio_of(ours.adds.first_last()),
         ratio_of(ours.dels.first_last()),
     );
+    if let (Some(before), Some(after)) = (&rest_before, &rest_after) {
+        println!(
+            "one more attachment at rest (reference, {} ms pause after each call, medians of {}; \
+             machine busy {:.0}% / {:.0}%, softirq {:.0}% / {:.0}%):",
+            settle.as_millis(),
+            before.adds.len(),
+            before.busy,
+            after.busy,
+            before.softirq,
+            after.softirq,
+        );
+        for (what, a, b) in [("ADD", &before.adds, &after.adds), ("DEL", &before.dels, &after.dels)] {
+            println!(
+                "  {what:32} {:6.2} ms with 1 port  {:6.2} ms with {} ports  ({:.2}x)",
+                ms(median(a)),
+                ms(median(b)),
+                ours.containers.len(),
+                ms(median(b)) / ms(median(a)),
+            );
+        }
+    }
     if let (Some(before), Some(after)) = (&probe_before, &probe_after) {
         println!(
             "kernel alone, the same requests sent directly (medians of {}):",
@@ -506,7 +600,8 @@ fn main() {
         );
         for (what, a, b) in [
             ("create veth pair on the bridge", &before.create, &after.create),
-            ("container end up (announces)", &before.up, &after.up),
+            ("container end up", &before.up, &after.up),
+            ("announcement (ADD's child)", &before.announce, &after.announce),
             ("host end down + released", &before.retire, &after.retire),
             ("delete the pair", &before.delete, &after.delete),
         ] {
@@ -521,6 +616,31 @@ fn main() {
     }
 }
 
+/// The machine's CPU time so far from `/proc/stat`, in clock ticks: (all, not idle, softirq).
+fn machine_cpu() -> (u64, u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let all: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (all, all.saturating_sub(idle), ticks.get(6).copied().unwrap_or(0))
+}
+
+/// How busy the machine was between two [`machine_cpu`] readings: (busy %, softirq %).
+fn busy_between(before: (u64, u64, u64), after: (u64, u64, u64)) -> (f64, f64) {
+    let all = after.0.saturating_sub(before.0).max(1) as f64;
+    (
+        100.0 * after.1.saturating_sub(before.1) as f64 / all,
+        100.0 * after.2.saturating_sub(before.2) as f64 / all,
+    )
+}
+
 fn ratio_of((first, last): (Duration, Duration)) -> f64 {
     ms(last) / ms(first)
 }
@@ -530,6 +650,7 @@ fn ratio_of((first, last): (Duration, Duration)) -> f64 {
 struct KernelProbe {
     create: Vec<Duration>,
     up: Vec<Duration>,
+    announce: Vec<Duration>,
     retire: Vec<Duration>,
     delete: Vec<Duration>,
 }
@@ -543,6 +664,7 @@ fn probe_kernel(bridge: &str, n: usize) -> KernelProbe {
     let mut probe = KernelProbe {
         create: Vec::new(),
         up: Vec::new(),
+        announce: Vec::new(),
         retire: Vec::new(),
         delete: Vec::new(),
     };
@@ -562,18 +684,25 @@ fn probe_kernel(bridge: &str, n: usize) -> KernelProbe {
         probe.create.push(t.elapsed());
         let ctr = Rtnl::in_netns(ns.as_fd()).unwrap();
         let peer = ctr.link_by_name("eth0").unwrap().unwrap();
-        // Configured like ADD does before bringing it up: an address and arp_notify, so that
-        // going up announces the address (a broadcast the bridge floods to every port).
-        ctr.set_ipv4_devconf(peer.index, &[(netlink::IPV4_DEVCONF_ARP_NOTIFY, 1)])
-            .unwrap();
+        // Configured like ADD does: an address, up, then arp_notify (set before, going up
+        // would send the announcement within the request); then the announcement ADD's child
+        // sends (a broadcast the bridge floods to every port).
+        let ip = std::net::Ipv4Addr::new(10, 199, (i / 250) as u8, (i % 250 + 2) as u8);
         let addr = netlink::IpNet {
-            addr: std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 199, (i / 250) as u8, (i % 250 + 2) as u8)),
+            addr: std::net::IpAddr::V4(ip),
             prefix: 16,
         };
         ctr.add_address(peer.index, addr, true).unwrap();
         let t = Instant::now();
         ctr.set_up(peer.index, true).unwrap();
         probe.up.push(t.elapsed());
+        ctr.set_ipv4_devconf(peer.index, &[(netlink::IPV4_DEVCONF_ARP_NOTIFY, 1)])
+            .unwrap();
+        let announcement = netlink::Announcement::prepare(ns.as_fd(), peer.index, peer.mac.unwrap(), &[ip]).unwrap();
+        let t = Instant::now();
+        // SAFETY: sends on a socket the announcement owns.
+        assert_eq!(unsafe { announcement.send_in_forked_child() }, 1);
+        probe.announce.push(t.elapsed());
         let t = Instant::now();
         host.set_link(
             veth.index,
