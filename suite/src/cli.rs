@@ -52,35 +52,10 @@ pub struct RuntimeArgs {
     /// Limit for one run of the runtime command (one scenario), in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub timeout: f64,
-    /// Run the same command inside a QEMU VM that sees the host's files read-only (DESIGN §7).
-    #[arg(long)]
-    pub vm: bool,
-    /// Kernel image for --vm (default: a Debian kernel fetched with apt and cached).
-    #[arg(long, value_name = "FILE", requires = "vm")]
-    pub kernel: Option<PathBuf>,
-    /// Module directory of --kernel (.../lib/modules/<release>; default: beside the image, then
-    /// /lib/modules/<release>).
-    #[arg(long, value_name = "DIR", requires = "kernel")]
-    pub modules: Option<PathBuf>,
-    /// Debian kernel package --vm fetches with apt when no --kernel is given (it needs 9p and
-    /// overlayfs, which the cloud kernel lacks).
-    #[arg(
-        long,
-        value_name = "PKG",
-        requires = "vm",
-        conflicts_with = "kernel",
-        default_value = "linux-image-amd64"
-    )]
-    pub kernel_package: String,
-    /// Limit for the whole --vm guest, in seconds; QEMU is killed past it.
-    #[arg(long, value_name = "SECS", default_value_t = 1200)]
-    pub vm_timeout: u64,
-    /// Accelerator for --vm: KVM when a probe boot works (auto), or always kvm or tcg.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub vm_accel: VmAccel,
-    /// Print progress lines on stderr whatever the format (what --vm runs inside the guest).
-    #[arg(long, hide = true)]
-    pub progress: bool,
+    /// The QEMU VM options (`--vm` runs the same command in a guest that sees the host's files
+    /// read-only, DESIGN §7).
+    #[command(flatten)]
+    pub vm: VmArgs,
     /// The runtime command, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -192,6 +167,20 @@ pub struct PluginArgs {
     #[arg(long)]
     pub keep: bool,
 
+    /// The QEMU VM options (`--vm`, DESIGN §7).
+    #[command(flatten)]
+    pub vm: VmArgs,
+}
+
+/// Kernel package `--vm` fetches in plugin mode when none is named.
+pub const PLUGIN_KERNEL_PACKAGE: &str = "linux-image-cloud-amd64";
+/// Kernel package `--vm` fetches in runtime mode: the guest mounts the host's files over 9p under
+/// an overlay, which the cloud kernel cannot do.
+pub const RUNTIME_KERNEL_PACKAGE: &str = "linux-image-amd64";
+
+/// Options of `--vm`, the same in plugin and runtime mode.
+#[derive(Debug, Args)]
+pub struct VmArgs {
     /// Run the same command inside a QEMU VM (DESIGN §7).
     #[arg(long)]
     pub vm: bool,
@@ -205,15 +194,11 @@ pub struct PluginArgs {
     #[arg(long, value_name = "DIR", requires = "kernel")]
     pub modules: Option<PathBuf>,
 
-    /// Debian kernel package --vm fetches with apt when no --kernel is given.
-    #[arg(
-        long,
-        value_name = "PKG",
-        requires = "vm",
-        conflicts_with = "kernel",
-        default_value = "linux-image-cloud-amd64"
-    )]
-    pub kernel_package: String,
+    /// Debian kernel package --vm fetches with apt when no --kernel is given (default:
+    /// linux-image-cloud-amd64 for a plugin, linux-image-amd64 in runtime mode, which needs 9p
+    /// and overlayfs).
+    #[arg(long, value_name = "PKG", requires = "vm", conflicts_with = "kernel")]
+    pub kernel_package: Option<String>,
 
     /// Limit for the whole --vm guest, in seconds; QEMU is killed past it.
     #[arg(long, value_name = "SECS", default_value_t = 1200)]

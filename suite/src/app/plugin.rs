@@ -16,7 +16,7 @@ use cni_conformance::{cases, ns, preflight, profile};
 
 /// Runs plugin mode; returns the exit status.
 pub fn run(cli: PluginArgs) -> Result<u8, Usage> {
-    if cli.vm {
+    if cli.vm.vm {
         return super::vm::run_plugin(cli);
     }
     if cli.list {
@@ -127,7 +127,7 @@ fn judge(cli: &PluginArgs, plugin: PathBuf) -> Result<Report, Usage> {
             target.profile.kind
         )));
     }
-    let human = cli.format == Format::Human || cli.progress;
+    let human = cli.format == Format::Human || cli.vm.progress;
     let progress = |r: &exec::CaseResult, done: usize, total: usize| {
         if human {
             eprintln!("{}", report::progress_line(r, done, total));

@@ -19,7 +19,7 @@ pub fn run(args: RuntimeArgs) -> Result<u8, Usage> {
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
     }
-    if args.vm {
+    if args.vm.vm {
         return super::vm::run_runtime(args);
     }
     usage(ns::bootstrap_unprivileged().map_err(anyhow::Error::from))?;
@@ -28,7 +28,7 @@ pub fn run(args: RuntimeArgs) -> Result<u8, Usage> {
         timeout: Duration::from_secs_f64(args.timeout),
         strict: args.strict,
     };
-    let human = args.format == Format::Human || args.progress;
+    let human = args.format == Format::Human || args.vm.progress;
     let start = Instant::now();
     let progress = |r: &cni_conformance::runtime::evidence::ScenarioRun, done: usize, total: usize| {
         if human {

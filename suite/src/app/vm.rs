@@ -12,7 +12,9 @@ use serde_json::Value;
 
 use super::plugin::{check_plugin, load_profile};
 use super::{usage, Usage};
-use cni_conformance::cli::{Format, PluginArgs, RuntimeArgs, VmAccel};
+use cni_conformance::cli::{
+    Format, PluginArgs, RuntimeArgs, VmAccel, VmArgs, PLUGIN_KERNEL_PACKAGE, RUNTIME_KERNEL_PACKAGE,
+};
 use cni_conformance::exec::Selector;
 use cni_conformance::report::{self, Report};
 use cni_conformance::vm;
@@ -21,7 +23,7 @@ use cni_conformance::vm;
 pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
     if cli.list {
         // The catalogue is the same inside and out.
-        cli.vm = false;
+        cli.vm.vm = false;
         return super::plugin::run(cli);
     }
     if cli.keep {
@@ -77,9 +79,9 @@ pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
         suite: usage(std::env::current_exe().context("cannot find the suite's own executable"))?,
         args: guest_args(&cli, &cwd),
         files,
-        kernel: kernel_choice(cli.kernel.as_ref(), cli.modules.as_ref(), &cli.kernel_package),
-        accel: accel_choice(cli.vm_accel),
-        timeout: Duration::from_secs(cli.vm_timeout.max(1)),
+        kernel: kernel_choice(&cli.vm, PLUGIN_KERNEL_PACKAGE),
+        accel: accel_choice(cli.vm.vm_accel),
+        timeout: Duration::from_secs(cli.vm.vm_timeout.max(1)),
         cache: vm::default_cache_dir(),
         share_host_root: false,
         env: Vec::new(),
@@ -115,9 +117,9 @@ pub fn run_runtime(args: RuntimeArgs) -> Result<u8, Usage> {
         suite,
         args: guest,
         files: Vec::new(),
-        kernel: kernel_choice(args.kernel.as_ref(), args.modules.as_ref(), &args.kernel_package),
-        accel: accel_choice(args.vm_accel),
-        timeout: Duration::from_secs(args.vm_timeout.max(1)),
+        kernel: kernel_choice(&args.vm, RUNTIME_KERNEL_PACKAGE),
+        accel: accel_choice(args.vm.vm_accel),
+        timeout: Duration::from_secs(args.vm.vm_timeout.max(1)),
         cache: vm::default_cache_dir(),
         share_host_root: true,
         env: passed_env(),
@@ -140,13 +142,14 @@ fn passed_env() -> Vec<(String, String)> {
         .collect()
 }
 
-fn kernel_choice(kernel: Option<&PathBuf>, modules: Option<&PathBuf>, package: &str) -> vm::KernelChoice {
-    match kernel {
+/// The kernel `--vm` boots: `--kernel`, else `--kernel-package`, else the mode's `default_package`.
+fn kernel_choice(opts: &VmArgs, default_package: &str) -> vm::KernelChoice {
+    match &opts.kernel {
         Some(image) => vm::KernelChoice::File {
             image: image.clone(),
-            modules: modules.cloned(),
+            modules: opts.modules.clone(),
         },
-        None => vm::KernelChoice::Debian(package.to_string()),
+        None => vm::KernelChoice::Debian(opts.kernel_package.as_deref().unwrap_or(default_package).to_string()),
     }
 }
 
