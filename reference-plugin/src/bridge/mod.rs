@@ -11,11 +11,17 @@
 //!   STATUS forwards to IPAM;
 //! - any failure after the IPAM ADD undoes the ADD: veth deleted, masquerading removed, IPAM DEL.
 //!
+//! What it does differently on the way: the gratuitous ARP announcing a new container's
+//! addresses (upstream: `arp_notify` set before the link comes up) is sent by the child ADD
+//! leaves behind, just after ADD's own work, so the bridge's flood of it to every port is not part
+//! of ADD's latency; `arp_notify` is set as upstream sets it, once the link is up.
+//!
 //! One module per verb: [`add`], [`del`], [`check`]; [`config`] parses and validates;
 //! [`gateway_port`] makes the `<bridge>.<vlan>` port that carries the gateway with `vlan`;
 //! [`masquerade`] adapts the nftables module to the attachment's identity; [`spoofcheck`]
 //! installs the `macspoofchk` rules; [`linger`] keeps the
-//! exit fast: one child holds the nftables socket and deletes retired veth pairs in batches.
+//! exit fast: one child holds the nftables socket, sends ADD's gratuitous ARP and deletes
+//! retired veth pairs in batches.
 
 pub mod add;
 pub mod check;
