@@ -753,6 +753,57 @@ fn failure_after_ipam_add_releases_the_address() {
     call("DEL", &c, "eth0", "ctr-fail", &with_prev(&forced, &r)).ok();
 }
 
+/// A bridge with the kernel's 1,023 ports: ADD fails with a message that says so, and leaves
+/// nothing (no veth, no reservation).
+fn full_bridge_is_refused_with_a_clear_error() {
+    const FILLER_GROUP: u32 = 0x7e57_0001;
+    let c = Container::new("full1");
+    let conf = config("1.1.0", "br-full", "10.46.0.0/16", json!({}));
+    let h = host();
+    let br = h
+        .create_bridge(&netlink::BridgeSpec {
+            name: "br-full",
+            up: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut ports = 0;
+    loop {
+        let veth = match h.create_veth(&netlink::VethSpec {
+            name: &format!("fill{ports}"),
+            master: Some(br.index),
+            peer_name: &format!("fillp{ports}"),
+            ..Default::default()
+        }) {
+            Ok(veth) => veth,
+            Err(e) => {
+                assert_eq!(e.errno(), Some(libc::EXFULL), "{e}");
+                h.delete_link_by_name(&format!("fill{ports}")).unwrap();
+                break;
+            }
+        };
+        for index in [veth.index, veth.link.unwrap()] {
+            let regroup = LinkChange {
+                group: Some(FILLER_GROUP),
+                ..Default::default()
+            };
+            h.set_link(index, &regroup).unwrap();
+        }
+        ports += 1;
+    }
+    assert_eq!(ports, 1023);
+    let e = call("ADD", &c, "eth0", "ctr-full", &conf).err();
+    assert_eq!(e["code"], 103, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("\"br-full\" is full"), "{e}");
+    assert!(!reservation_exists("net-br-full", "10.46.0.2"));
+    assert!(c.rtnl().link_by_name("eth0").unwrap().is_none());
+    h.delete_link_group(FILLER_GROUP).unwrap();
+    assert_eq!(live_ports(&h, "br-full"), Vec::<String>::new());
+    // Room again: the same ADD works.
+    let r = call("ADD", &c, "eth0", "ctr-full", &conf).ok();
+    call("DEL", &c, "eth0", "ctr-full", &with_prev(&conf, &r)).ok();
+}
+
 fn second_add_with_same_ifname_fails() {
     let c = Container::new("dup1");
     let conf = config("1.1.0", "br-dup", "10.28.0.0/24", json!({}));
@@ -1478,6 +1529,10 @@ fn main() {
         (
             "add_announces_the_address_to_neighbours",
             add_announces_the_address_to_neighbours,
+        ),
+        (
+            "full_bridge_is_refused_with_a_clear_error",
+            full_bridge_is_refused_with_a_clear_error,
         ),
         (
             "chained_after_another_plugin_keeps_its_result",

@@ -139,6 +139,16 @@ fn build(
         .map_err(|e| {
             if e.is_exists() {
                 CniError::new(error::INTERFACE_EXISTS, e.to_string())
+            } else if e.errno() == Some(libc::EXFULL) {
+                // The kernel numbers bridge ports with 10 bits: 1,023 ports at most.
+                CniError::with_details(
+                    error::KERNEL_OPERATION_FAILED,
+                    format!(
+                        "bridge {:?} is full: the kernel allows 1023 ports on one bridge",
+                        cfg.bridge
+                    ),
+                    format!("{e}; DEL attachments of this network or spread containers over several networks"),
+                )
             } else {
                 kernel(e)
             }
