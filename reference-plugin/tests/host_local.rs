@@ -1,6 +1,6 @@
 //! host-local against its contract (digest §7, §9.2): allocation, the on-disk store compared
 //! byte for byte with the upstream Go plugin, interoperability in both directions, locking under
-//! 64 parallel ADDs, exhaustion, requested addresses, GC, STATUS, CHECK and the result shape of
+//! 64 parallel ADDs, ADDs killed with SIGKILL at any moment, exhaustion, requested addresses, GC, STATUS, CHECK and the result shape of
 //! every spec version. No namespace is needed: host-local only touches its data directory.
 
 mod common;
@@ -589,6 +589,96 @@ fn stale_temporaries_from_a_killed_add_are_swept() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+}
+
+/// ADDs killed with SIGKILL after delays spread over a whole ADD: every reservation left is
+/// complete (a known owner), `last_reserved_ip.0` is always a whole address, and the next ADD
+/// sweeps the temporaries and takes a free address.
+#[test]
+fn kill_9_at_any_moment_leaves_no_half_reservation() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = TempDir::new("kill9");
+    let c = subnet_conf("1.1.0", dir.path(), "10.16.0.0/16");
+    let d = net_dir(dir.path());
+    // How long a whole ADD takes here, spawn to exit; the kills are spread over 1.5 times that.
+    let mut took: Vec<u64> = (0..5)
+        .map(|i| {
+            let t = std::time::Instant::now();
+            add(OURS, &c, &format!("warm{i}")).ok();
+            t.elapsed().as_micros() as u64
+        })
+        .collect();
+    took.sort();
+    // Adjusted as it goes, so that about a third of the ADDs finish: an ADD after a killed one
+    // also rebuilds the owner index and sweeps temporaries, and the machine's load changes.
+    let mut span = (took[2] * 3 / 2).max(100);
+    let (mut killed, mut finished, mut finished_lately) = (0, 0, 0);
+    for i in 0..300u64 {
+        if i % 25 == 24 {
+            match finished_lately {
+                0..=4 => span = span * 3 / 2,
+                16.. => span = (span * 2 / 3).max(100),
+                _ => {}
+            }
+            finished_lately = 0;
+        }
+        let mut child = Call::attachment(OURS, "ADD", &format!("k{i}"), "eth0")
+            .stdin(&c)
+            .spawn();
+        // 0 to `span` µs, in an order that mixes short and long.
+        std::thread::sleep(std::time::Duration::from_micros((i * 7919) % span));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if status.signal() == Some(libc::SIGKILL) {
+            killed += 1;
+        } else {
+            assert!(status.success(), "ADD k{i} failed: {status:?}");
+            finished += 1;
+            finished_lately += 1;
+        }
+    }
+    assert!(
+        killed > 0 && finished > 0,
+        "killed {killed}, finished {finished}: no mix"
+    );
+    eprintln!("killed {killed}, finished {finished}");
+    let subnet = |ip: std::net::Ipv4Addr| ip.octets()[..2] == [10, 16];
+    let mut reserved = 0;
+    for entry in std::fs::read_dir(&d).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let content = std::fs::read_to_string(d.join(&name)).unwrap();
+        if name == "lock" || name.ends_with(".tmp") {
+            continue;
+        }
+        if name.starts_with("last_reserved_ip.") {
+            let ip: std::net::Ipv4Addr = content.parse().unwrap_or_else(|_| panic!("{name}: {content:?}"));
+            assert!(subnet(ip), "{name}: {content}");
+            continue;
+        }
+        let ip: std::net::Ipv4Addr = name.parse().unwrap_or_else(|_| panic!("unexpected file {name}"));
+        assert!(subnet(ip), "{name}");
+        let (owner, ifname) = content
+            .split_once("\r\n")
+            .unwrap_or_else(|| panic!("{name}: half written: {content:?}"));
+        let known = |prefix: &str| owner.strip_prefix(prefix).is_some_and(|n| n.parse::<u64>().is_ok());
+        assert!(known("k") || known("warm"), "{name}: {content:?}");
+        assert_eq!(ifname, "eth0", "{name}");
+        reserved += 1;
+    }
+    assert!(
+        reserved >= finished + 5,
+        "{reserved} reservations for {finished} finished ADDs"
+    );
+    let r = add(OURS, &c, "after").ok();
+    let ip = address(&r, 0);
+    let ip = ip.split('/').next().unwrap();
+    assert_eq!(std::fs::read_to_string(d.join(ip)).unwrap(), "after\r\neth0");
+    let temporaries: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(temporaries.is_empty(), "{temporaries:?}");
 }
 
 #[test]

@@ -137,7 +137,7 @@ impl Call {
         self
     }
 
-    pub fn run(&self) -> Outcome {
+    fn command(&self) -> Command {
         let mut cmd = Command::new(&self.binary);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -146,7 +146,30 @@ impl Call {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {:?}: {e}", self.binary));
+        cmd
+    }
+
+    /// Starts the call with its stdin written and closed, and returns the running child (for
+    /// tests that kill it).
+    #[allow(dead_code)]
+    pub fn spawn(&self) -> std::process::Child {
+        let mut child = self
+            .command()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", self.binary));
+        let mut input = child.stdin.take().unwrap();
+        let _ = input.write_all(&self.stdin);
+        drop(input);
+        child
+    }
+
+    pub fn run(&self) -> Outcome {
+        let mut child = self
+            .command()
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", self.binary));
         let mut input = child.stdin.take().unwrap();
         let _ = input.write_all(&self.stdin);
         drop(input);
