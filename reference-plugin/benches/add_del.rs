@@ -584,13 +584,7 @@ fn main() {
             after.softirq,
         );
         for (what, a, b) in [("ADD", &before.adds, &after.adds), ("DEL", &before.dels, &after.dels)] {
-            println!(
-                "  {what:32} {:6.2} ms with 1 port  {:6.2} ms with {} ports  ({:.2}x)",
-                ms(median(a)),
-                ms(median(b)),
-                ours.containers.len(),
-                ms(median(b)) / ms(median(a)),
-            );
+            print_growth(what, a, b, ours.containers.len());
         }
     }
     if let (Some(before), Some(after)) = (&probe_before, &probe_after) {
@@ -605,15 +599,18 @@ fn main() {
             ("host end down + released", &before.retire, &after.retire),
             ("delete the pair", &before.delete, &after.delete),
         ] {
-            println!(
-                "  {what:32} {:6.2} ms with 1 port  {:6.2} ms with {} ports  ({:.2}x)",
-                ms(median(a)),
-                ms(median(b)),
-                ours.containers.len(),
-                ms(median(b)) / ms(median(a)),
-            );
+            print_growth(what, a, b, ours.containers.len());
         }
     }
+}
+
+/// One line: the median of `at_one` (1 port), of `at_many` (`ports` ports) and their ratio.
+fn print_growth(what: &str, at_one: &[Duration], at_many: &[Duration], ports: usize) {
+    let (one, many) = (ms(median(at_one)), ms(median(at_many)));
+    println!(
+        "  {what:32} {one:6.2} ms with 1 port  {many:6.2} ms with {ports} ports  ({:.2}x)",
+        many / one
+    );
 }
 
 /// The machine's CPU time so far from `/proc/stat`, in clock ticks: (all, not idle, softirq).
