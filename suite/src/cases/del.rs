@@ -486,7 +486,7 @@ fn other_ifname_intact(ctx: &mut Ctx) -> Result<(), Verdict> {
     let rec = ctx.record(del);
     if !rec.exit.success() {
         return Err(Verdict::quirk(
-            "DEL of net1 failed while eth0 of the same container is attached (the reference bridge \
+            "DEL of net1 failed while eth0 of the same container is attached (upstream's Go bridge \
              cannot delete the masquerade chain both share, digest §8.5)",
             "exit 0",
             format!("{}: {}", rec.exit, crate::case::first_line(&rec.stdout, &rec.stderr)),
@@ -495,7 +495,7 @@ fn other_ifname_intact(ctx: &mut Ctx) -> Result<(), Verdict> {
     if !firewall.is_empty() {
         return Err(Verdict::quirk(
             "DEL of net1 (through the whole chain) removed packet-filter state that eth0 of the same \
-             container relies on; the reference bridge keys its masquerade chain on network and \
+             container relies on; upstream's Go bridge keys its masquerade chain on network and \
              container id only (digest §8.5)",
             "the first attachment's rules untouched",
             firewall.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
