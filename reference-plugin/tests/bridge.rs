@@ -211,41 +211,68 @@ fn neighbour_mac(c: &Container, ip: &str) -> Option<String> {
     words.next().map(str::to_string)
 }
 
-/// ADD announces the new address (gratuitous ARP, what upstream gets from `arp_notify`), so a
-/// neighbour that cached the address under an old MAC learns the new one; ADD's child sends
-/// it, and `arp_notify` is still set for later link changes.
-fn add_announces_the_address_to_neighbours() {
-    let a = Container::new("garp-a");
-    let b = Container::new("garp-b");
-    let conf = config("1.1.0", "br-garp", "10.45.0.0/24", json!({}));
-    let ra = call("ADD", &a, "eth0", "garp-a", &conf).ok();
-    assert_eq!(ra["ips"][0]["address"], "10.45.0.2/24");
-    // A still remembers a former owner of 10.45.0.3 (no lock time, so any update counts).
+/// ADD through `bin` (the bridge, or a wrapper of it) announces the new address: a neighbour that
+/// cached the address under an old MAC learns the new one, and `arp_notify` is set for later
+/// link changes. `tag` keeps names and the subnet apart.
+fn announces_to_neighbours(bin: &str, tag: &str, octet: u8) {
+    let (na, nb) = (format!("{tag}-a"), format!("{tag}-b"));
+    let a = Container::new(&na);
+    let b = Container::new(&nb);
+    let conf = config("1.1.0", &format!("br-{tag}"), &format!("10.{octet}.0.0/24"), json!({}));
+    let old = format!("10.{octet}.0.3");
+    let ra = call_with(bin, &cni_path(), "ADD", &a, &na, &conf).ok();
+    assert_eq!(ra["ips"][0]["address"], format!("10.{octet}.0.2/24"));
+    // A still remembers a former owner of .3 (no lock time, so any update counts).
     netlink::write_sysctls_in(a.ns.as_ref().unwrap().as_fd(), &[("net/ipv4/neigh/eth0/locktime", "0")]).unwrap();
     let status = std::process::Command::new("ip")
-        .args(["-n", "garp-a", "neigh", "replace", "10.45.0.3"])
+        .args(["-n", &na, "neigh", "replace", &old])
         .args(["lladdr", "02:00:00:00:00:99", "dev", "eth0", "nud", "stale"])
         .status()
         .unwrap();
     assert!(status.success());
-    assert_eq!(neighbour_mac(&a, "10.45.0.3").as_deref(), Some("02:00:00:00:00:99"));
+    assert_eq!(neighbour_mac(&a, &old).as_deref(), Some("02:00:00:00:00:99"));
 
-    let rb = call("ADD", &b, "eth0", "garp-b", &conf).ok();
-    assert_eq!(rb["ips"][0]["address"], "10.45.0.3/24");
+    let rb = call_with(bin, &cni_path(), "ADD", &b, &nb, &conf).ok();
+    assert_eq!(rb["ips"][0]["address"], format!("{old}/24"));
     let b_mac = rb["interfaces"][2]["mac"].as_str().unwrap().to_string();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    let mut seen = neighbour_mac(&a, "10.45.0.3");
+    let mut seen = neighbour_mac(&a, &old);
     while seen.as_deref() != Some(b_mac.as_str()) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
-        seen = neighbour_mac(&a, "10.45.0.3");
+        seen = neighbour_mac(&a, &old);
     }
     assert_eq!(seen.as_deref(), Some(b_mac.as_str()), "A's cache was not updated");
     assert_eq!(
         netlink::read_sysctl_in(b.ns.as_ref().unwrap().as_fd(), "net/ipv4/conf/eth0/arp_notify").unwrap(),
         "1"
     );
-    call("DEL", &b, "eth0", "garp-b", &with_prev(&conf, &rb)).ok();
-    call("DEL", &a, "eth0", "garp-a", &with_prev(&conf, &ra)).ok();
+    call_with(bin, &cni_path(), "DEL", &b, &nb, &with_prev(&conf, &rb)).ok();
+    call_with(bin, &cni_path(), "DEL", &a, &na, &with_prev(&conf, &ra)).ok();
+}
+
+/// ADD's child sends the gratuitous ARP (what upstream expects from `arp_notify`).
+fn add_announces_the_address_to_neighbours() {
+    announces_to_neighbours(BRIDGE, "garp", 45);
+}
+
+/// Without CAP_NET_RAW the child has no packet socket: `arp_notify` is then set before the link
+/// comes up and the kernel announces, as before.
+fn add_announces_without_cap_net_raw_through_the_kernel() {
+    let dir = std::env::temp_dir().join(format!("cni-ref-noraw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = dir.join("bridge-without-net-raw");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec setpriv --bounding-set -net_raw -- {BRIDGE} \"$@\"\n"),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("0755")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    announces_to_neighbours(wrapper.to_str().unwrap(), "noraw", 47);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn chained_after_another_plugin_keeps_its_result() {
@@ -1529,6 +1556,10 @@ fn main() {
         (
             "add_announces_the_address_to_neighbours",
             add_announces_the_address_to_neighbours,
+        ),
+        (
+            "add_announces_without_cap_net_raw_through_the_kernel",
+            add_announces_without_cap_net_raw_through_the_kernel,
         ),
         (
             "full_bridge_is_refused_with_a_clear_error",

@@ -721,6 +721,110 @@ fn background_delete() {
     }
 }
 
+/// A packet socket in this namespace that receives the ARP frames arriving on link `index`.
+fn arp_capture(index: u32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    let proto = (libc::ETH_P_ARP as u16).to_be();
+    // SAFETY: plain socket/bind/setsockopt calls on a descriptor owned right away.
+    unsafe {
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto));
+        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = proto;
+        addr.sll_ifindex = index as i32;
+        let rc = libc::bind(
+            fd,
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        );
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 300_000,
+        };
+        let rc = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        );
+        assert_eq!(rc, 0);
+        owned
+    }
+}
+
+/// The next frame on `capture`, or `None` after its timeout.
+fn next_frame(capture: &std::os::fd::OwnedFd) -> Option<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 1600];
+    // SAFETY: reading into a buffer we own.
+    let n = unsafe { libc::recv(capture.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    (n > 0).then(|| buf[..n as usize].to_vec())
+}
+
+/// The prepared gratuitous ARP goes out as the kernel's would, and not at all once the link's
+/// MAC changed or the link is gone.
+fn announcement_is_sent_only_while_the_mac_holds() {
+    let rtnl = Rtnl::new().unwrap();
+    let ns = new_netns();
+    let mac: Mac = "0a:58:0a:4d:00:05".parse().unwrap();
+    let host = rtnl
+        .create_veth(&VethSpec {
+            name: "garp0",
+            up: true,
+            peer_name: "eth0",
+            peer_netns: Some(ns.as_fd()),
+            peer_mac: Some(mac),
+            ..Default::default()
+        })
+        .unwrap();
+    let ctr = Rtnl::in_netns(ns.as_fd()).unwrap();
+    let eth0 = ctr.link_by_name("eth0").unwrap().unwrap();
+    ctr.set_up(eth0.index, true).unwrap();
+    let capture = arp_capture(host.index);
+    let ip: std::net::Ipv4Addr = "10.77.0.5".parse().unwrap();
+    let announcement =
+        cni_reference_plugins::netlink::Announcement::prepare(ns.as_fd(), eth0.index, mac, &[ip]).unwrap();
+    // SAFETY: raw sends on the announcement's own socket.
+    assert_eq!(unsafe { announcement.send_in_forked_child() }, 1);
+    let frame = next_frame(&capture).expect("no frame arrived");
+    assert_eq!(frame.len(), 42, "{frame:?}");
+    assert_eq!(&frame[0..6], &[0xff; 6]);
+    assert_eq!(&frame[6..12], &mac.0);
+    assert_eq!(&frame[20..22], &[0, 1], "ARP request");
+    assert_eq!(&frame[22..28], &mac.0);
+    assert_eq!(&frame[28..32], &ip.octets());
+    assert_eq!(&frame[32..38], &[0; 6]);
+    assert_eq!(&frame[38..42], &ip.octets());
+
+    let other: Mac = "0a:58:0a:4d:00:06".parse().unwrap();
+    ctr.set_link(
+        eth0.index,
+        &LinkChange {
+            mac: Some(other),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { announcement.send_in_forked_child() },
+        0,
+        "sent with a stale MAC"
+    );
+    assert_eq!(next_frame(&capture), None);
+    rtnl.delete_link(host.index).unwrap();
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { announcement.send_in_forked_child() },
+        0,
+        "sent on a deleted link"
+    );
+}
+
 fn main() {
     nsharness::enter_private_namespaces();
     nsharness::run(&[
@@ -737,5 +841,9 @@ fn main() {
         ("detached_delete", detached_delete),
         ("netconf_and_namespace_visits", netconf_and_namespace_visits),
         ("background_delete", background_delete),
+        (
+            "announcement_is_sent_only_while_the_mac_holds",
+            announcement_is_sent_only_while_the_mac_holds,
+        ),
     ]);
 }

@@ -179,6 +179,8 @@ fn build(
     let mut result = CniResult::default();
     // The VLAN gateway port, when the gateway address sits on one (isGateway with vlan).
     let mut gateway_port = None;
+    // The gratuitous ARP ADD's child sends (see [`configure_container`]).
+    let mut announcement = None;
     if let Some(ipam) = &cfg.ipam_type {
         let ipam_result = delegate::add(ipam, &req.env.path_dirs(), &req.stdin, &req.conf.cni_version)?;
         undo.ipam = Some(ipam.clone());
@@ -206,7 +208,7 @@ fn build(
         if cfg.is_default_gateway {
             add_default_routes(&mut result);
         }
-        configure_container(cfg, netns, ctr, &ctr_link, &result)?;
+        announcement = configure_container(cfg, netns, ctr, &ctr_link, &result)?;
         mark("add: container configured");
         if cfg.is_gateway {
             gateway_port = configure_gateway(host, cfg, bridge, &result)?;
@@ -247,8 +249,12 @@ fn build(
     if let Some(port) = gateway_port {
         result.interfaces.push(iface(&port, ""));
     }
-    if !cfg.disable_container_interface {
-        announce(netns, &ctr_now, &result);
+    if let Some(announcement) = &announcement {
+        linger::hand_over(linger::ChildJobs {
+            announce: Some(announcement),
+            ..linger::ChildJobs::default()
+        });
+        mark("add: announcement handed over");
     }
     if !req.conf.dns.is_empty() {
         result.dns = req.conf.dns.clone();
@@ -404,17 +410,30 @@ fn add_default_routes(result: &mut CniResult) {
     }
 }
 
+/// Addresses, sysctls, link up and routes of the container end; returns the announcement ADD's
+/// child is to send, if any.
 fn configure_container(
     cfg: &BridgeConfig,
     netns: &NetNs,
     ctr: &Rtnl,
     link: &Link,
     result: &CniResult,
-) -> Result<(), CniError> {
+) -> Result<Option<Announcement>, CniError> {
     let has_v4 = result.ips.iter().any(|ip| ip.address.family() == Family::V4);
     let has_v6 = result.ips.iter().any(|ip| ip.address.family() == Family::V6);
     let name = link.name.clone();
     let dad = cfg.enable_dad;
+    // arp_notify (best effort, like upstream) is set once the link is up: set before, the
+    // kernel sends the gratuitous ARP of the link coming up within that request, and the bridge
+    // floods it to every port before the request returns. ADD's child sends the same frames
+    // instead (see crate::netlink::Announcement); later link-ups and MAC changes are announced
+    // by the kernel. Without a packet socket for the child, the kernel announces as before.
+    // arp_notify goes over netlink: net/ipv4/conf/<if>/arp_notify through /proc costs more with
+    // every container (see crate::netlink's netconf module).
+    let announcement = prepare_announcement(netns, link, result);
+    if has_v4 && announcement.is_none() {
+        let _ = ctr.set_ipv4_devconf(link.index, &[(IPV4_DEVCONF_ARP_NOTIFY, 1)]);
+    }
     // Best effort, like upstream; the IPv6 options have no netlink setter.
     if has_v6 {
         let _ = run_in_netns(netns.as_fd(), move || {
@@ -434,13 +453,7 @@ fn configure_container(
         }
     }
     ctr.set_up(link.index, true).map_err(kernel)?;
-    // arp_notify (best effort, like upstream) is set once the link is up: set before, the
-    // kernel would send the gratuitous ARP of the link coming up right here, and the bridge
-    // would flood it to every port within this request. ADD's child sends the same frames
-    // instead ([`announce`]); later link-ups and MAC changes are announced by the kernel.
-    // It goes over netlink: net/ipv4/conf/<if>/arp_notify through /proc costs more with every
-    // container (see crate::netlink's netconf module).
-    if has_v4 {
+    if announcement.is_some() {
         let _ = ctr.set_ipv4_devconf(link.index, &[(IPV4_DEVCONF_ARP_NOTIFY, 1)]);
     }
     for route in &result.routes {
@@ -470,7 +483,7 @@ fn configure_container(
             Err(e) => return Err(kernel(e)),
         }
     }
-    Ok(())
+    Ok(announcement)
 }
 
 /// Gateway addresses on the bridge (or, with `vlan`, on the VLAN gateway port, which is returned).
@@ -581,10 +594,10 @@ fn ensure_gateway_address(host: &Rtnl, cfg: &BridgeConfig, target: &Link, gw: Ip
     Ok(true)
 }
 
-/// Announces the container's IPv4 addresses (the gratuitous ARP `arp_notify` would have sent
-/// when the link came up) from the child that ADD leaves behind, so that the bridge's flood of
-/// it to every port is not part of ADD's latency. Best effort, like the kernel's.
-fn announce(netns: &NetNs, link: &Link, result: &CniResult) {
+/// The announcement of the container's IPv4 addresses (the gratuitous ARP `arp_notify` sends
+/// when the link comes up), prepared for ADD's child to send; `None` without IPv4 addresses,
+/// without a MAC, or when no packet socket can be opened (no `CAP_NET_RAW`).
+fn prepare_announcement(netns: &NetNs, link: &Link, result: &CniResult) -> Option<Announcement> {
     let addrs: Vec<Ipv4Addr> = result
         .ips
         .iter()
@@ -593,17 +606,10 @@ fn announce(netns: &NetNs, link: &Link, result: &CniResult) {
             IpAddr::V6(_) => None,
         })
         .collect();
-    let Some(mac) = link.mac else { return };
     if addrs.is_empty() {
-        return;
+        return None;
     }
-    if let Ok(announcement) = Announcement::prepare(netns.as_fd(), link.index, mac, &addrs) {
-        linger::hand_over(linger::ChildJobs {
-            announce: Some(&announcement),
-            ..linger::ChildJobs::default()
-        });
-        mark("add: announcement handed over");
-    }
+    Announcement::prepare(netns.as_fd(), link.index, link.mac?, &addrs).ok()
 }
 
 fn wait_port_up(host: &Rtnl, index: u32) -> Result<(), CniError> {

@@ -42,10 +42,9 @@ pub struct ChildJobs<'a> {
     pub reap: Option<&'a GroupDelete>,
 }
 
-/// Fork the child described in the module documentation, which does `jobs`. Best effort: on
-/// any failure nothing happens (the exit is merely slower, retired pairs are left to the next
-/// DEL's child or to GC, and the announcement is not made: [`hand_over`] sends it itself when
-/// it cannot fork).
+/// Fork the child described in the module documentation, which does `jobs`. Best effort: when
+/// no child can be made, the announcement is sent here and now, the slow closes happen in this
+/// process, and retired pairs are left to the next DEL's child or to GC.
 pub fn hand_over(jobs: ChildJobs<'_>) {
     let announce_here = || {
         if let Some(announcement) = jobs.announce {

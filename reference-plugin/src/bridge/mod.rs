@@ -12,9 +12,10 @@
 //! - any failure after the IPAM ADD undoes the ADD: veth deleted, masquerading removed, IPAM DEL.
 //!
 //! What it does differently on the way: the gratuitous ARP announcing a new container's
-//! addresses (upstream: `arp_notify` set before the link comes up) is sent by the child ADD
-//! leaves behind, just after ADD's own work, so the bridge's flood of it to every port is not part
-//! of ADD's latency; `arp_notify` is set as upstream sets it, once the link is up.
+//! addresses (upstream relies on `arp_notify`, set before the link comes up) is sent by the
+//! child ADD leaves behind, just after ADD's own work, so the bridge's flood of it to every port
+//! is not part of ADD's latency (see [`crate::netlink::Announcement`]); `arp_notify` is still
+//! set, but once the link is up, so later link-ups and MAC changes are announced by the kernel.
 //!
 //! One module per verb: [`add`], [`del`], [`check`]; [`config`] parses and validates;
 //! [`gateway_port`] makes the `<bridge>.<vlan>` port that carries the gateway with `vlan`;
