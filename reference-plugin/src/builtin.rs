@@ -28,6 +28,20 @@ const NOTE_TYPE: u32 = 1;
 /// ELF program header type of a note segment.
 const PT_NOTE: u32 = 4;
 
+/// Defines the C `main` of a plugin binary that is `#![cfg_attr(not(test), no_main)]`: it runs
+/// `$plugin` through [`crate::cni::dispatch::start`], without Rust's runtime start-up (see
+/// there why).
+#[macro_export]
+macro_rules! plugin_main {
+    ($plugin:expr) => {
+        #[cfg(not(test))]
+        #[no_mangle]
+        extern "C" fn main(_argc: ::core::ffi::c_int, _argv: *const *const ::core::ffi::c_char) -> ::core::ffi::c_int {
+            $crate::cni::dispatch::start(&$plugin)
+        }
+    };
+}
+
 /// Emits the ELF note `<name>:<build token>` into the binary that invokes it (once, at the top
 /// level of the binary's main file).
 #[macro_export]

@@ -1,8 +1,8 @@
-//! The reference `bridge` plugin binary.
+//! The reference `bridge` plugin binary. Its entry skips Rust's runtime start-up (see
+//! `cni_reference_plugins::cni::dispatch::start`).
+#![cfg_attr(not(test), no_main)]
 
 // Identifies this binary and its build (see `cni_reference_plugins::builtin`).
 cni_reference_plugins::plugin_note!("bridge");
 
-fn main() {
-    cni_reference_plugins::cni::dispatch::main(&cni_reference_plugins::bridge::Bridge)
-}
+cni_reference_plugins::plugin_main!(cni_reference_plugins::bridge::Bridge);

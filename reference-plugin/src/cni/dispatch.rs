@@ -48,6 +48,38 @@ pub trait Plugin {
 }
 
 /// Run `plugin` against the process environment and stdio, then exit.
+/// The process entry of a plugin binary that skips Rust's runtime start-up (the binary is
+/// `#![no_main]`, see [`crate::plugin_main`]). That start-up asks glibc for the main thread's
+/// stack (`pthread_getattr_np`, which reads and parses `/proc/self/maps`) to install a stack
+/// overflow guard with an alternate signal stack: about 0.1 ms per invocation here (a VERSION
+/// call, spawn to exit: 0.99 → 0.88–0.95 ms side by side) and 0.2 MiB of peak memory. What of
+/// it a plugin needs is done here: descriptors 0–2 opened on
+/// `/dev/null` when the caller left one closed (so no file this process opens takes the place
+/// of stdout), SIGPIPE ignored (a closed stdout is a write error, not a silent death). A panic
+/// still prints its message and exits with 101, as with Rust's own entry; a stack overflow is a
+/// plain SIGSEGV instead of a message.
+pub fn start(plugin: &dyn Plugin) -> ! {
+    for fd in 0..3 {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: a valid pollfd; poll with a zero timeout only inspects the descriptor.
+        let closed = unsafe { libc::poll(&mut pfd, 1, 0) } == 1 && pfd.revents & libc::POLLNVAL != 0;
+        if closed {
+            // SAFETY: open(2) with a NUL-terminated path; the lowest free descriptor is `fd`.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
+    // SAFETY: setting a signal's disposition to "ignore" before any other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // `main` only comes back by panicking; nothing is used after that but the exit status.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| main(plugin)));
+    std::process::exit(101)
+}
+
+/// Runs `plugin` on this process's environment, stdin and stdout, and exits with its status.
 pub fn main(plugin: &dyn Plugin) -> ! {
     super::trace::mark("main");
     let stdout = std::io::stdout();
