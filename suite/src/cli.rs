@@ -151,7 +151,8 @@ pub struct PluginArgs {
     #[arg(long, value_name = "PAT")]
     pub skip: Vec<String>,
 
-    /// Limit for one plugin invocation, in seconds; a plugin past it is killed.
+    /// Limit for one plugin invocation, in seconds; a plugin past it is killed (ADDs run at once
+    /// get up to 4 times as long when they outnumber the CPUs).
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub timeout: f64,
 

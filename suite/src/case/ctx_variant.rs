@@ -248,7 +248,8 @@ impl Ctx<'_> {
     }
 
     /// ADDs every attachment at once (one thread per invocation), for a variant of a single
-    /// plugin. Returns, per attachment in order, the parsed result or the failing record's index.
+    /// plugin, each invocation with the limit of [`parallel_timeout`]. Returns, per attachment in
+    /// order, the parsed result or the failing record's index.
     pub fn add_variant_parallel(
         &mut self,
         atts: &[Attachment],
@@ -270,7 +271,7 @@ impl Ctx<'_> {
             })
             .collect();
         let namespaces = Some((self.lab.mnt().as_raw_fd(), self.lab.host_net().as_raw_fd()));
-        let timeout = self.target.timeout;
+        let timeout = parallel_timeout(self.target.timeout, planned.len());
         let records: Vec<runner::Record> = std::thread::scope(|s| {
             let handles: Vec<_> = planned
                 .into_iter()
@@ -305,6 +306,15 @@ impl Ctx<'_> {
     }
 }
 
+/// The limit of each of `n` invocations that run at once: `n` processes share the machine's
+/// CPUs, so one of them may take up to `n / CPUs` times as long as alone (32 upstream bridge ADDs
+/// on a 2-vCPU emulated guest took over 30 s each). Scaled by that share, at most 4 times, so a
+/// hung plugin is still caught.
+pub fn parallel_timeout(timeout: std::time::Duration, n: usize) -> std::time::Duration {
+    let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
+    timeout.mul_f64((n as f64 / cpus as f64).clamp(1.0, 4.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +339,17 @@ mod tests {
         assert_eq!(base.plugins.len(), 1);
         assert_eq!(base.under_test, None);
         assert!(!base.declares("portMappings"));
+    }
+
+    #[test]
+    fn parallel_limit_grows_with_the_share_of_cpus_up_to_four_times() {
+        let base = std::time::Duration::from_secs(30);
+        assert_eq!(super::parallel_timeout(base, 1), base);
+        let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let many = super::parallel_timeout(base, 32);
+        assert!(many >= base && many <= base * 4, "{many:?}");
+        if cpus <= 8 {
+            assert_eq!(many, base * 4);
+        }
     }
 }
