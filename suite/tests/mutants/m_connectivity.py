@@ -6,19 +6,11 @@ import os
 import subprocess
 import sys
 
-from mutantlib import netns_run, passthrough, real
+from mutantlib import after_add, netns_run, passthrough, real
 
 BRIDGE = "/usr/lib/cni/bridge"
 PORTMAP = "/usr/lib/cni/portmap"
 BANDWIDTH = "/usr/lib/cni/bandwidth"
-
-
-def after_add(stdin, change):
-    """Runs the real ADD, then `change(result)` on the lab, then prints the result unchanged."""
-    p = real(stdin)
-    if p.returncode == 0:
-        change(json.loads(p.stdout))
-    passthrough(p)
 
 
 def host_veth(result):

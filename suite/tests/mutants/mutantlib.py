@@ -53,3 +53,9 @@ def rewrite_add(stdin, change):
     emit(result)
 
 
+def after_add(stdin, change):
+    """Runs the real ADD, then `change(result)` on the lab, then prints the result unchanged."""
+    p = real(stdin)
+    if p.returncode == 0:
+        change(json.loads(p.stdout))
+    passthrough(p)
