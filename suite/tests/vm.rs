@@ -305,6 +305,26 @@ fn runtime(vm: bool, cmd: &[&str]) -> Output {
     }
 }
 
+/// Runtime mode with `cmd` on the host, then in the VM; both must exit with `code`. Returns the
+/// two JSON reports.
+fn on_host_and_in_vm(cmd: &[&str], code: i32) -> (serde_json::Value, serde_json::Value) {
+    let host = runtime(false, cmd);
+    assert_eq!(
+        host.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&host.stderr)
+    );
+    let guest = runtime(true, cmd);
+    assert_eq!(
+        guest.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&guest.stderr)
+    );
+    (json(&host), json(&guest))
+}
+
 #[test]
 fn the_control_runtime_passes_in_the_vm_with_the_same_rules_as_on_the_host() {
     if !vm_ready("the_control_runtime_passes_in_the_vm") {
@@ -312,17 +332,7 @@ fn the_control_runtime_passes_in_the_vm_with_the_same_rules_as_on_the_host() {
     }
     let before = host_state();
     let script = runtimes_dir().join("invoke-runtime.sh");
-    let cmd = ["sh", script.to_str().unwrap()];
-    let host = runtime(false, &cmd);
-    assert_eq!(host.status.code(), Some(0), "{}", String::from_utf8_lossy(&host.stderr));
-    let guest = runtime(true, &cmd);
-    assert_eq!(
-        guest.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&guest.stderr)
-    );
-    let (host, guest) = (json(&host), json(&guest));
+    let (host, guest) = on_host_and_in_vm(&["sh", script.to_str().unwrap()], 0);
     let (hs, gs) = (statuses(&host), statuses(&guest));
     assert!(gs.len() >= 25, "only {} rules: {gs:?}", gs.len());
     assert!(gs.values().all(|s| s == "pass"), "{gs:?}");
@@ -339,17 +349,8 @@ fn a_broken_runtime_fails_in_the_vm_as_on_the_host() {
     }
     let script = runtimes_dir().join("broken.py");
     // Python and its library come from the host's files, shared into the guest.
-    let cmd = ["python3", script.to_str().unwrap(), "add-reverse"];
-    let host = runtime(false, &cmd);
-    assert_eq!(host.status.code(), Some(1), "{}", String::from_utf8_lossy(&host.stderr));
-    let guest = runtime(true, &cmd);
-    assert_eq!(
-        guest.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&guest.stderr)
-    );
-    let (hs, gs) = (statuses(&json(&host)), statuses(&json(&guest)));
+    let (host, guest) = on_host_and_in_vm(&["python3", script.to_str().unwrap(), "add-reverse"], 1);
+    let (hs, gs) = (statuses(&host), statuses(&guest));
     assert_eq!(gs.get("runtime/add-order").map(String::as_str), Some("fail"), "{gs:?}");
     assert_eq!(hs, gs, "host and VM judged the broken runtime differently");
 }
