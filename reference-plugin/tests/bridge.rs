@@ -501,27 +501,17 @@ fn del_retires_the_pair_at_once_and_deletes_it_in_the_background() {
         // CHECK of the deleted attachment fails.
         assert_ne!(call("CHECK", &c, "eth0", "ctr-retire", &with_prev(&conf, &r)).status, 0);
     }
-    // The background deletions finish.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let left_in_ctr: Vec<String> = c
-            .rtnl()
-            .links()
-            .unwrap()
-            .into_iter()
-            .map(|l| l.name)
-            .filter(|n| n != "lo")
-            .collect();
-        let left_on_host = host_links_named("cnidel");
-        if left_in_ctr.is_empty() && left_on_host.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "retired links not deleted: container {left_in_ctr:?}, host {left_on_host:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // The background deletions finish, and nothing but lo is left in the container.
+    wait_for_retired_pairs_gone(&c, std::time::Duration::from_secs(5));
+    let left_in_ctr: Vec<String> = c
+        .rtnl()
+        .links()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .filter(|n| n != "lo")
+        .collect();
+    assert!(left_in_ctr.is_empty(), "{left_in_ctr:?}");
 }
 
 /// Waits up to `limit` for the retired pairs to be gone from the host and from `c`; panics with
