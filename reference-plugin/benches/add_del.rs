@@ -298,9 +298,14 @@ impl PluginSet {
     }
 
     fn call(&self, verb: &str, i: usize, conf: &Value) -> Call {
+        self.call_in(verb, &format!("c{i}"), &self.containers[i].0, conf)
+    }
+
+    /// `verb` for container `cid` in the namespace at `netns`.
+    fn call_in(&self, verb: &str, cid: &str, netns: &str, conf: &Value) -> Call {
         Call::new(&self.bridge_bin, verb)
-            .env("CNI_CONTAINERID", &format!("c{i}"))
-            .env("CNI_NETNS", &self.containers[i].0)
+            .env("CNI_CONTAINERID", cid)
+            .env("CNI_NETNS", netns)
             .env("CNI_IFNAME", "eth0")
             .env("CNI_PATH", &self.cni_path)
             .stdin(conf)
@@ -369,14 +374,8 @@ impl PluginSet {
         let cpu_before = machine_cpu();
         for j in 0..k {
             let (path, _ns) = container(&format!("{}-rest{}-{j}", self.bridge, self.results.len()));
-            let call = |verb: &str, conf: &Value| {
-                Call::new(&self.bridge_bin, verb)
-                    .env("CNI_CONTAINERID", &format!("rest{j}"))
-                    .env("CNI_NETNS", &path)
-                    .env("CNI_IFNAME", "eth0")
-                    .env("CNI_PATH", &self.cni_path)
-                    .stdin(conf)
-            };
+            let cid = format!("rest{j}");
+            let call = |verb: &str, conf: &Value| self.call_in(verb, &cid, &path, conf);
             let add = run_call(&call("ADD", &self.conf), false);
             assert_eq!(add.status, 0, "{} ADD at rest failed", self.label);
             adds.push(add.took);
