@@ -1,10 +1,10 @@
 //! `cni-conformance`: a conformance and test suite for CNI plugins and the runtimes that call them.
 //!
 //! Modules by job: [`ns`] namespace primitives, [`net`] rtnetlink, [`lab`] hermetic labs and host
-//! snapshots, [`runner`] plugin invocation, [`probe`] packets, [`schema`] per-version JSON Schemas,
+//! snapshots, [`invocation`] one sandboxed run of a plugin binary, [`probe`] packets, [`schema`] per-version JSON Schemas,
 //! [`cni`] reading CNI documents, [`profile`] plugin configurations, [`case`] the case model,
-//! [`cases`] the catalogue, [`exec`] selection and parallel execution, [`report`] output,
-//! [`invoke`] the libcni-like runner, [`runtime`] runtime mode (recorder, scenarios, rules), [`vm`]
+//! [`cases`] the catalogue, [`runner`] case selection and parallel execution, [`report`] output,
+//! [`invoke`] the libcni-like executor of network configurations, [`runtime`] runtime mode (recorder, scenarios, rules), [`vm`]
 //! the same run inside a QEMU guest.
 #![deny(missing_docs)]
 
@@ -12,7 +12,7 @@ pub mod case;
 pub mod cases;
 pub mod cli;
 pub mod cni;
-pub mod exec;
+pub mod invocation;
 pub mod invoke;
 pub mod lab;
 pub mod net;

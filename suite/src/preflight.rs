@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::case::Target;
+use crate::invocation::{self, Invocation};
 use crate::lab::Lab;
-use crate::runner::{self, Invocation};
 use crate::version::SpecVersion;
 
 /// What a VERSION answer says about support. A plugin that rejects VERSION as an unknown command
@@ -38,7 +38,7 @@ pub fn supported_from_answer(stdout: &str, success: bool) -> Vec<String> {
 pub fn versions(target: &mut Target) -> Result<()> {
     let lab = Lab::new().context("building the preflight lab")?;
     let ask = |program: &std::path::Path| {
-        let rec = runner::run(&Invocation {
+        let rec = invocation::run(&Invocation {
             program: program.to_path_buf(),
             env: vec![
                 ("CNI_COMMAND".into(), "VERSION".into()),
@@ -46,7 +46,7 @@ pub fn versions(target: &mut Target) -> Result<()> {
             ],
             stdin: json!({"cniVersion": "1.1.0"}).to_string().into_bytes(),
             timeout: target.timeout,
-            output_cap: runner::DEFAULT_OUTPUT_CAP,
+            output_cap: invocation::DEFAULT_OUTPUT_CAP,
             namespaces: Some((lab.mnt().as_raw_fd(), lab.host_net().as_raw_fd())),
         });
         supported_from_answer(&rec.stdout, rec.exit.success())

@@ -1,4 +1,4 @@
-//! `cni-conformance invoke`: a libcni-like runner for humans and scripts (the library's
+//! `cni-conformance invoke`: a libcni-like executor for humans and scripts (the library's
 //! [`cni_conformance::invoke`] does the work). Exit 0 on success, 1 when a plugin or the
 //! operation failed (the CNI error object on stdout, the message on stderr), 2 for usage errors.
 
@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::{usage, Usage};
 use cni_conformance::cli::{InvokeArgs, InvokeVerb};
-use cni_conformance::invoke::{Attachment, Cache, NetworkList, Runner};
+use cni_conformance::invoke::{Attachment, Cache, Executor, NetworkList};
 
 /// Runs invoke mode.
 pub fn run(args: InvokeArgs) -> Result<u8, Usage> {
@@ -18,7 +18,7 @@ pub fn run(args: InvokeArgs) -> Result<u8, Usage> {
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
     }
-    let runner = Runner {
+    let executor = Executor {
         cni_path: cni_path(args.cni_path.as_deref()),
         cache: Cache::new(&args.cache_dir),
         timeout: Duration::from_secs_f64(args.timeout),
@@ -30,14 +30,14 @@ pub fn run(args: InvokeArgs) -> Result<u8, Usage> {
         None
     };
     let outcome = match (args.verb, &att) {
-        (InvokeVerb::Add, Some(att)) => runner.add(&list, att).map(Some),
-        (InvokeVerb::Check, Some(att)) => runner.check(&list, att).map(|()| None),
-        (InvokeVerb::Del, Some(att)) => runner.del(&list, att).map(|()| None),
+        (InvokeVerb::Add, Some(att)) => executor.add(&list, att).map(Some),
+        (InvokeVerb::Check, Some(att)) => executor.check(&list, att).map(|()| None),
+        (InvokeVerb::Del, Some(att)) => executor.del(&list, att).map(|()| None),
         (InvokeVerb::Gc, _) => {
             let valid = usage(valid_attachments(args.valid_attachments.as_deref()))?;
-            runner.gc(&list, valid.as_deref()).map(|()| None)
+            executor.gc(&list, valid.as_deref()).map(|()| None)
         }
-        (InvokeVerb::Status, _) => runner.status(&list).map(|()| None),
+        (InvokeVerb::Status, _) => executor.status(&list).map(|()| None),
         _ => return Err(Usage(anyhow!("internal: attachment missing"))),
     };
     match outcome {

@@ -10,8 +10,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::{usage, Usage};
 use cni_conformance::case::Target;
 use cni_conformance::cli::{Format, PluginArgs};
-use cni_conformance::exec::{self, RunOptions, Selector};
 use cni_conformance::report::{self, PluginInfo, Report};
+use cni_conformance::runner::{self, RunOptions, Selector};
 use cni_conformance::{cases, ns, preflight, profile};
 
 /// Runs plugin mode; returns the exit status.
@@ -120,7 +120,7 @@ fn judge(cli: &PluginArgs, plugin: PathBuf) -> Result<Report, Usage> {
         keep: cli.keep,
     };
     let all = cases::all();
-    let chosen = exec::applicable(&all, &target, &selector);
+    let chosen = runner::applicable(&all, &target, &selector);
     if chosen.is_empty() {
         return Err(Usage(anyhow!(
             "no case matches the filters for this {:?} plugin",
@@ -128,12 +128,12 @@ fn judge(cli: &PluginArgs, plugin: PathBuf) -> Result<Report, Usage> {
         )));
     }
     let human = cli.format == Format::Human || cli.vm.progress;
-    let progress = |r: &exec::CaseResult, done: usize, total: usize| {
+    let progress = |r: &runner::CaseResult, done: usize, total: usize| {
         if human {
             eprintln!("{}", report::progress_line(r, done, total));
         }
     };
-    let results = exec::run_all(&chosen, &target, &opts, &progress);
+    let results = runner::run_all(&chosen, &target, &opts, &progress);
     let info = PluginInfo {
         path: plugin.display().to_string(),
         versions: target.supported.clone(),

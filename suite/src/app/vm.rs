@@ -15,8 +15,8 @@ use super::{usage, Usage};
 use cni_conformance::cli::{
     Format, PluginArgs, RuntimeArgs, VmAccel, VmArgs, PLUGIN_KERNEL_PACKAGE, RUNTIME_KERNEL_PACKAGE,
 };
-use cni_conformance::exec::Selector;
 use cni_conformance::report::{self, Report};
+use cni_conformance::runner::Selector;
 use cni_conformance::vm;
 
 /// Runs plugin mode inside a VM.

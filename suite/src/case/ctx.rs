@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::{Finding, Verdict};
+use crate::invocation::{self, Invocation, Record};
 use crate::lab::{ContainerNs, Lab, LabError};
 use crate::profile::{LabNeed, Profile};
-use crate::runner::{self, Invocation, Record};
 use crate::schema::{self, DocKind};
 
 /// The plugin under test and how the run judges it.
@@ -266,10 +266,10 @@ impl<'a> Ctx<'a> {
             env,
             stdin,
             timeout: self.target.timeout,
-            output_cap: runner::DEFAULT_OUTPUT_CAP,
+            output_cap: invocation::DEFAULT_OUTPUT_CAP,
             namespaces: Some((self.lab.mnt().as_raw_fd(), self.lab.host_net().as_raw_fd())),
         };
-        let rec = runner::run(&inv);
+        let rec = invocation::run(&inv);
         if inv.program == self.target.plugin {
             match rec.command.as_str() {
                 "ADD" => {

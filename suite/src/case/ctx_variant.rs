@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use super::{first_line, truncate, AddOutcome, Attachment, Ctx, Finding, Verdict};
-use crate::runner::{self, Invocation};
+use crate::invocation::{self, Invocation};
 use crate::version::SpecVersion;
 
 /// A network configuration derived from the profile.
@@ -272,17 +272,17 @@ impl Ctx<'_> {
             .collect();
         let namespaces = Some((self.lab.mnt().as_raw_fd(), self.lab.host_net().as_raw_fd()));
         let timeout = parallel_timeout(self.target.timeout, planned.len());
-        let records: Vec<runner::Record> = std::thread::scope(|s| {
+        let records: Vec<invocation::Record> = std::thread::scope(|s| {
             let handles: Vec<_> = planned
                 .into_iter()
                 .map(|p| {
                     s.spawn(move || {
-                        runner::run(&Invocation {
+                        invocation::run(&Invocation {
                             program: p.program,
                             env: p.env,
                             stdin: p.stdin,
                             timeout,
-                            output_cap: runner::DEFAULT_OUTPUT_CAP,
+                            output_cap: invocation::DEFAULT_OUTPUT_CAP,
                             namespaces,
                         })
                     })

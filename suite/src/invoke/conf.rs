@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::version::SpecVersion;
 
-/// The highest spec version this runner speaks.
+/// The highest spec version this executor speaks.
 pub const MAX_VERSION: SpecVersion = SpecVersion(1, 1, 0);
 
 /// Why a configuration cannot be used.
@@ -36,7 +36,7 @@ fn invalid(msg: impl Into<String>) -> ConfError {
 pub struct NetworkList {
     /// `name`.
     pub name: String,
-    /// The version every plugin gets: the highest of `cniVersion` ∪ `cniVersions` that this runner
+    /// The version every plugin gets: the highest of `cniVersion` ∪ `cniVersions` that this executor
     /// supports (`"0.1.0"` when neither is given).
     pub cni_version: String,
     /// `disableCheck`.

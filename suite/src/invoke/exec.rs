@@ -6,9 +6,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::cni::ErrorDoc;
-use crate::runner::{self, Exit, Invocation, Record};
+use crate::invocation::{self, Exit, Invocation, Record};
 
-/// A plugin failure, as the runner reports it to its caller.
+/// A plugin failure, as the executor reports it to its caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("plugin type={plugin:?} failed ({verb}): {msg}{}", details.as_deref().map(|d| format!("; {d}")).unwrap_or_default())]
 pub struct PluginError {
@@ -95,10 +95,10 @@ pub fn exec(
         env,
         stdin: serde_json::to_vec(stdin).unwrap_or_default(),
         timeout,
-        output_cap: runner::DEFAULT_OUTPUT_CAP,
+        output_cap: invocation::DEFAULT_OUTPUT_CAP,
         namespaces: None,
     };
-    let rec = runner::run(&inv);
+    let rec = invocation::run(&inv);
     eprint!("{}", rec.stderr);
     outcome(&rec, kind, verb)
 }

@@ -1,4 +1,4 @@
-//! A libcni-like runner: runs a network configuration list for one attachment the way the spec
+//! A libcni-like executor: runs a network configuration list for one attachment the way the spec
 //! (digest §6) and libcni require. It is what `cni-conformance invoke` runs, and the control
 //! runtime that must pass runtime mode.
 //!
@@ -46,7 +46,7 @@ pub struct Attachment {
 
 /// How plugins are found and run.
 #[derive(Debug, Clone)]
-pub struct Runner {
+pub struct Executor {
     /// `CNI_PATH` directories.
     pub cni_path: Vec<PathBuf>,
     /// The result cache.
@@ -132,7 +132,7 @@ fn plugin_type(p: &Map<String, Value>) -> String {
     p.get("type").and_then(Value::as_str).unwrap_or("").to_string()
 }
 
-impl Runner {
+impl Executor {
     fn params(&self, command: &'static str, att: &Attachment) -> Params {
         Params {
             command,

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::{CaseReport, Report};
 use crate::case::Status;
-use crate::exec::CaseResult;
+use crate::runner::CaseResult;
 
 fn tag(s: Status) -> &'static str {
     match s {

@@ -9,8 +9,8 @@ pub use junit::{render as junit, render_many as junit_many};
 use serde::{Deserialize, Serialize};
 
 use crate::case::{Level, Status};
-use crate::exec::CaseResult;
-use crate::runner::Record;
+use crate::invocation::Record;
+use crate::runner::CaseResult;
 
 /// Tool identity.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::log::Entry;
 use super::scenario::Scenario;
 use crate::cni::NormalResult;
-use crate::runner::{Exit, Record};
+use crate::invocation::{Exit, Record};
 
 /// One scenario after the runtime command ran.
 #[derive(Debug, Clone)]

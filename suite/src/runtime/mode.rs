@@ -18,9 +18,9 @@ use super::log;
 use super::rules::{self, Blame, Outcome, Rule};
 use super::scenario::{self, Scenario};
 use crate::case::{status_of, Finding, Status, Verdict};
+use crate::invocation::{self, Exit, Invocation, Record};
 use crate::lab::Lab;
 use crate::report::CaseReport;
-use crate::runner::{self, Exit, Invocation, Record};
 
 /// File name of the recorder binary, looked up next to the suite binary.
 pub const RECORDER_BIN: &str = "cni-conformance-recorder";
@@ -103,7 +103,7 @@ fn run_scenario(
         move |e: std::io::Error| ModeError::Setup(format!("scenario {slug}: {what}: {e}"))
     };
     let staged = scenario::stage(s, root, recorder).map_err(setup("staging"))?;
-    // The runner takes a program without arguments: a two-line script carries them.
+    // An invocation takes a program without arguments: a two-line script carries them.
     let wrapper = staged.dir.join("run-runtime.sh");
     let line: Vec<String> = command.iter().map(|a| quote(a)).collect();
     // The command runs from the suite's working directory, so relative paths in it work.
@@ -136,10 +136,10 @@ fn run_scenario(
         env,
         stdin: Vec::new(),
         timeout: opts.timeout,
-        output_cap: runner::DEFAULT_OUTPUT_CAP,
+        output_cap: invocation::DEFAULT_OUTPUT_CAP,
         namespaces: Some((lab.mnt().as_raw_fd(), lab.host_net().as_raw_fd())),
     };
-    let mut record = runner::run(&inv);
+    let mut record = invocation::run(&inv);
     record.program = command.join(" ");
     // The report shows what the suite added, not the whole inherited environment.
     record.env.retain(|(k, _)| k.starts_with("CNI_CONFORMANCE_"));

@@ -1317,7 +1317,7 @@ fn status_request(runs: &[ScenarioRun]) -> Result<(), Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::{Exit, Record};
+    use crate::invocation::{Exit, Record};
     use crate::runtime::scenario;
     use serde_json::json;
 
