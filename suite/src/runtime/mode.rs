@@ -1,15 +1,15 @@
 //! Runs runtime mode: stages every scenario, runs the runtime command once per scenario inside a
 //! fresh lab, reads the recorder's log, and judges the rules.
 //!
-//! Where things live: the scenario's conf dir, bin dir and log sit under one directory in `/tmp`
-//! (shared with the lab's mount namespace, where `/run` and `/var/lib/cni` are private). The
-//! runtime command runs in the lab's network and mount namespaces with
+//! Where things live: each scenario gets a lab of its own, and its conf dir, bin dir and log sit
+//! in that lab's private `/run` ([`SCRATCH`]), so nothing of a run is ever on the machine, even
+//! when the suite is killed. The runtime command runs in the lab (its PID, mount and network
+//! namespaces, its writable layer over the machine's files) with
 //! `CNI_CONFORMANCE_NETWORK`, `CNI_CONFORMANCE_CONF_DIR` and `CNI_CONFORMANCE_BIN_DIR` set (plus
 //! `CNI_CONFORMANCE_SCENARIO`, the scenario's slug, and `CNI_CONFORMANCE_SUITE`, this binary,
-//! for scripts that want `cni-conformance invoke`). Whatever it leaves behind in the lab dies
-//! with the lab.
+//! for scripts that want `cni-conformance invoke`). Processes it leaves running are named in its
+//! record (and judged by `runtime/no-process-left`) and die with the lab.
 
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,11 @@ use super::scenario::{self, Scenario};
 use crate::case::{status_of, Finding, Status, Verdict};
 use crate::invocation::{self, Exit, Invocation, Record};
 use crate::lab::Lab;
+use crate::ns;
 use crate::report::CaseReport;
+
+/// Where each scenario's files are staged, inside its lab.
+pub const SCRATCH: &str = "/run/cni-conformance";
 
 /// File name of the recorder binary, looked up next to the suite binary.
 pub const RECORDER_BIN: &str = "cni-conformance-recorder";
@@ -90,36 +94,30 @@ fn resolve(command: &[String]) -> Result<Vec<String>, ModeError> {
 }
 
 /// Everything one scenario produced.
-fn run_scenario(
-    s: &Scenario,
-    root: &Path,
-    recorder: &Path,
-    command: &[String],
-    opts: &Options,
-) -> Result<ScenarioRun, ModeError> {
+fn run_scenario(s: &Scenario, recorder: &Path, command: &[String], opts: &Options) -> Result<ScenarioRun, ModeError> {
     let setup = |what: &str| {
         let what = what.to_string();
         let slug = s.slug;
         move |e: std::io::Error| ModeError::Setup(format!("scenario {slug}: {what}: {e}"))
     };
-    let staged = scenario::stage(s, root, recorder).map_err(setup("staging"))?;
-    // An invocation takes a program without arguments: a two-line script carries them.
-    let wrapper = staged.dir.join("run-runtime.sh");
-    let line: Vec<String> = command.iter().map(|a| quote(a)).collect();
+    let lab = Lab::new().map_err(|e| ModeError::Setup(format!("scenario {}: lab: {e}", s.slug)))?;
     // The command runs from the suite's working directory, so relative paths in it work.
     let cwd = std::env::current_dir()
         .map(|d| quote(&d.display().to_string()))
         .unwrap_or_else(|_| "/".into());
-    std::fs::write(
-        &wrapper,
-        format!("#!/bin/sh\ncd {cwd} || exit 2\nexec {}\n", line.join(" ")),
-    )
-    .map_err(setup("wrapper"))?;
-    {
+    let line: Vec<String> = command.iter().map(|a| quote(a)).collect();
+    let script = format!("#!/bin/sh\ncd {cwd} || exit 2\nexec {}\n", line.join(" "));
+    let (staged, wrapper) = ns::run_in(None, Some(lab.mnt()), move || {
+        let io = |what: &'static str| ns::io_err(what);
+        let staged = scenario::stage(s, Path::new(SCRATCH), recorder).map_err(io("staging"))?;
+        // An invocation takes a program without arguments: a two-line script carries them.
+        let wrapper = staged.dir.join("run-runtime.sh");
+        std::fs::write(&wrapper, &script).map_err(io("wrapper"))?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).map_err(setup("wrapper"))?;
-    }
-    let lab = Lab::new().map_err(|e| ModeError::Setup(format!("scenario {}: lab: {e}", s.slug)))?;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).map_err(io("wrapper"))?;
+        Ok((staged, wrapper))
+    })
+    .map_err(|e| setup("staging")(std::io::Error::other(e.to_string())))?;
     let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !k.starts_with("CNI_")).collect();
     let suite = std::env::current_exe()
         .map(|p| p.display().to_string())
@@ -137,16 +135,19 @@ fn run_scenario(
         stdin: Vec::new(),
         timeout: opts.timeout,
         output_cap: invocation::DEFAULT_OUTPUT_CAP,
-        namespaces: Some((lab.mnt().as_raw_fd(), lab.host_net().as_raw_fd())),
+        lab: Some(&lab),
     };
     let mut record = invocation::run(&inv);
     record.program = command.join(" ");
     // The report shows what the suite added, not the whole inherited environment.
     record.env.retain(|(k, _)| k.starts_with("CNI_CONFORMANCE_"));
     record.command = format!("runtime command, scenario {}", s.slug);
+    let log_path = staged.log.clone();
+    let read = ns::run_in(None, Some(lab.mnt()), move || Ok(log::read(&log_path)));
     drop(lab);
-    let (entries, log_error) = match log::read(&staged.log) {
-        Ok(e) => (e, None),
+    let (entries, log_error) = match read {
+        Ok(Ok(e)) => (e, None),
+        Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
     Ok(ScenarioRun {
@@ -161,20 +162,11 @@ fn run_scenario(
 pub fn run(opts: &Options, progress: &dyn Fn(&ScenarioRun, usize, usize)) -> Result<Vec<CaseReport>, ModeError> {
     let recorder = recorder_path()?;
     let command = resolve(&opts.command)?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let root = std::env::temp_dir().join(format!("cni-conformance-runtime-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&root).map_err(|e| ModeError::Setup(format!("{}: {e}", root.display())))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755));
-    }
     let scenarios = scenario::all();
     let mut runs = Vec::new();
     let mut failure = None;
     for (n, s) in scenarios.iter().enumerate() {
-        match run_scenario(s, &root, &recorder, &command, opts) {
+        match run_scenario(s, &recorder, &command, opts) {
             Ok(r) => {
                 progress(&r, n + 1, scenarios.len());
                 runs.push(r);
@@ -185,7 +177,6 @@ pub fn run(opts: &Options, progress: &dyn Fn(&ScenarioRun, usize, usize)) -> Res
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&root);
     if let Some(e) = failure {
         return Err(e);
     }
