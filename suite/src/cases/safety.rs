@@ -21,6 +21,14 @@ pub const CASES: &[Case] = &[
         applies: Applies { kinds: ANY_KIND, since: SpecVersion(0, 1, 0) },
         body: exits_cleanly,
     },
+    Case {
+        id: "safety/writes-only-data-places",
+        title: "ADD and DEL write no file outside the plugin's data places (/var/lib/cni, /run, the configured data directories), not even one that DEL removes",
+        level: Level::Should,
+        spec: "docs/lab.md (the lab is the plugin's host; files a plugin writes elsewhere are the machine's)",
+        applies: Applies { kinds: ANY_KIND, since: SpecVersion(0, 1, 0) },
+        body: writes_only_data_places,
+    },
 ];
 
 fn host_netns_refused(ctx: &mut Ctx) -> Result<(), Verdict> {
@@ -93,4 +101,26 @@ fn exits_cleanly(ctx: &mut Ctx) -> Result<(), Verdict> {
         ));
     }
     Ok(())
+}
+
+fn writes_only_data_places(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let att = ctx.attachment()?;
+    let before = ctx.lab.snapshot()?;
+    let out = ctx.add(&att)?;
+    let after_add = ctx.lab.snapshot()?.writes_since(&before);
+    ctx.del(&att, Some(&out.result))?;
+    let after_del = ctx.lab.snapshot()?.writes_since(&before);
+    let (blame, verb, writes) = if !after_add.is_empty() {
+        (out.record, "ADD", after_add)
+    } else if !after_del.is_empty() {
+        (ctx.invocations.len() - 1, "DEL", after_del)
+    } else {
+        return Ok(());
+    };
+    ctx.blame = Some(blame);
+    Err(Verdict::violation(
+        format!("{verb} wrote files outside the plugin's data places (they stayed in the lab; on a real host they would be the machine's)"),
+        "files only under /var/lib/cni, /run and the data directories the configuration names",
+        writes.join("; "),
+    ))
 }
