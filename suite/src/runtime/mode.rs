@@ -6,18 +6,22 @@
 //! runtime command runs in the lab's network and mount namespaces with
 //! `CNI_CONFORMANCE_NETWORK`, `CNI_CONFORMANCE_CONF_DIR` and `CNI_CONFORMANCE_BIN_DIR` set (plus
 //! `CNI_CONFORMANCE_SCENARIO`, the scenario's slug, and `CNI_CONFORMANCE_SUITE`, this binary,
-//! for scripts that want `cni-conformance invoke`). Whatever it leaves behind in the lab dies
+//! for scripts that want `cni-conformance invoke`, and `CNI_CONFORMANCE_CRI_RECORD`, where a
+//! CRI runtime's kubelet stand-in writes its record). Whatever it leaves behind in the lab dies
 //! with the lab.
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::cri_evidence::{self, CriContext, CriRun};
 use super::evidence::ScenarioRun;
+use super::kubernetes;
 use super::log;
-use super::rules::{self, Blame, Outcome, Rule};
+use super::rules::{self, Blame, Outcome};
 use super::scenario::{self, Scenario};
-use crate::case::{status_of, Finding, Status, Verdict};
+use crate::case::{status_of, Finding, Level, Status, Verdict};
+use crate::cri::record::RECORD_ENV;
 use crate::invocation::{self, Exit, Invocation, Record};
 use crate::lab::Lab;
 use crate::report::CaseReport;
@@ -48,6 +52,8 @@ pub struct Options {
     pub timeout: Duration,
     /// `--strict`.
     pub strict: bool,
+    /// `--cri`: the runtime is a CRI runtime (the Kubernetes rules apply).
+    pub cri: bool,
 }
 
 /// The recorder: `CNI_CONFORMANCE_RECORDER`, else next to the running binary.
@@ -89,14 +95,14 @@ fn resolve(command: &[String]) -> Result<Vec<String>, ModeError> {
     Ok(std::iter::once(prog).chain(rest.iter().cloned()).collect())
 }
 
-/// Everything one scenario produced.
+/// Everything one scenario produced: the run, and the CRI record if the command wrote one.
 fn run_scenario(
     s: &Scenario,
     root: &Path,
     recorder: &Path,
     command: &[String],
     opts: &Options,
-) -> Result<ScenarioRun, ModeError> {
+) -> Result<(ScenarioRun, CriRun), ModeError> {
     let setup = |what: &str| {
         let what = what.to_string();
         let slug = s.slug;
@@ -119,6 +125,13 @@ fn run_scenario(
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).map_err(setup("wrapper"))?;
     }
+    // The CRI record starts empty and writable by anyone, like the log.
+    let cri_record = staged.dir.join(cri_evidence::RECORD_FILE);
+    std::fs::write(&cri_record, "").map_err(setup("CRI record"))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cri_record, std::fs::Permissions::from_mode(0o666)).map_err(setup("CRI record"))?;
+    }
     let lab = Lab::new().map_err(|e| ModeError::Setup(format!("scenario {}: lab: {e}", s.slug)))?;
     let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !k.starts_with("CNI_")).collect();
     let suite = std::env::current_exe()
@@ -130,6 +143,7 @@ fn run_scenario(
         ("CNI_CONFORMANCE_BIN_DIR".into(), staged.bin_dir.display().to_string()),
         ("CNI_CONFORMANCE_SCENARIO".into(), s.slug.to_string()),
         ("CNI_CONFORMANCE_SUITE".into(), suite),
+        (RECORD_ENV.into(), cri_record.display().to_string()),
     ]);
     let inv = Invocation {
         program: wrapper,
@@ -149,12 +163,14 @@ fn run_scenario(
         Ok(e) => (e, None),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
-    Ok(ScenarioRun {
+    let cri = CriRun::read(&cri_record);
+    let run = ScenarioRun {
         scenario: s.clone(),
         command: record,
         entries,
         log_error,
-    })
+    };
+    Ok((run, cri))
 }
 
 /// Runs every scenario and judges the rules; `progress` is called after each scenario.
@@ -172,12 +188,17 @@ pub fn run(opts: &Options, progress: &dyn Fn(&ScenarioRun, usize, usize)) -> Res
     }
     let scenarios = scenario::all();
     let mut runs = Vec::new();
+    let mut cri = CriContext {
+        declared: opts.cri,
+        runs: Vec::new(),
+    };
     let mut failure = None;
     for (n, s) in scenarios.iter().enumerate() {
         match run_scenario(s, &root, &recorder, &command, opts) {
-            Ok(r) => {
+            Ok((r, c)) => {
                 progress(&r, n + 1, scenarios.len());
                 runs.push(r);
+                cri.runs.push(c);
             }
             Err(e) => {
                 failure = Some(e);
@@ -189,17 +210,51 @@ pub fn run(opts: &Options, progress: &dyn Fn(&ScenarioRun, usize, usize)) -> Res
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok(judge(&runs, opts.strict))
+    Ok(judge(&runs, &cri, opts.strict))
 }
 
-/// Judges every rule over the runs.
-pub fn judge(runs: &[ScenarioRun], strict: bool) -> Vec<CaseReport> {
-    rules::all().iter().map(|rule| judge_one(rule, runs, strict)).collect()
+/// Judges every rule over the runs: the `runtime/*` rules, then the Kubernetes rules.
+pub fn judge(runs: &[ScenarioRun], cri: &CriContext, strict: bool) -> Vec<CaseReport> {
+    let general = rules::all().into_iter().map(|rule| {
+        let start = Instant::now();
+        let outcome = (rule.body)(runs);
+        let meta = Meta {
+            id: rule.id,
+            title: rule.title,
+            level: rule.level,
+            spec: rule.spec,
+        };
+        judge_one(meta, outcome, start, runs, strict)
+    });
+    let kubernetes = kubernetes::all().into_iter().map(|rule| {
+        let start = Instant::now();
+        let outcome = (rule.body)(runs, cri);
+        let meta = Meta {
+            id: rule.id,
+            title: rule.title,
+            level: rule.level,
+            spec: rule.spec,
+        };
+        judge_one(meta, outcome, start, runs, strict)
+    });
+    general.chain(kubernetes).collect()
 }
 
-fn judge_one(rule: &Rule, runs: &[ScenarioRun], strict: bool) -> CaseReport {
-    let start = Instant::now();
-    let outcome = (rule.body)(runs);
+/// What the report says of a rule besides its outcome.
+struct Meta {
+    id: &'static str,
+    title: &'static str,
+    level: Level,
+    spec: &'static str,
+}
+
+fn judge_one(
+    rule: Meta,
+    outcome: Result<(), Outcome>,
+    start: Instant,
+    runs: &[ScenarioRun],
+    strict: bool,
+) -> CaseReport {
     let (verdict, blame): (Result<(), Verdict>, Option<Blame>) = match outcome {
         Ok(()) => (Ok(()), None),
         Err(Outcome::Skip(why)) => (Err(Verdict::Skip(why)), None),
