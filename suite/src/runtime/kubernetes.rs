@@ -383,7 +383,8 @@ fn same_rates(want: &Value, got: &Value) -> Result<(), String> {
         let w = want.get(rate).and_then(Value::as_u64);
         let g = got.get(rate).and_then(Value::as_u64);
         if w != g {
-            return Err(format!("{rate} {g:?}, the annotation says {w:?}"));
+            let show = |v: Option<u64>| v.map_or_else(|| "absent".to_string(), |n| n.to_string());
+            return Err(format!("{rate} {}, the annotation says {}", show(g), show(w)));
         }
         if w.is_some() && !got.get(burst).and_then(Value::as_u64).is_some_and(|b| b > 0) {
             return Err(format!("{rate} without a positive {burst}"));
