@@ -99,10 +99,10 @@ fn an_endpoint_without_cri_v1_is_an_unknown_version() {
         "set -e; mount --make-rprivate /; mount -t tmpfs tmpfs {d}
          printf 'version = 2\\nroot = \"{d}/root\"\\nstate = \"{d}/state\"\\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\\n[grpc]\\n  address = \"{d}/c.sock\"\\n[plugins.\"io.containerd.internal.v1.opt\"]\\n  path = \"{d}/opt\"\\n' > {d}/config.toml
          containerd --config {d}/config.toml >{d}/log 2>&1 & pid=$!
+         trap 'kill $pid; wait $pid' EXIT
          i=0; until ctr --address {d}/c.sock version >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 100 ] || exit 9; sleep 0.1; done
          rc=0; {s} cri --endpoint unix://{d}/c.sock --timeout 10 2>{d}/err.txt || rc=$?; echo $rc > {d}/code.txt
-         cat {d}/code.txt {d}/err.txt
-         kill $pid; wait $pid || true",
+         cat {d}/code.txt {d}/err.txt",
         s = env!("CARGO_BIN_EXE_cni-conformance"),
     );
     let mut child = Command::new("unshare")

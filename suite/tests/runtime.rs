@@ -569,3 +569,44 @@ fn containerd_cri_plugin_driven_by_the_kubelet_stand_in_is_judged() {
         "containerd-cri.sh changed the machine's network state"
     );
 }
+
+/// Docker's CNI recipe (docker.sh): `docker run --network=none`, then `cni-conformance invoke`
+/// against the container's /proc/<pid>/ns/net, DEL before `docker rm -f`. Every rule whose verb
+/// it sends passes; it is no CRI runtime, so the Kubernetes rules skip and say so.
+#[test]
+fn docker_with_the_invoke_recipe_is_judged() {
+    if !real_runtime("dockerd", "docker.io") {
+        return;
+    }
+    let before = host_state();
+    let path = runtimes_dir().join("docker.sh");
+    let (code, report) = judge(&[], &["sh", path.to_str().unwrap()]);
+    let st = statuses(&report);
+    eprintln!("docker.sh: {st:#?}");
+    let never_sent = [
+        "runtime/prev-result-check",
+        "runtime/gc-request",
+        "runtime/gc-disabled",
+        "runtime/status-request",
+    ];
+    for (rule, status) in &st {
+        let expected = if rule.starts_with("kubernetes/") || never_sent.contains(&rule.as_str()) {
+            "skip"
+        } else {
+            "pass"
+        };
+        assert_eq!(status, expected, "{rule}\n{report:#}");
+    }
+    let k8s = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "kubernetes/pod-args")
+        .unwrap();
+    assert!(
+        k8s["message"].as_str().unwrap().contains("not a CRI runtime"),
+        "{k8s:#}"
+    );
+    assert_eq!(code, 0);
+    assert_eq!(before, host_state(), "docker.sh changed the machine's network state");
+}
