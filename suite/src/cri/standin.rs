@@ -172,7 +172,7 @@ impl Session<'_> {
             }
         }
         match self.step("ListPodSandbox", client.list_pod_sandbox(&id)).await {
-            Ok(ids) => after.listed = ids.iter().any(|i| *i == id),
+            Ok(ids) => after.listed = ids.contains(&id),
             Err(e) => first = first.or(Some(e.into())),
         }
         after.netns = netns_names(&plan.netns_dir);

@@ -372,7 +372,7 @@ fn port_mappings(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outcome> 
         "portMappings",
         |rec| {
             let p = rec.pod.cni_port_mappings();
-            (!p.is_empty()).then(|| Value::Array(p))
+            (!p.is_empty()).then_some(Value::Array(p))
         },
         same_ports,
     )
@@ -386,7 +386,7 @@ fn same_rates(want: &Value, got: &Value) -> Result<(), String> {
             let show = |v: Option<u64>| v.map_or_else(|| "absent".to_string(), |n| n.to_string());
             return Err(format!("{rate} {}, the annotation says {}", show(g), show(w)));
         }
-        if w.is_some() && !got.get(burst).and_then(Value::as_u64).is_some_and(|b| b > 0) {
+        if w.is_some() && got.get(burst).and_then(Value::as_u64).is_none_or(|b| b == 0) {
             return Err(format!("{rate} without a positive {burst}"));
         }
     }
