@@ -41,13 +41,9 @@ pub struct CriContext {
     pub runs: Vec<CriRun>,
 }
 
-/// The `K8S_POD_*` keys runtimes pass in `CNI_ARGS`.
-pub const K8S_KEYS: [&str; 4] = [
-    "K8S_POD_NAMESPACE",
-    "K8S_POD_NAME",
-    "K8S_POD_INFRA_CONTAINER_ID",
-    "K8S_POD_UID",
-];
+/// The keys that mark a Kubernetes pod. `K8S_POD_NAME` alone does not: podman passes it (the
+/// container's name) without being a CRI runtime.
+pub const POD_ONLY_KEYS: [&str; 3] = ["K8S_POD_NAMESPACE", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"];
 
 /// `CNI_ARGS` as key/value pairs, in order.
 pub fn cni_args(text: &str) -> Vec<(String, String)> {
@@ -72,18 +68,18 @@ impl CriContext {
     }
 
     /// Why the Kubernetes rules do not apply, or `None` when they do: the runtime was declared
-    /// a CRI runtime, wrote a CRI record, or passed `K8S_POD_*` arguments.
+    /// a CRI runtime, wrote a CRI record, or passed a pod's `K8S_POD_*` arguments.
     pub fn not_applicable(&self, runs: &[ScenarioRun]) -> Option<String> {
         let k8s_args = runs.iter().flat_map(|r| &r.entries).any(|e| {
             e.var("CNI_ARGS")
-                .is_some_and(|a| cni_args(a).iter().any(|(k, _)| K8S_KEYS.contains(&k.as_str())))
+                .is_some_and(|a| cni_args(a).iter().any(|(k, _)| POD_ONLY_KEYS.contains(&k.as_str())))
         });
         if self.declared || self.any_record() || k8s_args {
             None
         } else {
             Some(
-                "not a CRI runtime: no --cri, no CRI record (CNI_CONFORMANCE_CRI_RECORD) and no K8S_POD_* \
-                 in CNI_ARGS"
+                "not a CRI runtime: no --cri, no CRI record (CNI_CONFORMANCE_CRI_RECORD) and no \
+                 K8S_POD_NAMESPACE, K8S_POD_INFRA_CONTAINER_ID or K8S_POD_UID in CNI_ARGS"
                     .into(),
             )
         }
