@@ -96,7 +96,7 @@ fn plan(args: CriArgs) -> Result<Plan> {
 /// A UUID-shaped id from the clock and the process id (unique enough for one pod at a time).
 fn fresh_uid() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let mixed = nanos ^ (u128::from(std::process::id()) << 64);
+    let mixed = nanos ^ (u128::from(std::process::id()) << 96) ^ (nanos << 64);
     let h = format!("{mixed:032x}");
     format!(
         "{}-{}-4{}-8{}-{}",
