@@ -1,23 +1,27 @@
 //! Runs runtime mode: stages every scenario, runs the runtime command once per scenario inside a
 //! fresh lab, reads the recorder's log, and judges the rules.
 //!
-//! Where things live: each scenario gets a lab of its own, and its conf dir, bin dir and log sit
-//! in that lab's private `/run` ([`SCRATCH`]), so nothing of a run is ever on the machine, even
-//! when the suite is killed. The runtime command runs in the lab (its PID, mount and network
-//! namespaces, its writable layer over the machine's files) with
+//! Where things live: each scenario gets a lab of its own, and its conf dir, bin dir, log and CRI
+//! record sit in that lab's private `/run` ([`SCRATCH`]), so nothing of a run is ever on the
+//! machine, even when the suite is killed. The runtime command runs in the lab (its PID, mount
+//! and network namespaces, its writable layer over the machine's files) with
 //! `CNI_CONFORMANCE_NETWORK`, `CNI_CONFORMANCE_CONF_DIR` and `CNI_CONFORMANCE_BIN_DIR` set (plus
 //! `CNI_CONFORMANCE_SCENARIO`, the scenario's slug, and `CNI_CONFORMANCE_SUITE`, this binary,
-//! for scripts that want `cni-conformance invoke`). Processes it leaves running are named in its
-//! record (and judged by `runtime/no-process-left`) and die with the lab.
+//! for scripts that want `cni-conformance invoke`, and `CNI_CONFORMANCE_CRI_RECORD`, where a
+//! CRI runtime's kubelet stand-in writes its record). Processes it leaves running are named in
+//! its record (and judged by `runtime/no-process-left`) and die with the lab.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::cri_evidence::{self, CriContext, CriRun};
 use super::evidence::ScenarioRun;
+use super::kubernetes;
 use super::log;
-use super::rules::{self, Blame, Outcome, Rule};
+use super::rules::{self, Blame, Outcome};
 use super::scenario::{self, Scenario};
-use crate::case::{status_of, Finding, Status, Verdict};
+use crate::case::{status_of, Finding, Level, Status, Verdict};
+use crate::cri::record::RECORD_ENV;
 use crate::invocation::{self, Exit, Invocation, Record};
 use crate::lab::Lab;
 use crate::ns;
@@ -52,6 +56,8 @@ pub struct Options {
     pub timeout: Duration,
     /// `--strict`.
     pub strict: bool,
+    /// `--cri`: the runtime is a CRI runtime (the Kubernetes rules apply).
+    pub cri: bool,
 }
 
 /// The recorder: `CNI_CONFORMANCE_RECORDER`, else next to the running binary.
@@ -93,13 +99,13 @@ fn resolve(command: &[String]) -> Result<Vec<String>, ModeError> {
     Ok(std::iter::once(prog).chain(rest.iter().cloned()).collect())
 }
 
-/// Everything one scenario produced.
-fn run_scenario(s: &Scenario, recorder: &Path, command: &[String], opts: &Options) -> Result<ScenarioRun, ModeError> {
-    let setup = |what: &str| {
-        let what = what.to_string();
-        let slug = s.slug;
-        move |e: std::io::Error| ModeError::Setup(format!("scenario {slug}: {what}: {e}"))
-    };
+/// Everything one scenario produced: the run, and the CRI record if the command wrote one.
+fn run_scenario(
+    s: &Scenario,
+    recorder: &Path,
+    command: &[String],
+    opts: &Options,
+) -> Result<(ScenarioRun, CriRun), ModeError> {
     let lab = Lab::new().map_err(|e| ModeError::Setup(format!("scenario {}: lab: {e}", s.slug)))?;
     // The command runs from the suite's working directory, so relative paths in it work.
     let cwd = std::env::current_dir()
@@ -107,17 +113,21 @@ fn run_scenario(s: &Scenario, recorder: &Path, command: &[String], opts: &Option
         .unwrap_or_else(|_| "/".into());
     let line: Vec<String> = command.iter().map(|a| quote(a)).collect();
     let script = format!("#!/bin/sh\ncd {cwd} || exit 2\nexec {}\n", line.join(" "));
-    let (staged, wrapper) = ns::run_in(None, Some(lab.mnt()), move || {
+    let (staged, wrapper, cri_record) = ns::run_in(None, Some(lab.mnt()), move || {
+        use std::os::unix::fs::PermissionsExt;
         let io = |what: &'static str| ns::io_err(what);
         let staged = scenario::stage(s, Path::new(SCRATCH), recorder).map_err(io("staging"))?;
         // An invocation takes a program without arguments: a two-line script carries them.
         let wrapper = staged.dir.join("run-runtime.sh");
         std::fs::write(&wrapper, &script).map_err(io("wrapper"))?;
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).map_err(io("wrapper"))?;
-        Ok((staged, wrapper))
+        // The CRI record starts empty and writable by anyone, like the log.
+        let cri_record = staged.dir.join(cri_evidence::RECORD_FILE);
+        std::fs::write(&cri_record, "").map_err(io("CRI record"))?;
+        std::fs::set_permissions(&cri_record, std::fs::Permissions::from_mode(0o666)).map_err(io("CRI record"))?;
+        Ok((staged, wrapper, cri_record))
     })
-    .map_err(|e| setup("staging")(std::io::Error::other(e.to_string())))?;
+    .map_err(|e| ModeError::Setup(format!("scenario {}: staging: {e}", s.slug)))?;
     let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !k.starts_with("CNI_")).collect();
     let suite = std::env::current_exe()
         .map(|p| p.display().to_string())
@@ -128,6 +138,7 @@ fn run_scenario(s: &Scenario, recorder: &Path, command: &[String], opts: &Option
         ("CNI_CONFORMANCE_BIN_DIR".into(), staged.bin_dir.display().to_string()),
         ("CNI_CONFORMANCE_SCENARIO".into(), s.slug.to_string()),
         ("CNI_CONFORMANCE_SUITE".into(), suite),
+        (RECORD_ENV.into(), cri_record.display().to_string()),
     ]);
     let inv = Invocation {
         program: wrapper,
@@ -143,19 +154,20 @@ fn run_scenario(s: &Scenario, recorder: &Path, command: &[String], opts: &Option
     record.env.retain(|(k, _)| k.starts_with("CNI_CONFORMANCE_"));
     record.command = format!("runtime command, scenario {}", s.slug);
     let log_path = staged.log.clone();
-    let read = ns::run_in(None, Some(lab.mnt()), move || Ok(log::read(&log_path)));
+    let read = ns::run_in(None, Some(lab.mnt()), move || Ok((log::read(&log_path), CriRun::read(&cri_record))));
     drop(lab);
-    let (entries, log_error) = match read {
-        Ok(Ok(e)) => (e, None),
-        Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
-        Err(e) => (Vec::new(), Some(e.to_string())),
+    let (entries, log_error, cri) = match read {
+        Ok((Ok(e), cri)) => (e, None, cri),
+        Ok((Err(e), cri)) => (Vec::new(), Some(e.to_string()), cri),
+        Err(e) => (Vec::new(), Some(e.to_string()), CriRun::default()),
     };
-    Ok(ScenarioRun {
+    let run = ScenarioRun {
         scenario: s.clone(),
         command: record,
         entries,
         log_error,
-    })
+    };
+    Ok((run, cri))
 }
 
 /// Runs every scenario and judges the rules; `progress` is called after each scenario.
@@ -164,12 +176,17 @@ pub fn run(opts: &Options, progress: &dyn Fn(&ScenarioRun, usize, usize)) -> Res
     let command = resolve(&opts.command)?;
     let scenarios = scenario::all();
     let mut runs = Vec::new();
+    let mut cri = CriContext {
+        declared: opts.cri,
+        runs: Vec::new(),
+    };
     let mut failure = None;
     for (n, s) in scenarios.iter().enumerate() {
         match run_scenario(s, &recorder, &command, opts) {
-            Ok(r) => {
+            Ok((r, c)) => {
                 progress(&r, n + 1, scenarios.len());
                 runs.push(r);
+                cri.runs.push(c);
             }
             Err(e) => {
                 failure = Some(e);
@@ -180,17 +197,51 @@ pub fn run(opts: &Options, progress: &dyn Fn(&ScenarioRun, usize, usize)) -> Res
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok(judge(&runs, opts.strict))
+    Ok(judge(&runs, &cri, opts.strict))
 }
 
-/// Judges every rule over the runs.
-pub fn judge(runs: &[ScenarioRun], strict: bool) -> Vec<CaseReport> {
-    rules::all().iter().map(|rule| judge_one(rule, runs, strict)).collect()
+/// Judges every rule over the runs: the `runtime/*` rules, then the Kubernetes rules.
+pub fn judge(runs: &[ScenarioRun], cri: &CriContext, strict: bool) -> Vec<CaseReport> {
+    let general = rules::all().into_iter().map(|rule| {
+        let start = Instant::now();
+        let outcome = (rule.body)(runs);
+        let meta = Meta {
+            id: rule.id,
+            title: rule.title,
+            level: rule.level,
+            spec: rule.spec,
+        };
+        judge_one(meta, outcome, start, runs, strict)
+    });
+    let kubernetes = kubernetes::all().into_iter().map(|rule| {
+        let start = Instant::now();
+        let outcome = (rule.body)(runs, cri);
+        let meta = Meta {
+            id: rule.id,
+            title: rule.title,
+            level: rule.level,
+            spec: rule.spec,
+        };
+        judge_one(meta, outcome, start, runs, strict)
+    });
+    general.chain(kubernetes).collect()
 }
 
-fn judge_one(rule: &Rule, runs: &[ScenarioRun], strict: bool) -> CaseReport {
-    let start = Instant::now();
-    let outcome = (rule.body)(runs);
+/// What the report says of a rule besides its outcome.
+struct Meta {
+    id: &'static str,
+    title: &'static str,
+    level: Level,
+    spec: &'static str,
+}
+
+fn judge_one(
+    rule: Meta,
+    outcome: Result<(), Outcome>,
+    start: Instant,
+    runs: &[ScenarioRun],
+    strict: bool,
+) -> CaseReport {
     let (verdict, blame): (Result<(), Verdict>, Option<Blame>) = match outcome {
         Ok(()) => (Ok(()), None),
         Err(Outcome::Skip(why)) => (Err(Verdict::Skip(why)), None),
