@@ -154,7 +154,9 @@ fn run_scenario(
     record.env.retain(|(k, _)| k.starts_with("CNI_CONFORMANCE_"));
     record.command = format!("runtime command, scenario {}", s.slug);
     let log_path = staged.log.clone();
-    let read = ns::run_in(None, Some(lab.mnt()), move || Ok((log::read(&log_path), CriRun::read(&cri_record))));
+    let read = ns::run_in(None, Some(lab.mnt()), move || {
+        Ok((log::read(&log_path), CriRun::read(&cri_record)))
+    });
     drop(lab);
     let (entries, log_error, cri) = match read {
         Ok((Ok(e), cri)) => (e, None, cri),
