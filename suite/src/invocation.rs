@@ -297,19 +297,17 @@ fn spawn(inv: &Invocation) -> std::io::Result<(Child, OwnedFd)> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .current_dir("/");
-    let ns = inv.lab.map(|lab| (lab.mnt().as_raw_fd(), lab.host_net().as_raw_fd()));
+    let entry = inv.lab.map(|lab| lab.sandbox().entry(lab.host_net()));
     let status_fd = status_w.as_raw_fd();
     // Outside a lab the plugin dies with the suite by PDEATHSIG (its parent, the stand-in, is
     // forked on the calling thread); in a lab the end of the PID namespace does it.
-    let die_with_parent = ns.is_none();
+    let die_with_parent = entry.is_none();
     // SAFETY: runs in the forked child before exec; only async-signal-safe syscalls on
     // descriptors that stay open in the parent until spawn returns.
     unsafe {
         cmd.pre_exec(move || {
-            if let Some((mnt, net)) = ns {
-                if libc::setns(mnt, libc::CLONE_NEWNS) != 0 || libc::setns(net, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+            if let Some(entry) = entry {
+                entry.enter()?;
             } else {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             }

@@ -31,6 +31,7 @@ const MARKER: &str = "100123";
 #[derive(Debug, PartialEq, Eq)]
 struct Machine {
     network: String,
+    hostname: String,
     files: BTreeMap<String, String>,
     /// Processes outside the machine's PID namespace, and any carrying [`MARKER`].
     foreign: BTreeSet<String>,
@@ -94,6 +95,7 @@ fn machine(skip: &[PathBuf]) -> Machine {
     }
     Machine {
         network: host_state(),
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default(),
         files,
         foreign: processes(),
     }
@@ -212,7 +214,7 @@ fn escape_through_the_parents_namespaces_reaches_only_the_lab() {
     let before = machine(std::slice::from_ref(&dir));
     let plugin = hostile(
         &dir,
-        "nsenter -t $PPID -n -m -p sh -c 'ip route add 203.0.113.0/24 dev lo; nft add table inet cniconfescape; touch /run/cniconf-escaped' >&2",
+        "nsenter -t $PPID -a sh -c 'ip route add 203.0.113.0/24 dev lo; nft add table inet cniconfescape; touch /run/cniconf-escaped; hostname cniconf-escaped' >&2",
     );
     let run = judge(
         {
