@@ -31,7 +31,7 @@ time_run() {
   start=$(date +%s.%N)
   "$1" "$2" >/dev/null 2>&1 || true
   end=$(date +%s.%N)
-  echo "$end - $start" | bc
+  awk -v a="$start" -v b="$end" 'BEGIN {print b - a}'
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -53,5 +53,5 @@ for plugin in "$@"; do
   done
   o=$(median <"$root/target/compare-base/old.times")
   n=$(median <"$root/target/compare-base/new.times")
-  printf '%-40s %10.2f %10.2f %7.2f\n' "$plugin" "$o" "$n" "$(echo "$n / $o" | bc -l)"
+  printf '%-40s %10.2f %10.2f %7.2f\n' "$plugin" "$o" "$n" "$(awk -v o="$o" -v n="$n" 'BEGIN {print n / o}')"
 done
