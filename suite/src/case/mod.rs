@@ -7,10 +7,12 @@
 
 mod ctx;
 mod ctx_variant;
+mod peers;
 
 pub(crate) use ctx::{first_line, truncate};
 pub use ctx::{AddOutcome, Attachment, Ctx, Target};
 pub use ctx_variant::Variant;
+pub use peers::{Charged, PeerFinding};
 
 use crate::profile::PluginKind;
 use crate::version::SpecVersion;
