@@ -826,24 +826,26 @@ fn announcement_is_sent_only_while_the_mac_holds() {
 }
 
 fn main() {
-    nsharness::enter_private_namespaces();
-    nsharness::run(&[
-        ("bridge_create_and_read_back", bridge_create_and_read_back),
-        ("veth_with_peer_in_other_netns", veth_with_peer_in_other_netns),
-        ("plain_veth_named_both_ends", plain_veth_named_both_ends),
-        ("link_changes_one_request", link_changes_one_request),
-        ("addresses_add_list_delete", addresses_add_list_delete),
-        ("routes_add_list_delete", routes_add_list_delete),
-        ("bridge_port_flags", bridge_port_flags),
-        ("bridge_vlans", bridge_vlans),
-        ("sysctls_follow_the_namespace", sysctls_follow_the_namespace),
-        ("bench_veth_create_delete", bench_veth_create_delete),
-        ("detached_delete", detached_delete),
-        ("netconf_and_namespace_visits", netconf_and_namespace_visits),
-        ("background_delete", background_delete),
-        (
-            "announcement_is_sent_only_while_the_mac_holds",
-            announcement_is_sent_only_while_the_mac_holds,
-        ),
-    ]);
+    nsharness::run(
+        &[
+            ("bridge_create_and_read_back", bridge_create_and_read_back),
+            ("veth_with_peer_in_other_netns", veth_with_peer_in_other_netns),
+            ("plain_veth_named_both_ends", plain_veth_named_both_ends),
+            ("link_changes_one_request", link_changes_one_request),
+            ("addresses_add_list_delete", addresses_add_list_delete),
+            ("routes_add_list_delete", routes_add_list_delete),
+            ("bridge_port_flags", bridge_port_flags),
+            ("bridge_vlans", bridge_vlans),
+            ("sysctls_follow_the_namespace", sysctls_follow_the_namespace),
+            ("bench_veth_create_delete", bench_veth_create_delete),
+            ("detached_delete", detached_delete),
+            ("netconf_and_namespace_visits", netconf_and_namespace_visits),
+            ("background_delete", background_delete),
+            (
+                "announcement_is_sent_only_while_the_mac_holds",
+                announcement_is_sent_only_while_the_mac_holds,
+            ),
+        ],
+        None,
+    );
 }
