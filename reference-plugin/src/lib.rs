@@ -51,6 +51,7 @@
 pub mod bridge;
 pub mod builtin;
 pub mod cni;
+pub(crate) mod hash;
 pub mod host_local;
 pub mod masq;
 pub mod netlink;

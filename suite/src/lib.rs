@@ -12,6 +12,7 @@ pub mod case;
 pub mod cases;
 pub mod cli;
 pub mod cni;
+pub(crate) mod hash;
 pub mod invocation;
 pub mod invoke;
 pub mod lab;
