@@ -53,5 +53,6 @@ pub mod builtin;
 pub mod cni;
 pub(crate) mod hash;
 pub mod host_local;
+pub mod ipnet;
 pub mod masq;
 pub mod netlink;
