@@ -4,8 +4,8 @@
 //! [`Outcome`] that says otherwise, naming the scenario and the invocation.
 //!
 //! This module holds the rule model and the table ([`all`]); the bodies live by topic, each file
-//! with its tests: [`order`], [`prev_result`], [`config`] (the request configuration),
-//! [`environment`], [`check`], [`gc_status`] and [`lifecycle`].
+//! with its tests: `order`, `prev_result`, `config` (the request configuration), `environment`,
+//! `check`, `gc_status` and `lifecycle`.
 
 mod check;
 mod config;
