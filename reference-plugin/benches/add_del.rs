@@ -671,19 +671,22 @@ fn probe_kernel(bridge: &str, n: usize) -> KernelProbe {
         delete: Vec::new(),
         delete_detached: Vec::new(),
     };
+    // A pair on the bridge, its container end in `ns`, as ADD creates it.
+    let create_pair = |ns: &netlink::NetNs| {
+        host.create_veth_random_name(&VethSpec {
+            name: "probe",
+            master: Some(br.index),
+            up: true,
+            peer_name: "eth0",
+            peer_netns: Some(ns.as_fd()),
+            ..Default::default()
+        })
+        .unwrap()
+    };
     for i in 0..n {
         let ns = nsharness::new_netns();
         let t = Instant::now();
-        let veth = host
-            .create_veth_random_name(&VethSpec {
-                name: "probe",
-                master: Some(br.index),
-                up: true,
-                peer_name: "eth0",
-                peer_netns: Some(ns.as_fd()),
-                ..Default::default()
-            })
-            .unwrap();
+        let veth = create_pair(&ns);
         probe.create.push(t.elapsed());
         let ctr = Rtnl::in_netns(ns.as_fd()).unwrap();
         let peer = ctr.link_by_name("eth0").unwrap().unwrap();
@@ -722,16 +725,7 @@ fn probe_kernel(bridge: &str, n: usize) -> KernelProbe {
         probe.delete.push(t.elapsed());
         // The other way DEL can delete: handed to the kernel's background (see
         // `Rtnl::delete_link_detached`), timed up to when the request returns.
-        let spare = host
-            .create_veth_random_name(&VethSpec {
-                name: "probe",
-                master: Some(br.index),
-                up: true,
-                peer_name: "eth0",
-                peer_netns: Some(ns.as_fd()),
-                ..Default::default()
-            })
-            .unwrap();
+        let spare = create_pair(&ns);
         let t = Instant::now();
         host.delete_link_detached(spare.index, Duration::from_secs(5)).unwrap();
         probe.delete_detached.push(t.elapsed());

@@ -120,21 +120,13 @@ impl Test {
     /// body is replaced by a runtime "ignored" that prints the reason (libtest-mimic prints none
     /// for flagged tests).
     fn into_trial(self, args: &Arguments) -> Trial {
-        let unmet: Vec<Unmet> = self.needs.iter().filter_map(Need::unmet).collect();
-        let missing: Vec<String> = unmet
-            .iter()
-            .filter_map(|u| match u {
-                Unmet::Missing(m) => Some(m.clone()),
-                Unmet::OptedOut(_) => None,
-            })
-            .collect();
-        let opted_out: Vec<String> = unmet
-            .iter()
-            .filter_map(|u| match u {
-                Unmet::OptedOut(r) => Some(r.clone()),
-                Unmet::Missing(_) => None,
-            })
-            .collect();
+        let (mut missing, mut opted_out) = (Vec::new(), Vec::new());
+        for unmet in self.needs.iter().filter_map(Need::unmet) {
+            match unmet {
+                Unmet::Missing(message) => missing.push(message),
+                Unmet::OptedOut(reason) => opted_out.push(reason),
+            }
+        }
         let ignored = missing.is_empty() && !opted_out.is_empty();
         let body = self.body;
         let trial = Trial::ignorable_test(self.name, move || {

@@ -398,6 +398,17 @@ mod fixtures {
         )
     }
 
+    /// A well-behaved chain: its ADDs, then DELs in reverse order.
+    pub(super) fn good_chain() -> Vec<Entry> {
+        let mut entries = good_chain_adds();
+        entries.extend([
+            chain_del("recorder-c", 40),
+            chain_del("recorder-b", 50),
+            chain_del("recorder-a", 60),
+        ]);
+        entries
+    }
+
     /// The three ADDs of a well-behaved chain, each passing on the previous result.
     pub(super) fn good_chain_adds() -> Vec<Entry> {
         vec![

@@ -82,17 +82,11 @@ pub(super) fn check_order(runs: &[ScenarioRun]) -> Result<(), Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::rules::fixtures::{chain_del, chain_run, good_chain_adds};
+    use crate::runtime::rules::fixtures::{chain_del, chain_run, good_chain, good_chain_adds};
 
     #[test]
     fn order_rules_read_the_log() {
-        let mut good = good_chain_adds();
-        good.extend([
-            chain_del("recorder-c", 40),
-            chain_del("recorder-b", 50),
-            chain_del("recorder-a", 60),
-        ]);
-        let runs = chain_run(good);
+        let runs = chain_run(good_chain());
         assert_eq!(add_order(&runs), Ok(()));
         assert_eq!(del_order(&runs), Ok(()));
 

@@ -145,17 +145,11 @@ pub(super) fn prev_del(runs: &[ScenarioRun]) -> Result<(), Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::rules::fixtures::{chain_add, chain_del, chain_run, good_chain_adds, result};
+    use crate::runtime::rules::fixtures::{chain_add, chain_run, good_chain, good_chain_adds, result};
 
     #[test]
     fn prev_result_rules_read_the_log() {
-        let mut good = good_chain_adds();
-        good.extend([
-            chain_del("recorder-c", 40),
-            chain_del("recorder-b", 50),
-            chain_del("recorder-a", 60),
-        ]);
-        let runs = chain_run(good);
+        let runs = chain_run(good_chain());
         assert_eq!(prev_chained(&runs), Ok(()));
         assert_eq!(prev_first(&runs), Ok(()));
 
