@@ -1,5 +1,6 @@
 //! Self-test by mutation: every case is failed by at least one deliberately broken plugin
-//! (`tests/mutants/mutant.py` holds the table), and the unmodified upstream plugin fails none.
+//! (`tests/mutants/m_<area>.py` hold them, one file per catalogue area; `mutant.py` runs them and
+//! prints the table), and the unmodified upstream plugin fails none.
 
 mod common;
 mod harness;
