@@ -20,7 +20,7 @@ pub enum Format {
 #[derive(Debug, Parser)]
 #[command(name = "cni-conformance", version, about, long_about = None, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
-    /// `runtime` or `invoke`; without one, the command judges a plugin.
+    /// `runtime`, `invoke` or `cri`; without one, the command judges a plugin.
     #[command(subcommand)]
     pub mode: Option<Mode>,
     /// Plugin-mode arguments.
@@ -35,6 +35,8 @@ pub enum Mode {
     Runtime(RuntimeArgs),
     /// Run a plugin or network configuration by hand, like libcni: invoke add|check|del|gc|status ...
     Invoke(InvokeArgs),
+    /// Do what kubelet does for one pod over the CRI: cri --endpoint unix:///run/containerd/containerd.sock
+    Cri(CriArgs),
 }
 
 /// Arguments of runtime mode.
@@ -52,6 +54,11 @@ pub struct RuntimeArgs {
     /// Limit for one run of the runtime command (one scenario), in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub timeout: f64,
+    /// The runtime is a CRI runtime: judge the kubernetes/* rules even when no plugin call
+    /// carries K8S_POD_* arguments (they are also judged whenever a CRI record or K8S_POD_*
+    /// arguments are seen).
+    #[arg(long)]
+    pub cri: bool,
     /// The QEMU VM options (`--vm` runs the same command in a guest that sees the host's files
     /// read-only, DESIGN §7).
     #[command(flatten)]
@@ -113,6 +120,59 @@ pub struct InvokeArgs {
     /// Limit for one plugin invocation, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub timeout: f64,
+}
+
+/// Arguments of `cri`, the kubelet stand-in: one pod through `RunPodSandbox`,
+/// `PodSandboxStatus`, `StopPodSandbox` and `RemovePodSandbox`.
+#[derive(Debug, Args)]
+pub struct CriArgs {
+    /// The CRI endpoint: unix:///path/to.sock (or a bare socket path), tcp://host:port.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: String,
+    /// Pod name (default: cni-conformance-<scenario> under runtime mode, else cni-conformance).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Pod namespace.
+    #[arg(long, value_name = "NS", default_value = "cni-conformance")]
+    pub namespace: String,
+    /// Pod UID (default: a fresh one).
+    #[arg(long, value_name = "UID")]
+    pub uid: Option<String>,
+    /// Port mapping [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp|sctp] (repeatable).
+    #[arg(long = "port", value_name = "MAPPING", default_values = ["8080:80/tcp", "8053:53/udp"])]
+    pub ports: Vec<String>,
+    /// The kubernetes.io/ingress-bandwidth annotation ("" for none).
+    #[arg(long, value_name = "QUANTITY", default_value = "1M")]
+    pub ingress_bandwidth: String,
+    /// The kubernetes.io/egress-bandwidth annotation ("" for none).
+    #[arg(long, value_name = "QUANTITY", default_value = "2M")]
+    pub egress_bandwidth: String,
+    /// DNS server of the pod (repeatable).
+    #[arg(long, value_name = "IP", default_values = ["10.96.0.10"])]
+    pub dns_server: Vec<String>,
+    /// DNS search domain of the pod (repeatable).
+    #[arg(long, value_name = "DOMAIN", default_values = ["cluster.local"])]
+    pub dns_search: Vec<String>,
+    /// resolv.conf option of the pod (repeatable).
+    #[arg(long, value_name = "OPT", default_values = ["ndots:5"])]
+    pub dns_option: Vec<String>,
+    /// Parent cgroup of the sandbox (default: the runtime's choice).
+    #[arg(long, value_name = "PATH", default_value = "")]
+    pub cgroup_parent: String,
+    /// Runtime handler (RuntimeClass; default: the runtime's default).
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub runtime_handler: String,
+    /// Limit for connecting and for each CRI call, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub timeout: f64,
+    /// Write what was asked and seen as JSON to FILE (default: $CNI_CONFORMANCE_CRI_RECORD, set
+    /// by runtime mode).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Where the runtime keeps named network namespaces (listed before and after, to see what
+    /// is left).
+    #[arg(long, value_name = "DIR", default_value = "/var/run/netns")]
+    pub netns_dir: PathBuf,
 }
 
 /// Arguments of plugin mode.

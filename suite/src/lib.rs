@@ -5,13 +5,14 @@
 //! [`cni`] reading CNI documents, [`profile`] plugin configurations, [`case`] the case model,
 //! [`cases`] the catalogue, [`runner`] case selection and parallel execution, [`report`] output,
 //! [`invoke`] the libcni-like executor of network configurations, [`runtime`] runtime mode (recorder, scenarios, rules), [`vm`]
-//! the same run inside a QEMU guest.
+//! the same run inside a QEMU guest, [`cri`] the kubelet stand-in (a CRI client).
 #![deny(missing_docs)]
 
 pub mod case;
 pub mod cases;
 pub mod cli;
 pub mod cni;
+pub mod cri;
 pub(crate) mod hash;
 pub mod invocation;
 pub mod invoke;

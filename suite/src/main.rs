@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         None => app::plugin::run(cli.plugin),
         Some(Mode::Runtime(args)) => app::runtime::run(args),
         Some(Mode::Invoke(args)) => app::invoke::run(args),
+        Some(Mode::Cri(args)) => app::cri::run(args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -12,10 +12,10 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{umount2, MntFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 
 /// Errors from namespace operations.
@@ -119,29 +119,78 @@ where
     })
 }
 
-/// Creates a new network namespace from inside the mount namespace `mnt`, bind-mounts it at
-/// `path` (so `CNI_NETNS` can be a real file), brings its `lo` up, and returns an open handle.
+/// Creates a new network namespace, brings its `lo` up, bind-mounts it at `path` inside the mount
+/// namespace `mnt` (so `CNI_NETNS` can be a real file), and returns an open handle.
+///
+/// The namespace is made on a thread outside the lab's mount namespace: a lab's `/proc` belongs to
+/// the lab's PID namespace, where the suite's own threads have no entry. The bind mount is a clone
+/// of the namespace file's mount (`open_tree`) moved onto the file (`move_mount`), which needs no
+/// `/proc` path.
 pub fn create_netns_file(mnt: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, NsError> {
+    let netns = run_in(None, None, || {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(sys("unshare(CLONE_NEWNET)"))?;
+        bring_lo_up()?;
+        open_own("net")
+    })?;
     let path = path.to_path_buf();
+    let source = netns.as_fd();
     run_in(None, Some(mnt), move || {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io_err(format!("mkdir {}", dir.display())))?;
         }
         File::create(&path).map_err(io_err(format!("create {}", path.display())))?;
-        unshare(CloneFlags::CLONE_NEWNET).map_err(sys("unshare(CLONE_NEWNET)"))?;
-        bring_lo_up()?;
-        mount(
-            Some("/proc/thread-self/ns/net"),
-            &path,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(sys(format!("bind-mount netns at {}", path.display())))?;
+        bind_fd(source, &path)?;
         File::open(&path)
             .map(OwnedFd::from)
             .map_err(io_err(format!("open {}", path.display())))
     })
+}
+
+/// Bind-mounts what `source` refers to (e.g. a namespace) onto `target`, in the calling thread's
+/// mount namespace.
+fn bind_fd(source: BorrowedFd<'_>, target: &Path) -> Result<(), NsError> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    let empty = c"";
+    let target_c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes()).map_err(|_| NsError::Sys {
+        op: format!("bind onto {}", target.display()),
+        source: io::Error::from(io::ErrorKind::InvalidInput),
+    })?;
+    // SAFETY: plain syscalls with valid C strings; the returned descriptor is owned below.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            source.as_raw_fd(),
+            empty.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
+        )
+    };
+    if tree < 0 {
+        return Err(NsError::Sys {
+            op: format!("clone the namespace mount for {}", target.display()),
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: a descriptor we just got and own.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
+    // SAFETY: as above.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target_c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc != 0 {
+        return Err(NsError::Sys {
+            op: format!("bind-mount the namespace at {}", target.display()),
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
 }
 
 /// Removes a namespace file made by [`create_netns_file`] (unmount and unlink), inside `mnt`.

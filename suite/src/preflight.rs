@@ -1,8 +1,6 @@
 //! Before the cases: ask every chain member which versions it supports and pick the version the
 //! cases run at (the highest released version all of them claim).
 
-use std::os::fd::AsRawFd;
-
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
@@ -47,7 +45,7 @@ pub fn versions(target: &mut Target) -> Result<()> {
             stdin: json!({"cniVersion": "1.1.0"}).to_string().into_bytes(),
             timeout: target.timeout,
             output_cap: invocation::DEFAULT_OUTPUT_CAP,
-            namespaces: Some((lab.mnt().as_raw_fd(), lab.host_net().as_raw_fd())),
+            lab: Some(&lab),
         });
         supported_from_answer(&rec.stdout, rec.exit.success())
     };

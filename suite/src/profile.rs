@@ -74,6 +74,28 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// The data directories the configuration names (`dataDir` keys at any depth, e.g.
+    /// host-local's), which are the plugin's data places like `/var/lib/cni`.
+    pub fn data_dirs(&self) -> Vec<std::path::PathBuf> {
+        fn collect(v: &Value, out: &mut Vec<std::path::PathBuf>) {
+            match v {
+                Value::Object(map) => {
+                    for (k, v) in map {
+                        match (k.as_str(), v) {
+                            ("dataDir", Value::String(dir)) if dir.starts_with('/') => out.push(dir.into()),
+                            _ => collect(v, out),
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        self.plugins.iter().for_each(|p| collect(p, &mut out));
+        out
+    }
+
     /// How many addresses a server of the lab hands out (the dhcp profile's DHCP pool), for cases
     /// that need a pool size and find no range in the configuration.
     pub fn served_pool_size(&self) -> Option<u32> {

@@ -154,7 +154,7 @@ pub fn run_case(case: &'static Case, target: &Target, opts: &RunOptions) -> Case
             ..Default::default()
         }),
     };
-    if let Some(ctx) = ctx {
+    if let Some(mut ctx) = ctx {
         if opts.keep && result.status == Status::Fail {
             result.kept = ctx.lab.keep().ok();
         }

@@ -1,6 +1,7 @@
 //! The command's modes. Library code does the work; these modules turn arguments into calls and
 //! errors into the exit-2 contract.
 
+pub mod cri;
 pub mod invoke;
 pub mod plugin;
 pub mod runtime;

@@ -27,6 +27,7 @@ pub fn run(args: RuntimeArgs) -> Result<u8, Usage> {
         command: args.command.clone(),
         timeout: Duration::from_secs_f64(args.timeout),
         strict: args.strict,
+        cri: args.cri,
     };
     let human = args.format == Format::Human || args.vm.progress;
     let start = Instant::now();

@@ -111,6 +111,9 @@ pub fn run_runtime(args: RuntimeArgs) -> Result<u8, Usage> {
     if args.strict {
         guest.push("--strict".into());
     }
+    if args.cri {
+        guest.push("--cri".into());
+    }
     guest.push("--".into());
     guest.extend(args.command.iter().cloned());
     let request = vm::Request {

@@ -1,7 +1,6 @@
 //! What a case body works with: the target, a fresh lab, and helpers that run the plugin the way
 //! a runtime would and turn misbehaviour into findings.
 
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,6 +105,9 @@ impl<'a> Ctx<'a> {
     /// Builds a lab for one case, with what the profile needs.
     pub fn new(target: &'a Target) -> Result<Self, LabError> {
         let lab = Lab::new()?;
+        for dir in target.profile.data_dirs() {
+            lab.add_data_dir(dir);
+        }
         for need in &target.profile.needs {
             match need {
                 LabNeed::MasterLink {
@@ -267,7 +269,7 @@ impl<'a> Ctx<'a> {
             stdin,
             timeout: self.target.timeout,
             output_cap: invocation::DEFAULT_OUTPUT_CAP,
-            namespaces: Some((self.lab.mnt().as_raw_fd(), self.lab.host_net().as_raw_fd())),
+            lab: Some(&self.lab),
         };
         let rec = invocation::run(&inv);
         if inv.program == self.target.plugin {

@@ -6,7 +6,6 @@
 //! [`Ctx::add`]/[`Ctx::del`] keep running the profile exactly as given; cases that need another
 //! configuration build a [`Variant`] from [`Ctx::variant`] and use the `*_variant` helpers here.
 
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
@@ -270,7 +269,7 @@ impl Ctx<'_> {
                 stdin: self.variant_request(v, 0, &version, None).to_string().into_bytes(),
             })
             .collect();
-        let namespaces = Some((self.lab.mnt().as_raw_fd(), self.lab.host_net().as_raw_fd()));
+        let lab = Some(&self.lab);
         let timeout = parallel_timeout(self.target.timeout, planned.len());
         let records: Vec<invocation::Record> = std::thread::scope(|s| {
             let handles: Vec<_> = planned
@@ -283,7 +282,7 @@ impl Ctx<'_> {
                             stdin: p.stdin,
                             timeout,
                             output_cap: invocation::DEFAULT_OUTPUT_CAP,
-                            namespaces,
+                            lab,
                         })
                     })
                 })

@@ -119,6 +119,14 @@ pub const CASES: &[Case] = &[
         applies: Applies { kinds: ANY_KIND, since: ALWAYS },
         body: other_ifname_intact,
     },
+    Case {
+        id: "del/keeps-only-network-state",
+        title: "after the last attachment is deleted, the plugin has added to its host only network-wide state (bridges and what is on them, firewall state, sysctls, data files)",
+        level: Level::Should,
+        spec: "SPEC §2 DEL (undo any modifications applied in the plugin's ADD); docs/lab.md (network-wide state)",
+        applies: Applies { kinds: ANY_KIND, since: ALWAYS },
+        body: keeps_only_network_state,
+    },
 ];
 
 const V1: SpecVersion = SpecVersion(1, 0, 0);
@@ -562,5 +570,84 @@ fn host_state_kept(ctx: &mut Ctx) -> Result<(), Verdict> {
         "the host lost or changed state it had before the plugin ran",
         "the host's own links, addresses, routes and rules untouched",
         lost.join("; "),
+    ))
+}
+
+/// Links, addresses and routes a plugin added and kept after its last DEL that are not
+/// network-wide state: bridges, links on a bridge (or named `<bridge>.<n>`), and addresses and
+/// routes on those. Firewall state, sysctls and data files are network-wide by nature.
+fn non_network_additions(changes: &[crate::lab::snapshot::Change]) -> Vec<String> {
+    let field = |line: &str, key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or("-")
+            .to_string()
+    };
+    let added: Vec<&str> = changes
+        .iter()
+        .filter(|c| c.sign == '+')
+        .map(|c| c.what.as_str())
+        .collect();
+    let links: Vec<(String, String, String)> = added
+        .iter()
+        .filter_map(|l| l.strip_prefix("link "))
+        .filter_map(|l| {
+            let name = l.split_whitespace().next()?.to_string();
+            Some((name, field(l, "kind="), field(l, "master=")))
+        })
+        .collect();
+    let bridges: Vec<&str> = links
+        .iter()
+        .filter(|(_, k, _)| k == "bridge")
+        .map(|(n, _, _)| n.as_str())
+        .collect();
+    let on_bridge = |dev: &str, master: &str| {
+        bridges.contains(&dev)
+            || bridges.contains(&master)
+            || bridges
+                .iter()
+                .any(|b| dev.strip_prefix(b).is_some_and(|rest| rest.starts_with('.')))
+    };
+    let network_link = |dev: &str| {
+        links
+            .iter()
+            .find(|(n, _, _)| n == dev)
+            .map_or(bridges.contains(&dev), |(n, _, m)| on_bridge(n, m))
+            // A link the host had before (a master link of the profile) may carry new state too.
+            || !links.iter().any(|(n, _, _)| n == dev) && dev != "lo" && dev != "-"
+    };
+    added
+        .iter()
+        .filter(|line| {
+            if let Some(l) = line.strip_prefix("link ") {
+                let name = l.split_whitespace().next().unwrap_or("");
+                !on_bridge(name, &field(l, "master="))
+            } else if let Some(l) = line.strip_prefix("address ") {
+                !network_link(l.rsplit(" on ").next().unwrap_or("-"))
+            } else if line.starts_with("route ") {
+                !network_link(&field(line, "dev="))
+            } else {
+                false
+            }
+        })
+        .map(|l| format!("+ {l}"))
+        .collect()
+}
+
+fn keeps_only_network_state(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let before = ctx.lab.snapshot()?;
+    let att = ctx.attachment()?;
+    let out = ctx.add(&att)?;
+    ctx.del(&att, Some(&out.result))?;
+    let changes = ctx.lab.snapshot()?.diff(&before);
+    let kept = non_network_additions(&changes);
+    if kept.is_empty() {
+        return Ok(());
+    }
+    ctx.blame = ctx.invocations.iter().rposition(|r| r.command == "ADD");
+    Err(Verdict::violation(
+        "the plugin's host kept links, addresses or routes after its last attachment was deleted that are not network-wide state",
+        "only bridges, links on them and their addresses and routes",
+        kept.join("; "),
     ))
 }

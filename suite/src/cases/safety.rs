@@ -1,8 +1,5 @@
 //! `safety/*`: what a plugin must not do to the host or to the runtime that calls it.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
-use std::os::unix::fs::MetadataExt;
-
 use crate::case::{first_line, Applies, Case, Ctx, Level, Verdict, ANY_KIND, WITH_INTERFACES};
 use crate::version::SpecVersion;
 
@@ -23,6 +20,14 @@ pub const CASES: &[Case] = &[
         spec: "SPEC §2 (the runtime reads the result from stdout until the plugin is done); libcni waits for the pipes to close",
         applies: Applies { kinds: ANY_KIND, since: SpecVersion(0, 1, 0) },
         body: exits_cleanly,
+    },
+    Case {
+        id: "safety/writes-only-data-places",
+        title: "ADD and DEL write no file outside the plugin's data places (/var/lib/cni, /run, the configured data directories), not even one that DEL removes",
+        level: Level::Should,
+        spec: "docs/lab.md (the lab is the plugin's host; files a plugin writes elsewhere are the machine's)",
+        applies: Applies { kinds: ANY_KIND, since: SpecVersion(0, 1, 0) },
+        body: writes_only_data_places,
     },
 ];
 
@@ -71,90 +76,51 @@ fn host_netns_refused(ctx: &mut Ctx) -> Result<(), Verdict> {
     Ok(())
 }
 
-/// The inode that names the namespace behind `fd`.
-fn ns_inode(fd: BorrowedFd<'_>) -> Option<u64> {
-    std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .ok()
-        .map(|m| m.ino())
-}
-
-/// Processes (other than the suite) living in the lab host's network or mount namespace, as
-/// `(pid, command line)`: a plugin's daemon that left its process group and closed its pipes.
-fn lab_processes(ctx: &Ctx) -> Vec<(i32, String)> {
-    let wanted: Vec<String> = [("net", ns_inode(ctx.lab.host_net())), ("mnt", ns_inode(ctx.lab.mnt()))]
-        .into_iter()
-        .filter_map(|(kind, ino)| ino.map(|i| format!("{kind}:[{i}]")))
-        .collect();
-    let me = std::process::id();
-    let services = ctx.lab.service_pids();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        if u32::try_from(pid).is_ok_and(|p| p == me || services.contains(&p)) {
-            continue;
-        }
-        let inside = ["net", "mnt"].iter().any(|kind| {
-            std::fs::read_link(e.path().join("ns").join(kind))
-                .is_ok_and(|l| wanted.contains(&l.to_string_lossy().into_owned()))
-        });
-        if inside {
-            let cmdline = std::fs::read(e.path().join("cmdline"))
-                .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
-                .unwrap_or_default();
-            found.push((pid, cmdline));
-        }
-    }
-    found
-}
-
-/// Waits up to two seconds for processes in the lab to end on their own; kills the rest (they
-/// were started by the plugin under test, inside this case's lab) and returns what was left.
-fn leftover_processes(ctx: &Ctx) -> Vec<(i32, String)> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    loop {
-        let left = lab_processes(ctx);
-        if left.is_empty() || std::time::Instant::now() >= deadline {
-            for (pid, _) in &left {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
-            }
-            return left;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
 fn exits_cleanly(ctx: &mut Ctx) -> Result<(), Verdict> {
     let att = ctx.attachment()?;
     let out = ctx.add(&att)?;
     ctx.del(&att, Some(&out.result))?;
-    let first = ctx.invocations.iter().position(|r| !r.notes.is_empty());
-    let left = leftover_processes(ctx);
-    if first.is_none() && !left.is_empty() {
+    // Every call is followed by a sweep of the lab: what a call left running is named in its
+    // record. Anything still alive now escaped the sweeps (a call ran beside another).
+    let left = ctx.lab.processes()?;
+    if let Some(i) = ctx.invocations.iter().position(|r| !r.notes.is_empty()) {
+        ctx.blame = Some(i);
+        let rec = &ctx.invocations[i];
+        return Err(Verdict::violation(
+            format!("{} did not finish cleanly", rec.command),
+            "stdout and stderr closed at exit, no process left running in the lab",
+            rec.notes.join("; "),
+        ));
+    }
+    if !left.is_empty() {
         ctx.blame = ctx.invocations.iter().position(|r| r.command == "ADD");
         return Err(Verdict::violation(
             "a process started by the plugin kept running in the lab after ADD and DEL returned",
-            "no process left in the host's network or mount namespace",
-            left.iter()
-                .map(|(pid, cmd)| format!("pid {pid}: {cmd} (killed by the suite)"))
-                .collect::<Vec<_>>()
-                .join("; "),
+            "no process left running in the lab",
+            left.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
         ));
     }
-    match first {
-        None => Ok(()),
-        Some(i) => {
-            ctx.blame = Some(i);
-            let rec = &ctx.invocations[i];
-            Err(Verdict::violation(
-                format!("{} did not finish cleanly", rec.command),
-                "stdout and stderr closed at exit, no process left in the plugin's process group",
-                rec.notes.join("; "),
-            ))
-        }
-    }
+    Ok(())
+}
+
+fn writes_only_data_places(ctx: &mut Ctx) -> Result<(), Verdict> {
+    let att = ctx.attachment()?;
+    let before = ctx.lab.snapshot()?;
+    let out = ctx.add(&att)?;
+    let after_add = ctx.lab.snapshot()?.writes_since(&before);
+    ctx.del(&att, Some(&out.result))?;
+    let after_del = ctx.lab.snapshot()?.writes_since(&before);
+    let (blame, verb, writes) = if !after_add.is_empty() {
+        (out.record, "ADD", after_add)
+    } else if !after_del.is_empty() {
+        (ctx.invocations.len() - 1, "DEL", after_del)
+    } else {
+        return Ok(());
+    };
+    ctx.blame = Some(blame);
+    Err(Verdict::violation(
+        format!("{verb} wrote files outside the plugin's data places (they stayed in the lab; on a real host they would be the machine's)"),
+        "files only under /var/lib/cni, /run and the data directories the configuration names",
+        writes.join("; "),
+    ))
 }

@@ -96,7 +96,7 @@ pub fn exec(
         stdin: serde_json::to_vec(stdin).unwrap_or_default(),
         timeout,
         output_cap: invocation::DEFAULT_OUTPUT_CAP,
-        namespaces: None,
+        lab: None,
     };
     let rec = invocation::run(&inv);
     eprint!("{}", rec.stderr);

@@ -13,6 +13,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use super::sandbox::Sandbox;
 use super::service::{Service, ServiceSpec, SERVICE_DIR};
 use super::{LabError, NETNS_DIR};
 use crate::net::{IpNet, Rtnl};
@@ -47,7 +48,8 @@ pub struct DhcpSegment {
 
 impl DhcpSegment {
     /// Builds the namespace and bridge and starts dnsmasq; returns once it listens on port 67.
-    pub(super) fn start(mnt: BorrowedFd<'_>, spec: &DhcpServerSpec) -> Result<Self, LabError> {
+    pub(super) fn start(sandbox: &Sandbox, spec: &DhcpServerSpec) -> Result<Self, LabError> {
+        let mnt = sandbox.mnt();
         let server_net: IpNet = spec
             .server
             .parse()
@@ -84,7 +86,7 @@ impl DhcpSegment {
                 program: spec.dnsmasq.clone(),
                 args,
             },
-            mnt,
+            sandbox,
             netns.as_fd(),
         )?;
         let net = netns.as_fd();

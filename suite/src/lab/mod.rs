@@ -1,10 +1,12 @@
-//! The hermetic lab each case runs in (DESIGN §1–2).
+//! The sealed lab each case runs in.
 //!
-//! A lab is a fresh network namespace (the plugin's "host"), a fresh mount namespace with private
-//! `/run`, `/var/lib/cni` and `/sys`, an "outside" namespace reached over an uplink veth, and any
-//! number of container namespaces bind-mounted under the lab's private `/run/netns`. The lab holds
-//! only file descriptors: when the suite exits, even by SIGKILL, the kernel frees every namespace
-//! and everything the plugin made in them. Nothing in the machine's own namespaces is touched.
+//! A lab is a [`sandbox`] (its own PID, mount, network, UTS and IPC namespaces, a root file system
+//! whose every write lands in a per-lab layer, private `/run` and `/var/lib/cni`), whose network
+//! namespace is the plugin's "host"; an "outside" namespace reached over an uplink veth; and any
+//! number of container namespaces bind-mounted under the lab's private `/run/netns`. Every process
+//! started in the lab lives in its PID namespace. When the lab is dropped, or the suite exits even
+//! by SIGKILL, the lab's init ends and the kernel frees every namespace, process and file of it.
+//! Nothing in the machine's own namespaces or files is touched.
 //!
 //! ```text
 //!  [outside ns] 198.18.0.2/24 (+198.19.0.1/32 on lo) <-- uplink --> 198.18.0.1/24 [lab host ns]
@@ -14,8 +16,8 @@
 pub mod dhcp_server;
 pub mod firewall;
 mod keep;
-mod mounts;
 pub mod plugin_daemon;
+pub mod sandbox;
 pub mod service;
 pub mod snapshot;
 
@@ -23,6 +25,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::net::{IpNet, Rtnl};
@@ -31,6 +34,8 @@ use crate::ns::{self, NsError};
 pub use dhcp_server::{DhcpSegment, DhcpServerSpec};
 pub use keep::KeptLab;
 pub use plugin_daemon::DaemonSpec;
+pub use sandbox::procs::LabProcess;
+use sandbox::Sandbox;
 pub use service::Service;
 pub use snapshot::HostSnapshot;
 
@@ -60,6 +65,9 @@ pub enum LabError {
     /// A container name was used twice or is unknown.
     #[error("container namespace {0:?}: {1}")]
     Container(String, &'static str),
+    /// The sandbox could not be built.
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::SandboxError),
     /// Something else (a file in the lab, a process).
     #[error("{0}")]
     Other(String),
@@ -92,31 +100,41 @@ impl ContainerNs {
     }
 }
 
-/// One hermetic lab.
+/// One sealed lab. Fields drop in order: services before the sandbox, whose end kills the rest.
 #[derive(Debug)]
 pub struct Lab {
     /// Processes started for the lab's life; dropped (killed and reaped) with it.
     services: Mutex<Vec<Service>>,
     /// The DHCP segment, when the profile needs one.
     dhcp: OnceLock<DhcpSegment>,
-    host_net: OwnedFd,
-    mnt: OwnedFd,
     outside: OwnedFd,
     containers: Mutex<HashMap<String, Arc<ContainerNs>>>,
+    /// Invocations running in the lab right now (a leftover sweep waits for none).
+    running: AtomicUsize,
+    /// Directories the profile names as the plugin's data places, besides `/run` and
+    /// `/var/lib/cni` (e.g. host-local's `dataDir`).
+    data_dirs: Mutex<Vec<PathBuf>>,
+    sandbox: Sandbox,
 }
 
 impl Lab {
-    /// Builds a new lab: namespaces, private mounts, outside host and uplink.
+    /// Builds a new lab: the sandbox, outside host and uplink.
     pub fn new() -> Result<Self, LabError> {
-        let (host_net, mnt) = mounts::new_host_namespaces()?;
-        let outside = ns::create_netns_file(mnt.as_fd(), &Path::new(NETNS_DIR).join("outside"))?;
+        let sandbox = Sandbox::start()?;
+        ns::run_in(Some(sandbox.net()), None, ns::bring_lo_up)?;
+        let mnt = sandbox.mnt();
+        ns::run_in(None, Some(mnt), || {
+            std::fs::create_dir_all(NETNS_DIR).map_err(ns::io_err(format!("mkdir {NETNS_DIR}")))
+        })?;
+        let outside = ns::create_netns_file(mnt, &Path::new(NETNS_DIR).join("outside"))?;
         let lab = Lab {
             services: Mutex::new(Vec::new()),
             dhcp: OnceLock::new(),
-            host_net,
-            mnt,
             outside,
             containers: Mutex::new(HashMap::new()),
+            running: AtomicUsize::new(0),
+            data_dirs: Mutex::new(Vec::new()),
+            sandbox,
         };
         lab.wire_uplink()?;
         Ok(lab)
@@ -147,12 +165,17 @@ impl Lab {
 
     /// The lab host's network namespace (where the plugin runs).
     pub fn host_net(&self) -> BorrowedFd<'_> {
-        self.host_net.as_fd()
+        self.sandbox.net()
     }
 
     /// The lab's mount namespace.
     pub fn mnt(&self) -> BorrowedFd<'_> {
-        self.mnt.as_fd()
+        self.sandbox.mnt()
+    }
+
+    /// The lab's sandbox (PID namespace, writable layer).
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
     }
 
     /// The outside namespace.
@@ -225,8 +248,8 @@ impl Lab {
     }
 
     /// Keeps the lab alive after the suite exits (for `--keep`) and says how to enter it.
-    pub fn keep(&self) -> Result<KeptLab, LabError> {
-        keep::keep(self)
+    pub fn keep(&mut self) -> Result<KeptLab, LabError> {
+        keep::keep(&mut self.sandbox)
     }
 
     /// Starts a DHCP server on a segment of its own (see [`dhcp_server`]); at most once per lab.
@@ -234,7 +257,7 @@ impl Lab {
         if self.dhcp.get().is_some() {
             return Err(LabError::Other("the lab already has a DHCP server".into()));
         }
-        let segment = DhcpSegment::start(self.mnt(), spec)?;
+        let segment = DhcpSegment::start(&self.sandbox, spec)?;
         self.dhcp
             .set(segment)
             .map_err(|_| LabError::Other("the lab already has a DHCP server".into()))
@@ -261,7 +284,7 @@ impl Lab {
 
     /// Starts a plugin's daemon in the lab host (see [`plugin_daemon`]) and waits until it serves.
     pub fn start_plugin_daemon(&self, spec: &DaemonSpec) -> Result<(), LabError> {
-        let service = plugin_daemon::start(self.mnt(), self.host_net(), spec)?;
+        let service = plugin_daemon::start(&self.sandbox, spec)?;
         self.services
             .lock()
             .map_err(|_| LabError::Other("service list poisoned".into()))?
@@ -269,17 +292,68 @@ impl Lab {
         Ok(())
     }
 
-    /// Process ids of the lab's own services (plugin daemons, DHCP server): they live in the lab's
-    /// namespaces by design and are not the plugin's leftovers.
-    pub fn service_pids(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = match self.services.lock() {
-            Ok(list) => list.iter().map(Service::pid).collect(),
+    /// Lab pids of the lab's own services (plugin daemons, DHCP server): they live in the lab by
+    /// design and are not the plugin's leftovers.
+    pub fn service_pids(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = match self.services.lock() {
+            Ok(list) => list.iter().map(Service::lab_pid).collect(),
             Err(_) => Vec::new(),
         };
         if let Some(seg) = self.dhcp.get() {
-            pids.push(seg.server().pid());
+            pids.push(seg.server().lab_pid());
         }
         pids
+    }
+
+    /// Processes running in the lab other than its init and its services.
+    pub fn processes(&self) -> Result<Vec<LabProcess>, LabError> {
+        Ok(sandbox::procs::list(&self.sandbox, &self.service_pids())?)
+    }
+
+    /// Marks an invocation as running in the lab until the guard drops.
+    pub fn running(&self) -> RunningGuard<'_> {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        RunningGuard(self)
+    }
+
+    /// Waits up to `grace` for processes left in the lab (other than its services) to end, kills
+    /// the rest and returns them. Does nothing while an invocation runs in the lab (a
+    /// concurrent call's processes are not leftovers); the last one to finish sweeps.
+    pub fn sweep_leftovers(&self, grace: std::time::Duration) -> Result<Vec<LabProcess>, LabError> {
+        let until = std::time::Instant::now() + grace;
+        loop {
+            if self.running.load(Ordering::SeqCst) > 0 {
+                return Ok(Vec::new());
+            }
+            let left = self.processes()?;
+            if left.is_empty() {
+                return Ok(left);
+            }
+            if std::time::Instant::now() >= until {
+                let pids: Vec<i32> = left.iter().map(|p| p.pid).collect();
+                sandbox::procs::kill(&self.sandbox, &pids)?;
+                return Ok(left);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Adds a directory the plugin keeps its data in (its files are data, like `/var/lib/cni`).
+    pub fn add_data_dir(&self, dir: PathBuf) {
+        if let Ok(mut dirs) = self.data_dirs.lock() {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+
+    /// The plugin's data places: `/var/lib/cni`, `/run` and the profile's data directories.
+    pub fn data_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = snapshot::DATA_DIRS.iter().map(PathBuf::from).collect();
+        if let Ok(extra) = self.data_dirs.lock() {
+            dirs.extend(extra.iter().cloned());
+        }
+        dirs
     }
 
     /// The last lines each lab service (plugin daemon, DHCP server) printed, as
@@ -326,4 +400,14 @@ impl Lab {
 
 fn net(addr: IpAddr, prefix: u8) -> IpNet {
     IpNet { addr, prefix }
+}
+
+/// Holds one running invocation's place in the lab's count.
+#[derive(Debug)]
+pub struct RunningGuard<'a>(&'a Lab);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
 }

@@ -4,6 +4,7 @@
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
+use super::sandbox::Sandbox;
 use super::service::{Service, ServiceSpec};
 use super::LabError;
 use crate::ns;
@@ -20,7 +21,8 @@ pub struct DaemonSpec {
 }
 
 /// Starts the daemon and waits for its socket.
-pub(super) fn start(mnt: BorrowedFd<'_>, host_net: BorrowedFd<'_>, spec: &DaemonSpec) -> Result<Service, LabError> {
+pub(super) fn start(sandbox: &Sandbox, spec: &DaemonSpec) -> Result<Service, LabError> {
+    let mnt = sandbox.mnt();
     let name = spec
         .program
         .file_name()
@@ -32,8 +34,8 @@ pub(super) fn start(mnt: BorrowedFd<'_>, host_net: BorrowedFd<'_>, spec: &Daemon
             program: spec.program.clone(),
             args: spec.args.clone(),
         },
-        mnt,
-        host_net,
+        sandbox,
+        sandbox.net(),
     )?;
     let socket = spec.socket.clone();
     service.wait_ready(mnt, || accepts(mnt, &socket))?;

@@ -1,11 +1,9 @@
 //! Long-running processes a lab starts for its whole life (a DHCP server, a plugin's daemon).
 //!
-//! A service runs inside the lab's mount namespace and a network namespace of the lab, in a
-//! process group of its own, with its stderr (and stdout) in a log file inside the lab's private
+//! A service runs in the lab's PID and mount namespaces and a network namespace of the lab, in a
+//! session of its own, with its stderr (and stdout) in a log file inside the lab's private
 //! `/run`. It dies with the lab: dropping the [`Service`] kills its process group and reaps it,
-//! and `PR_SET_PDEATHSIG` kills it when the suite dies first, even by SIGKILL. The death signal
-//! follows the thread that started it, so services are started on the case's own thread, never on
-//! a short-lived namespace worker.
+//! and the end of the lab's PID namespace kills it when the suite dies first, even by SIGKILL.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
@@ -13,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::sandbox::{procs, Sandbox};
 use super::LabError;
 use crate::ns::{self, io_err};
 
@@ -38,12 +37,14 @@ pub struct ServiceSpec {
 pub struct Service {
     name: String,
     child: Child,
+    lab_pid: i32,
     log: PathBuf,
 }
 
 impl Service {
-    /// Starts `spec` inside the mount namespace `mnt` and the network namespace `net`.
-    pub(super) fn start(spec: &ServiceSpec, mnt: BorrowedFd<'_>, net: BorrowedFd<'_>) -> Result<Self, LabError> {
+    /// Starts `spec` in the sandbox, in the network namespace `net` (one of the lab's).
+    pub(super) fn start(spec: &ServiceSpec, sandbox: &Sandbox, net: BorrowedFd<'_>) -> Result<Self, LabError> {
+        let mnt = sandbox.mnt();
         let log = Path::new(SERVICE_DIR).join(format!("{}.log", spec.name));
         let log_file = {
             let log = log.clone();
@@ -56,14 +57,12 @@ impl Service {
             .try_clone()
             .map_err(|e| LabError::Other(format!("{}: dup log file: {e}", spec.name)))?;
         let (mnt_fd, net_fd) = (mnt.as_raw_fd(), net.as_raw_fd());
-        let parent = std::process::id() as libc::pid_t;
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(log_file))
-            .current_dir("/")
-            .process_group(0);
+            .current_dir("/");
         // SAFETY: runs in the forked child before exec; only async-signal-safe system calls on
         // descriptors the parent keeps open until spawn returns.
         unsafe {
@@ -71,22 +70,18 @@ impl Service {
                 if libc::setns(mnt_fd, libc::CLONE_NEWNS) != 0 || libc::setns(net_fd, libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The suite may have died between fork and prctl: then nobody will kill us.
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
+                libc::setsid();
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
+        let child = sandbox
+            .spawn(&mut cmd)
             .map_err(|e| LabError::Other(format!("start {} ({}): {e}", spec.name, spec.program.display())))?;
+        let lab_pid = procs::lab_pid(child.id()).unwrap_or(-1);
         Ok(Service {
             name: spec.name.clone(),
             child,
+            lab_pid,
             log,
         })
     }
@@ -101,9 +96,14 @@ impl Service {
         &self.name
     }
 
-    /// Its process id.
+    /// Its process id (in the suite's PID namespace).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Its process id inside the lab.
+    pub fn lab_pid(&self) -> i32 {
+        self.lab_pid
     }
 
     /// Waits until `ready()` holds; an error with the service's log when it exits first or

@@ -4,6 +4,13 @@
 //! `-` disappeared, `~` changed in place (only used for files whose content changed and for
 //! sysctl values). Interface indexes and operational state are left out on purpose: they change
 //! without anything being leaked.
+//!
+//! Files come in two kinds. *Data files* sit in the plugin's data places (`/var/lib/cni`, `/run`
+//! and the data directories its configuration names): state there is the plugin's business, and
+//! a file whose content changed is not a trace. *Written files* are everything else the plugin
+//! wrote, read from the lab's writable layer (the machine's `/etc`, `/tmp`, … as the lab sees
+//! them): any difference there is a trace, except under [`LOG_DIR`], where a plugin's log may
+//! stay.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -27,6 +34,9 @@ pub const SYSCTLS: &[&str] = &[
 /// Directories whose files are part of the snapshot (plugin data and runtime state).
 pub const DATA_DIRS: &[&str] = &["/var/lib/cni", "/run"];
 
+/// Where logs go: written files there are reported as writes, not as traces.
+pub const LOG_DIR: &str = "/var/log";
+
 /// Paths under [`DATA_DIRS`] that belong to the suite itself, not to the plugin.
 const SUITE_PATHS: &[&str] = &["/run/netns", super::service::SERVICE_DIR];
 
@@ -43,8 +53,10 @@ pub struct HostSnapshot {
     pub sysctls: BTreeMap<String, String>,
     /// Packet-filter state.
     pub firewall: FirewallSnapshot,
-    /// Files under the data dirs: path to "size bytes, digest".
+    /// Files in the plugin's data places: path to "size bytes, digest".
     pub files: BTreeMap<String, String>,
+    /// Files the plugin wrote anywhere else (the lab's writable layer): path to description.
+    pub written: BTreeMap<String, String>,
     /// Active leases of the lab's DHCP server (empty when it has none): an address DHCP handed
     /// out is held on the server, so a lease left after DEL is a trace like a reserved file.
     pub dhcp_leases: BTreeSet<String>,
@@ -67,13 +79,22 @@ impl std::fmt::Display for Change {
 
 impl HostSnapshot {
     /// What an attachment left since `before`, as report lines: every difference except content
-    /// changes of files that already existed (state such as host-local's `last_reserved_ip`).
+    /// changes of data files that already existed (state such as host-local's
+    /// `last_reserved_ip`) and logs.
     pub fn traces_since(&self, before: &HostSnapshot) -> Vec<String> {
         self.diff(before)
             .into_iter()
             .filter(|c| !(c.sign == '~' && c.what.starts_with("file ")))
+            .filter(|c| !c.what.starts_with(&format!("written {LOG_DIR}/")))
             .map(|c| c.to_string())
             .collect()
+    }
+
+    /// Files written outside the plugin's data places since `before` (logs included).
+    pub fn writes_since(&self, before: &HostSnapshot) -> Vec<String> {
+        let mut out = Vec::new();
+        map_diff("written", &before.written, &self.written, &mut out);
+        out.into_iter().map(|c| c.to_string()).collect()
     }
 
     /// Differences from `before` to `self`, in a stable order.
@@ -91,6 +112,7 @@ impl HostSnapshot {
             });
         }
         map_diff("file", &before.files, &self.files, &mut out);
+        map_diff("written", &before.written, &self.written, &mut out);
         set_diff(&before.dhcp_leases, &self.dhcp_leases, &mut out);
         out
     }
@@ -190,7 +212,13 @@ pub(super) fn take(lab: &Lab) -> Result<HostSnapshot, LabError> {
     }
     snap.sysctls = read_sysctls(lab)?;
     snap.firewall = FirewallSnapshot::read(lab.host_net())?;
-    snap.files = read_files(lab)?;
+    let data_dirs = lab.data_dirs();
+    snap.files = read_files(lab, &data_dirs)?;
+    let in_data_dir = |path: &str| data_dirs.iter().any(|d| Path::new(path).starts_with(d));
+    snap.written = super::sandbox::layer::read(lab.sandbox())
+        .into_iter()
+        .filter(|(path, _)| !in_data_dir(path.trim_end_matches('/')))
+        .collect();
     snap.dhcp_leases = lab.dhcp_leases()?.into_iter().collect();
     Ok(snap)
 }
@@ -207,11 +235,12 @@ fn read_sysctls(lab: &Lab) -> Result<BTreeMap<String, String>, LabError> {
     })?)
 }
 
-fn read_files(lab: &Lab) -> Result<BTreeMap<String, String>, LabError> {
-    Ok(ns::run_in(None, Some(lab.mnt()), || {
+fn read_files(lab: &Lab, dirs: &[std::path::PathBuf]) -> Result<BTreeMap<String, String>, LabError> {
+    let dirs = dirs.to_vec();
+    Ok(ns::run_in(None, Some(lab.mnt()), move || {
         let mut out = BTreeMap::new();
-        for dir in DATA_DIRS {
-            walk(Path::new(dir), &mut out)?;
+        for dir in &dirs {
+            walk(dir, &mut out)?;
         }
         Ok(out)
     })?)

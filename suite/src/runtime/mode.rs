@@ -1,26 +1,34 @@
 //! Runs runtime mode: stages every scenario, runs the runtime command once per scenario inside a
 //! fresh lab, reads the recorder's log, and judges the rules.
 //!
-//! Where things live: the scenario's conf dir, bin dir and log sit under one directory in `/tmp`
-//! (shared with the lab's mount namespace, where `/run` and `/var/lib/cni` are private). The
-//! runtime command runs in the lab's network and mount namespaces with
+//! Where things live: each scenario gets a lab of its own, and its conf dir, bin dir, log and CRI
+//! record sit in that lab's private `/run` ([`SCRATCH`]), so nothing of a run is ever on the
+//! machine, even when the suite is killed. The runtime command runs in the lab (its PID, mount
+//! and network namespaces, its writable layer over the machine's files) with
 //! `CNI_CONFORMANCE_NETWORK`, `CNI_CONFORMANCE_CONF_DIR` and `CNI_CONFORMANCE_BIN_DIR` set (plus
 //! `CNI_CONFORMANCE_SCENARIO`, the scenario's slug, and `CNI_CONFORMANCE_SUITE`, this binary,
-//! for scripts that want `cni-conformance invoke`). Whatever it leaves behind in the lab dies
-//! with the lab.
+//! for scripts that want `cni-conformance invoke`, and `CNI_CONFORMANCE_CRI_RECORD`, where a
+//! CRI runtime's kubelet stand-in writes its record). Processes it leaves running are named in
+//! its record (and judged by `runtime/no-process-left`) and die with the lab.
 
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::cri_evidence::{self, CriContext, CriRun};
 use super::evidence::ScenarioRun;
+use super::kubernetes;
 use super::log;
-use super::rules::{self, Blame, Outcome, Rule};
+use super::rules::{self, Blame, Outcome};
 use super::scenario::{self, Scenario};
-use crate::case::{status_of, Finding, Status, Verdict};
+use crate::case::{status_of, Finding, Level, Status, Verdict};
+use crate::cri::record::RECORD_ENV;
 use crate::invocation::{self, Exit, Invocation, Record};
 use crate::lab::Lab;
+use crate::ns;
 use crate::report::CaseReport;
+
+/// Where each scenario's files are staged, inside its lab.
+pub const SCRATCH: &str = "/run/cni-conformance";
 
 /// File name of the recorder binary, looked up next to the suite binary.
 pub const RECORDER_BIN: &str = "cni-conformance-recorder";
@@ -48,6 +56,8 @@ pub struct Options {
     pub timeout: Duration,
     /// `--strict`.
     pub strict: bool,
+    /// `--cri`: the runtime is a CRI runtime (the Kubernetes rules apply).
+    pub cri: bool,
 }
 
 /// The recorder: `CNI_CONFORMANCE_RECORDER`, else next to the running binary.
@@ -89,37 +99,35 @@ fn resolve(command: &[String]) -> Result<Vec<String>, ModeError> {
     Ok(std::iter::once(prog).chain(rest.iter().cloned()).collect())
 }
 
-/// Everything one scenario produced.
+/// Everything one scenario produced: the run, and the CRI record if the command wrote one.
 fn run_scenario(
     s: &Scenario,
-    root: &Path,
     recorder: &Path,
     command: &[String],
     opts: &Options,
-) -> Result<ScenarioRun, ModeError> {
-    let setup = |what: &str| {
-        let what = what.to_string();
-        let slug = s.slug;
-        move |e: std::io::Error| ModeError::Setup(format!("scenario {slug}: {what}: {e}"))
-    };
-    let staged = scenario::stage(s, root, recorder).map_err(setup("staging"))?;
-    // An invocation takes a program without arguments: a two-line script carries them.
-    let wrapper = staged.dir.join("run-runtime.sh");
-    let line: Vec<String> = command.iter().map(|a| quote(a)).collect();
+) -> Result<(ScenarioRun, CriRun), ModeError> {
+    let lab = Lab::new().map_err(|e| ModeError::Setup(format!("scenario {}: lab: {e}", s.slug)))?;
     // The command runs from the suite's working directory, so relative paths in it work.
     let cwd = std::env::current_dir()
         .map(|d| quote(&d.display().to_string()))
         .unwrap_or_else(|_| "/".into());
-    std::fs::write(
-        &wrapper,
-        format!("#!/bin/sh\ncd {cwd} || exit 2\nexec {}\n", line.join(" ")),
-    )
-    .map_err(setup("wrapper"))?;
-    {
+    let line: Vec<String> = command.iter().map(|a| quote(a)).collect();
+    let script = format!("#!/bin/sh\ncd {cwd} || exit 2\nexec {}\n", line.join(" "));
+    let (staged, wrapper, cri_record) = ns::run_in(None, Some(lab.mnt()), move || {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).map_err(setup("wrapper"))?;
-    }
-    let lab = Lab::new().map_err(|e| ModeError::Setup(format!("scenario {}: lab: {e}", s.slug)))?;
+        let io = |what: &'static str| ns::io_err(what);
+        let staged = scenario::stage(s, Path::new(SCRATCH), recorder).map_err(io("staging"))?;
+        // An invocation takes a program without arguments: a two-line script carries them.
+        let wrapper = staged.dir.join("run-runtime.sh");
+        std::fs::write(&wrapper, &script).map_err(io("wrapper"))?;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).map_err(io("wrapper"))?;
+        // The CRI record starts empty and writable by anyone, like the log.
+        let cri_record = staged.dir.join(cri_evidence::RECORD_FILE);
+        std::fs::write(&cri_record, "").map_err(io("CRI record"))?;
+        std::fs::set_permissions(&cri_record, std::fs::Permissions::from_mode(0o666)).map_err(io("CRI record"))?;
+        Ok((staged, wrapper, cri_record))
+    })
+    .map_err(|e| ModeError::Setup(format!("scenario {}: staging: {e}", s.slug)))?;
     let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !k.starts_with("CNI_")).collect();
     let suite = std::env::current_exe()
         .map(|p| p.display().to_string())
@@ -130,6 +138,7 @@ fn run_scenario(
         ("CNI_CONFORMANCE_BIN_DIR".into(), staged.bin_dir.display().to_string()),
         ("CNI_CONFORMANCE_SCENARIO".into(), s.slug.to_string()),
         ("CNI_CONFORMANCE_SUITE".into(), suite),
+        (RECORD_ENV.into(), cri_record.display().to_string()),
     ]);
     let inv = Invocation {
         program: wrapper,
@@ -137,47 +146,49 @@ fn run_scenario(
         stdin: Vec::new(),
         timeout: opts.timeout,
         output_cap: invocation::DEFAULT_OUTPUT_CAP,
-        namespaces: Some((lab.mnt().as_raw_fd(), lab.host_net().as_raw_fd())),
+        lab: Some(&lab),
     };
     let mut record = invocation::run(&inv);
     record.program = command.join(" ");
     // The report shows what the suite added, not the whole inherited environment.
     record.env.retain(|(k, _)| k.starts_with("CNI_CONFORMANCE_"));
     record.command = format!("runtime command, scenario {}", s.slug);
+    let log_path = staged.log.clone();
+    let read = ns::run_in(None, Some(lab.mnt()), move || {
+        Ok((log::read(&log_path), CriRun::read(&cri_record)))
+    });
     drop(lab);
-    let (entries, log_error) = match log::read(&staged.log) {
-        Ok(e) => (e, None),
-        Err(e) => (Vec::new(), Some(e.to_string())),
+    let (entries, log_error, cri) = match read {
+        Ok((Ok(e), cri)) => (e, None, cri),
+        Ok((Err(e), cri)) => (Vec::new(), Some(e.to_string()), cri),
+        Err(e) => (Vec::new(), Some(e.to_string()), CriRun::default()),
     };
-    Ok(ScenarioRun {
+    let run = ScenarioRun {
         scenario: s.clone(),
         command: record,
         entries,
         log_error,
-    })
+    };
+    Ok((run, cri))
 }
 
 /// Runs every scenario and judges the rules; `progress` is called after each scenario.
 pub fn run(opts: &Options, progress: &dyn Fn(&ScenarioRun, usize, usize)) -> Result<Vec<CaseReport>, ModeError> {
     let recorder = recorder_path()?;
     let command = resolve(&opts.command)?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let root = std::env::temp_dir().join(format!("cni-conformance-runtime-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&root).map_err(|e| ModeError::Setup(format!("{}: {e}", root.display())))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755));
-    }
     let scenarios = scenario::all();
     let mut runs = Vec::new();
+    let mut cri = CriContext {
+        declared: opts.cri,
+        runs: Vec::new(),
+    };
     let mut failure = None;
     for (n, s) in scenarios.iter().enumerate() {
-        match run_scenario(s, &root, &recorder, &command, opts) {
-            Ok(r) => {
+        match run_scenario(s, &recorder, &command, opts) {
+            Ok((r, c)) => {
                 progress(&r, n + 1, scenarios.len());
                 runs.push(r);
+                cri.runs.push(c);
             }
             Err(e) => {
                 failure = Some(e);
@@ -185,21 +196,54 @@ pub fn run(opts: &Options, progress: &dyn Fn(&ScenarioRun, usize, usize)) -> Res
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&root);
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok(judge(&runs, opts.strict))
+    Ok(judge(&runs, &cri, opts.strict))
 }
 
-/// Judges every rule over the runs.
-pub fn judge(runs: &[ScenarioRun], strict: bool) -> Vec<CaseReport> {
-    rules::all().iter().map(|rule| judge_one(rule, runs, strict)).collect()
+/// Judges every rule over the runs: the `runtime/*` rules, then the Kubernetes rules.
+pub fn judge(runs: &[ScenarioRun], cri: &CriContext, strict: bool) -> Vec<CaseReport> {
+    let general = rules::all().into_iter().map(|rule| {
+        let start = Instant::now();
+        let outcome = (rule.body)(runs);
+        let meta = Meta {
+            id: rule.id,
+            title: rule.title,
+            level: rule.level,
+            spec: rule.spec,
+        };
+        judge_one(meta, outcome, start, runs, strict)
+    });
+    let kubernetes = kubernetes::all().into_iter().map(|rule| {
+        let start = Instant::now();
+        let outcome = (rule.body)(runs, cri);
+        let meta = Meta {
+            id: rule.id,
+            title: rule.title,
+            level: rule.level,
+            spec: rule.spec,
+        };
+        judge_one(meta, outcome, start, runs, strict)
+    });
+    general.chain(kubernetes).collect()
 }
 
-fn judge_one(rule: &Rule, runs: &[ScenarioRun], strict: bool) -> CaseReport {
-    let start = Instant::now();
-    let outcome = (rule.body)(runs);
+/// What the report says of a rule besides its outcome.
+struct Meta {
+    id: &'static str,
+    title: &'static str,
+    level: Level,
+    spec: &'static str,
+}
+
+fn judge_one(
+    rule: Meta,
+    outcome: Result<(), Outcome>,
+    start: Instant,
+    runs: &[ScenarioRun],
+    strict: bool,
+) -> CaseReport {
     let (verdict, blame): (Result<(), Verdict>, Option<Blame>) = match outcome {
         Ok(()) => (Ok(()), None),
         Err(Outcome::Skip(why)) => (Err(Verdict::Skip(why)), None),

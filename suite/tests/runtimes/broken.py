@@ -4,6 +4,10 @@
 Without an argument it follows the rules (like the control runtime); `broken.py BREAKAGE` breaks
 exactly one rule, so each breakage proves that runtime mode catches it. It runs under
 `cni-conformance runtime -- python3 broken.py BREAKAGE` inside the suite's lab.
+
+`broken.py cri` plays a CRI runtime together with its kubelet: it passes K8S_POD_* arguments and
+the pod's capability arguments, and writes the CRI record (CNI_CONFORMANCE_CRI_RECORD) that
+`cni-conformance cri` would write; `broken.py k8s-...` breaks one Kubernetes rule that way.
 """
 import glob
 import json
@@ -11,12 +15,26 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 BREAK = sys.argv[1] if len(sys.argv) > 1 else "none"
+CRI = BREAK == "cri" or BREAK.startswith("k8s-")
 CONF = sorted(glob.glob(os.path.join(os.environ["CNI_CONFORMANCE_CONF_DIR"], "*.conflist")))[0]
 BIN = os.environ["CNI_CONFORMANCE_BIN_DIR"]
 CAPS = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}],
         "mac": "c2:11:22:33:44:55", "aliases": ["x"]}
+
+if CRI:
+    # What a CRI runtime derives from the pod below (CONVENTIONS.md spelling).
+    CAPS = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}],
+            "bandwidth": {"ingressRate": 1000000, "ingressBurst": 4294967295,
+                          "egressRate": 2000000, "egressBurst": 4294967295}}
+    if BREAK == "k8s-wrong-bandwidth":
+        CAPS["bandwidth"]["ingressRate"] = 1000
+    if BREAK == "k8s-capitalized-ports":
+        CAPS["portMappings"] = [{"HostPort": 8080, "ContainerPort": 80, "Protocol": "tcp"}]
+    if BREAK == "k8s-no-ports":
+        del CAPS["portMappings"]
 
 conf = json.load(open(CONF))
 plugins = conf["plugins"]
@@ -36,6 +54,14 @@ v = vt(version)
 ns = "brk%d" % os.getpid()
 netns = "/run/netns/" + ns
 cid = "broken-%d" % os.getpid()
+POD = {"name": "broken-pod", "namespace": "broken-ns", "uid": "0b0e5c1e-0000-4000-8000-000000000001",
+       "attempt": 0, "portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "TCP", "hostIp": ""}],
+       "annotations": {"kubernetes.io/ingress-bandwidth": "1M", "kubernetes.io/egress-bandwidth": "2M"},
+       "dns": {"servers": ["10.96.0.10"], "searches": ["cluster.local"], "options": []}}
+K8S_ARGS = "IgnoreUnknown=1;K8S_POD_NAMESPACE=%s;K8S_POD_NAME=%s;K8S_POD_INFRA_CONTAINER_ID=%s;K8S_POD_UID=%s" % (
+    POD["namespace"], "someone-else" if BREAK == "k8s-wrong-pod-name" else POD["name"], cid, POD["uid"])
+if BREAK == "k8s-no-ignore-unknown":
+    K8S_ARGS = K8S_ARGS.replace("IgnoreUnknown=1;", "")
 
 
 def request(p, prev=None, verb="ADD"):
@@ -63,7 +89,7 @@ def request(p, prev=None, verb="ADD"):
 def env_for(verb, ifname="eth0", netns_path=None):
     e = dict(os.environ)
     e.update(CNI_COMMAND=verb, CNI_CONTAINERID=cid, CNI_NETNS=netns if netns_path is None else netns_path,
-             CNI_IFNAME=ifname, CNI_ARGS="", CNI_PATH=BIN)
+             CNI_IFNAME=ifname, CNI_ARGS=K8S_ARGS if CRI else "", CNI_PATH=BIN)
     if BREAK == "no-cni-path":
         e.pop("CNI_PATH")
     if verb in ("GC", "STATUS"):
@@ -141,6 +167,58 @@ def gc_status():
             break
 
 
+def cri_runtime():
+    """Runs the pod the way a CRI runtime does for kubelet, and writes the stand-in's record."""
+    record = {"format": "cni-conformance/cri-record/1", "endpoint": "broken.py",
+              "runtime": {"name": "broken.py", "version": "0", "apiVersion": "v1"}, "pod": POD,
+              "podIps": [], "calls": [], "netnsDir": "/run/netns", "netnsBefore": sorted(os.listdir("/run/netns"))
+              if os.path.isdir("/run/netns") else []}
+
+    def call(rpc, body, error=None):
+        start = time.time_ns()
+        out = body()
+        record["calls"].append({"rpc": rpc, "startNs": start, "endNs": time.time_ns(), "error": error,
+                                "notFound": False})
+        return out
+
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    final, _ = call("RunPodSandbox", add)
+    if final is None:
+        record["calls"][-1]["error"] = "a plugin failed ADD"
+        delete(final)
+        subprocess.run(["ip", "netns", "del", ns], check=True)
+    else:
+        record["sandboxId"] = cid
+        ips = [ip["address"].split("/")[0] for ip in final.get("ips", [])]
+        if BREAK == "k8s-wrong-pod-ip":
+            ips = ["10.99.99.99"]
+        call("PodSandboxStatus", lambda: record.update(podIps=ips))
+        if BREAK == "k8s-del-after-stop":
+            call("StopPodSandbox", lambda: None)
+            delete(final)
+        else:
+            def stop():
+                if BREAK == "k8s-netns-gone-on-stop":
+                    subprocess.run(["ip", "netns", "del", ns], check=True)
+                delete(final)
+            call("StopPodSandbox", stop)
+        if BREAK != "k8s-netns-gone-on-stop":
+            subprocess.run(["ip", "netns", "del", ns], check=True)
+        call("RemovePodSandbox", lambda: None)
+        left = BREAK == "k8s-sandbox-left"
+        call("PodSandboxStatus", lambda: None, None if left else "NotFound")
+        record["calls"][-1]["notFound"] = not left
+        record["afterRemove"] = {"statusNotFound": not left, "listed": left,
+                                 "netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []}
+        if left:
+            record["afterRemove"]["statusAnswer"] = "the sandbox is still there (state 1)"
+    with open(os.environ["CNI_CONFORMANCE_CRI_RECORD"], "w") as f:
+        json.dump(record, f)
+    sys.exit(0 if final is not None else 1)
+
+
+if CRI:
+    cri_runtime()
 subprocess.run(["ip", "netns", "add", ns], check=True)
 if BREAK == "check-before-add" and v >= (0, 4, 0) and not conf.get("disableCheck"):
     check({"cniVersion": version}, [])

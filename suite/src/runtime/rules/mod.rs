@@ -298,6 +298,7 @@ pub fn all() -> Vec<Rule> {
             spec: "SPEC 1.1 §4 (STATUS)",
             body: status_request,
         },
+        super::hygiene::NO_PROCESS_LEFT,
     ]
 }
 
