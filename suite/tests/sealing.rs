@@ -10,6 +10,7 @@
 //! nothing.
 
 mod common;
+mod harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -19,7 +20,8 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{host_state, statuses, suite, tempdir, upstream};
+use common::{host_state, statuses, suite, tempdir, upstream_plugin};
+use harness::Test;
 use serde_json::Value;
 
 static MACHINE: Mutex<()> = Mutex::new(());
@@ -204,12 +206,8 @@ fn locked() -> std::sync::MutexGuard<'static, ()> {
     MACHINE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-#[test]
 fn escape_through_the_parents_namespaces_reaches_only_the_lab() {
     let _lock = locked();
-    if upstream("bridge").is_none() {
-        return;
-    }
     let dir = tempdir("seal-escape");
     let before = machine(std::slice::from_ref(&dir));
     let plugin = hostile(
@@ -232,12 +230,8 @@ fn escape_through_the_parents_namespaces_reaches_only_the_lab() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn writes_to_etc_and_tmp_stay_in_the_lab_and_are_reported() {
     let _lock = locked();
-    if upstream("bridge").is_none() {
-        return;
-    }
     let dir = tempdir("seal-writes");
     let before = machine(std::slice::from_ref(&dir));
     let plugin = hostile(
@@ -264,12 +258,8 @@ fn writes_to_etc_and_tmp_stay_in_the_lab_and_are_reported() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_setsid_daemon_is_named_and_ends_with_the_lab() {
     let _lock = locked();
-    if upstream("bridge").is_none() {
-        return;
-    }
     let dir = tempdir("seal-daemon");
     let before = machine(std::slice::from_ref(&dir));
     let plugin = hostile(&dir, &format!("setsid -f sleep {MARKER} >/dev/null 2>&1 </dev/null"));
@@ -295,12 +285,8 @@ fn a_setsid_daemon_is_named_and_ends_with_the_lab() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn stopping_or_killing_the_parent_leaves_the_suite_running() {
     let _lock = locked();
-    if upstream("bridge").is_none() {
-        return;
-    }
     for (signal, seen) in [("STOP", "stopped by signal 19"), ("KILL", "killed by signal 9")] {
         let dir = tempdir("seal-parent");
         let before = machine(std::slice::from_ref(&dir));
@@ -325,12 +311,8 @@ fn stopping_or_killing_the_parent_leaves_the_suite_running() {
     }
 }
 
-#[test]
 fn a_data_dir_under_tmp_works_in_parallel_labs() {
     let _lock = locked();
-    if upstream("bridge").is_none() {
-        return;
-    }
     let dir = tempdir("seal-datadir");
     let data = format!("/tmp/cniconf-datadir-{}", std::process::id());
     let conf = dir.join("bridge.conflist");
@@ -366,12 +348,8 @@ fn a_data_dir_under_tmp_works_in_parallel_labs() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_run_sigkilled_half_way_leaves_nothing() {
     let _lock = locked();
-    if upstream("bridge").is_none() {
-        return;
-    }
     let dir = tempdir("seal-sigkill");
     let before = machine(std::slice::from_ref(&dir));
     let plugin = hostile(
@@ -402,12 +380,8 @@ fn a_run_sigkilled_half_way_leaves_nothing() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn rootless_runs_are_sealed_the_same_way() {
     let _lock = locked();
-    if upstream("bridge").is_none() {
-        return;
-    }
     let dir = tempdir("seal-rootless");
     let before = machine(std::slice::from_ref(&dir));
     let plugin = hostile(
@@ -434,7 +408,6 @@ fn rootless_runs_are_sealed_the_same_way() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_runtime_that_forks_a_daemon_is_named_and_sigkill_leaves_nothing() {
     let _lock = locked();
     let dir = tempdir("seal-runtime");
@@ -486,4 +459,48 @@ fn a_runtime_that_forks_a_daemon_is_named_and_sigkill_leaves_nothing() {
     settle(&before);
     assert_same(&before, &machine(std::slice::from_ref(&dir)), "runtime mode SIGKILLed");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+fn main() {
+    harness::run(vec![
+        Test::new(
+            "escape_through_the_parents_namespaces_reaches_only_the_lab",
+            escape_through_the_parents_namespaces_reaches_only_the_lab,
+        )
+        .needs(upstream_plugin("bridge")),
+        Test::new(
+            "writes_to_etc_and_tmp_stay_in_the_lab_and_are_reported",
+            writes_to_etc_and_tmp_stay_in_the_lab_and_are_reported,
+        )
+        .needs(upstream_plugin("bridge")),
+        Test::new(
+            "a_setsid_daemon_is_named_and_ends_with_the_lab",
+            a_setsid_daemon_is_named_and_ends_with_the_lab,
+        )
+        .needs(upstream_plugin("bridge")),
+        Test::new(
+            "stopping_or_killing_the_parent_leaves_the_suite_running",
+            stopping_or_killing_the_parent_leaves_the_suite_running,
+        )
+        .needs(upstream_plugin("bridge")),
+        Test::new(
+            "a_data_dir_under_tmp_works_in_parallel_labs",
+            a_data_dir_under_tmp_works_in_parallel_labs,
+        )
+        .needs(upstream_plugin("bridge")),
+        Test::new(
+            "a_run_sigkilled_half_way_leaves_nothing",
+            a_run_sigkilled_half_way_leaves_nothing,
+        )
+        .needs(upstream_plugin("bridge")),
+        Test::new(
+            "rootless_runs_are_sealed_the_same_way",
+            rootless_runs_are_sealed_the_same_way,
+        )
+        .needs(upstream_plugin("bridge")),
+        Test::new(
+            "a_runtime_that_forks_a_daemon_is_named_and_sigkill_leaves_nothing",
+            a_runtime_that_forks_a_daemon_is_named_and_sigkill_leaves_nothing,
+        ),
+    ])
 }

@@ -17,6 +17,7 @@ use std::path::Path;
 
 use super::firewall::FirewallSnapshot;
 use super::{Lab, LabError};
+use crate::hash::fnv1a;
 use crate::ns::{self, NsError};
 
 /// Sysctls of the lab host that plugins commonly change.
@@ -289,13 +290,6 @@ fn walk(dir: &Path, out: &mut BTreeMap<String, String>) -> Result<(), NsError> {
         }
     }
     Ok(())
-}
-
-/// FNV-1a, enough to tell two file contents apart in a report.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]
