@@ -100,6 +100,9 @@ pub struct Ctx<'a> {
     pub(super) tracking: bool,
     /// What each invocation changed on the lab host while tracking: (invocation index, changes).
     pub(super) changes: Vec<(usize, Vec<crate::lab::snapshot::Change>)>,
+    /// A directory put first in `CNI_PATH` that holds a recording stand-in for the plugin's
+    /// delegate (see [`Ctx::watch_delegate`]).
+    pub(super) delegate_dir: Option<PathBuf>,
     containers: u32,
     /// For profiles that hold one attachment at a time: attachments made but not yet ADDed, and
     /// attachments the plugin ADDed and has not DELed.
@@ -161,6 +164,7 @@ impl<'a> Ctx<'a> {
             peers: Vec::new(),
             tracking: false,
             changes: Vec::new(),
+            delegate_dir: None,
             containers: 0,
             pending: 0,
             open: 0,
@@ -240,7 +244,11 @@ impl<'a> Ctx<'a> {
             env.push(("CNI_ARGS".into(), String::new()));
         }
         if command != "VERSION" {
-            env.push(("CNI_PATH".into(), self.target.cni_path_env()));
+            let path = match &self.delegate_dir {
+                Some(dir) => format!("{}:{}", dir.display(), self.target.cni_path_env()),
+                None => self.target.cni_path_env(),
+            };
+            env.push(("CNI_PATH".into(), path));
         }
         env.push(("PATH".into(), self.target.path_env.clone()));
         env

@@ -7,11 +7,13 @@
 
 mod ctx;
 mod ctx_variant;
+mod delegate;
 mod peers;
 
 pub(crate) use ctx::{first_line, truncate};
 pub use ctx::{AddOutcome, Attachment, Ctx, Target};
 pub use ctx_variant::Variant;
+pub use delegate::Delegate;
 pub use peers::{Charged, PeerFinding};
 
 use crate::profile::PluginKind;

@@ -75,7 +75,7 @@ fn entry(att: &Attachment) -> Value {
 
 /// Runs GC through the chain (list order, like libcni) with the given keys; returns the index of
 /// the plugin-under-test's record.
-fn gc(ctx: &mut Ctx, valid: Vec<Value>, keys: &[&str]) -> Result<usize, Verdict> {
+pub(super) fn gc(ctx: &mut Ctx, valid: Vec<Value>, keys: &[&str]) -> Result<usize, Verdict> {
     let version = v110(ctx)?;
     let n = ctx.target.profile.plugins.len();
     let mut own = 0;

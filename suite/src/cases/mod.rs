@@ -5,6 +5,7 @@ mod chain;
 mod check;
 mod connectivity;
 mod del;
+mod delegation;
 mod error;
 mod gc;
 mod ipam;
@@ -26,6 +27,7 @@ pub fn all() -> Vec<&'static Case> {
         chain::CASES,
         matrix::CASES,
         del::CASES,
+        delegation::CASES,
         ipam::CASES,
         gc::CASES,
         status::CASES,

@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 
-use crate::case::{first_line, Applies, Case, Ctx, Level, Verdict, ANY_KIND};
+use crate::case::{first_line, Applies, Case, Ctx, Delegate, Level, Verdict, ANY_KIND};
+use crate::runtime::log::Entry;
 use crate::version::SpecVersion;
 
 use super::gc::v110;
@@ -78,12 +79,26 @@ fn tiny_pool(ctx: &Ctx, version: &str) -> Option<Value> {
     Some(req)
 }
 
+/// What the IPAM delegate answered to the STATUS the plugin passed on, when the plugin delegates:
+/// `Some(None)` when it got no STATUS at all.
+fn delegate_status(ctx: &Ctx, d: Option<&Delegate>) -> Result<Option<Option<Entry>>, Verdict> {
+    let Some(d) = d else { return Ok(None) };
+    Ok(Some(ctx.delegate_calls_of(d, "STATUS")?.into_iter().last()))
+}
+
 fn exhausted(ctx: &mut Ctx) -> Result<(), Verdict> {
     let version = v110(ctx)?;
     let Some(req) = tiny_pool(ctx, &version) else {
         return Err(Verdict::Skip(
             "the configuration does not use host-local, so the suite cannot exhaust its pool".into(),
         ));
+    };
+    // An interface plugin learns of the pool from its delegate: watch what the delegate answers,
+    // to charge whichever of the two dropped the error.
+    let delegate = if ctx.ipam_type().is_some() {
+        Some(ctx.watch_delegate()?)
+    } else {
+        None
     };
     let att = ctx.attachment()?;
     let add = ctx.invoke_own("ADD", Some(&att), &req);
@@ -93,11 +108,50 @@ fn exhausted(ctx: &mut Ctx) -> Result<(), Verdict> {
     let rec = ctx.record(idx).clone();
     let code = crate::cni::ErrorDoc::parse(&rec.stdout).and_then(|e| e.code);
     if rec.exit.success() || code != Some(50) {
-        return Err(Verdict::violation(
-            "STATUS does not report the exhausted pool",
-            "a non-zero exit with code 50",
-            format!("{}: {}", rec.exit, first_line(&rec.stdout, &rec.stderr)),
-        ));
+        let seen = format!("{}: {}", rec.exit, first_line(&rec.stdout, &rec.stderr));
+        match delegate_status(ctx, delegate.as_ref())? {
+            Some(Some(call)) if call.exit_code == 0 => {
+                // The delegate itself said ready: the plugin passed on what it was told.
+                let Some(d) = delegate.as_ref() else {
+                    return Err(Verdict::Broken("delegate call without a delegate".into()));
+                };
+                let kind = d.kind.clone();
+                let at = ctx.record_delegate_call(d, &call);
+                ctx.report_peer(
+                    at,
+                    "STATUS reports ready although its pool is exhausted",
+                    format!("exit 0: {}", crate::case::truncate(call.stdout.trim(), 200)),
+                );
+                return Err(Verdict::Skip(format!(
+                    "the IPAM delegate {kind} answered STATUS with success on an exhausted pool (see peers); \
+                     the plugin passed that on"
+                )));
+            }
+            Some(None) => {
+                return Err(Verdict::violation(
+                    "STATUS does not report the exhausted pool: it was not passed on to the IPAM delegate",
+                    "a non-zero exit with code 50",
+                    seen,
+                ))
+            }
+            Some(Some(call)) => {
+                return Err(Verdict::violation(
+                    "STATUS does not report the exhausted pool its IPAM delegate reported",
+                    format!(
+                        "the delegate's error passed on: {}",
+                        crate::case::truncate(call.stdout.trim(), 200)
+                    ),
+                    seen,
+                ))
+            }
+            None => {
+                return Err(Verdict::violation(
+                    "STATUS does not report the exhausted pool",
+                    "a non-zero exit with code 50",
+                    seen,
+                ))
+            }
+        }
     }
     let mut with_prev = req.clone();
     if let Some(result) = ctx.record(add).stdout_json() {

@@ -23,6 +23,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsFd;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -86,19 +87,59 @@ pub fn host_ifname(container_id: &str, ifname: &str) -> String {
     format!("rv{:012x}", hasher.finish() & 0xffff_ffff_ffff)
 }
 
+/// The sidecar next to the path the recorder was run as (`argv[0]` first: the recorder is
+/// installed as symlinks, and the sidecar sits next to the link), else next to the binary.
+fn sidecar(exe: Option<&Path>) -> Option<Value> {
+    let argv0 = std::env::args_os().next().map(PathBuf::from);
+    let found = [argv0.as_deref(), exe]
+        .into_iter()
+        .flatten()
+        .find_map(|p| serde_json::from_slice(&std::fs::read(p.parent()?.join(SIDECAR)).ok()?).ok());
+    found
+}
+
 fn log_path(exe: Option<&Path>) -> Option<PathBuf> {
     if let Ok(p) = std::env::var("CNI_CONFORMANCE_RECORDER_LOG") {
         if !p.is_empty() {
             return Some(PathBuf::from(p));
         }
     }
-    // argv[0] first: the recorder is installed as symlinks, and the sidecar sits next to the link.
-    let argv0 = std::env::args_os().next().map(PathBuf::from);
-    let found = [argv0.as_deref(), exe].into_iter().flatten().find_map(|p| {
-        let doc: Value = serde_json::from_slice(&std::fs::read(p.parent()?.join(SIDECAR)).ok()?).ok()?;
-        doc.get("log").and_then(Value::as_str).map(PathBuf::from)
-    });
-    found
+    sidecar(exe)?.get("log").and_then(Value::as_str).map(PathBuf::from)
+}
+
+/// The real plugin this call goes to when the sidecar's `forward` map names one for the plugin
+/// name: the recorder then stands in for a delegate, logging each call the plugin under test
+/// makes to it and passing it on unchanged (see `cases::delegation`).
+fn forward_target(plugin: &str, exe: Option<&Path>) -> Option<PathBuf> {
+    sidecar(exe)?.get("forward")?.get(plugin)?.as_str().map(PathBuf::from)
+}
+
+/// Runs the real plugin with this process's environment and `stdin`, and answers what it did.
+fn forward(target: &Path, stdin: &str) -> Answer {
+    use std::process::{Command, Stdio};
+    let child = Command::new(target)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return Answer::err("", 999, format!("recorder: cannot run {}: {e}", target.display())),
+    };
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    match child.wait_with_output() {
+        Ok(out) => Answer {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: out
+                .status
+                .code()
+                .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0)),
+        },
+        Err(e) => Answer::err("", 999, format!("recorder: waiting for {}: {e}", target.display())),
+    }
 }
 
 fn ns_id(f: &File) -> Option<(u64, u64)> {
@@ -148,7 +189,10 @@ pub fn main() -> i32 {
     let own_netns = File::open("/proc/self/ns/net").ok().as_ref().and_then(ns_id);
     let stdin = read_stdin(Duration::from_secs(10));
     let command = env.get("CNI_COMMAND").cloned().unwrap_or_default();
-    let mut answer = answer(&plugin, &command, &env, &stdin);
+    let mut answer = match forward_target(&plugin, exe.as_deref()) {
+        Some(target) => forward(&target, &stdin),
+        None => answer(&plugin, &command, &env, &stdin),
+    };
     if let Some(text) = knob(&stdin, "stderr").and_then(|v| v.as_str().map(str::to_string)) {
         answer.stderr.push_str(&text);
         answer.stderr.push('\n');
