@@ -65,6 +65,14 @@ pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
             }
         }
     }
+    // The recording plugin, beside the suite as the guest looks for it: the delegation cases put
+    // it in front of the plugin's IPAM delegate.
+    if let Ok(recorder) = cni_conformance::runtime::mode::recorder_path() {
+        files.push(vm::GuestFile {
+            guest: std::path::Path::new(vm::GUEST_SUITE).with_file_name(cni_conformance::runtime::mode::RECORDER_BIN),
+            host: recorder,
+        });
+    }
     // Programs the lab runs besides plugins (the dhcp profile's DHCP server).
     for need in &profile.needs {
         if let cni_conformance::profile::LabNeed::DhcpServer(spec) = need {

@@ -23,7 +23,8 @@ const TOOLS: &[&str] = &[
 /// Small host files those tools read.
 const ETC_FILES: &[&str] = &["/etc/protocols", "/etc/services", "/etc/ethertypes"];
 
-const GUEST_SUITE: &str = "/opt/cni-conformance/bin/cni-conformance";
+/// Where the suite is in the guest (the recorder sits beside it).
+pub const GUEST_SUITE: &str = "/opt/cni-conformance/bin/cni-conformance";
 
 pub(super) fn find_busybox() -> Option<PathBuf> {
     ["/bin/busybox", "/usr/bin/busybox", "/sbin/busybox", "/usr/sbin/busybox"]

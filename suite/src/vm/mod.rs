@@ -20,6 +20,7 @@ pub mod elf;
 pub mod guest;
 pub mod image;
 mod initramfs;
+pub use initramfs::GUEST_SUITE;
 pub mod kernel;
 pub mod modules;
 pub mod qemu;
