@@ -110,6 +110,7 @@ const BREAKAGES: &[Breakage] = &[
     Breakage { label: "gc_with_prev", breakage: "gc-with-prev", rule: "runtime/gc-request", status: "fail" },
     Breakage { label: "gc_stop_on_error", breakage: "gc-stop-on-error", rule: "runtime/gc-request", status: "fail" },
     Breakage { label: "gc_forget_live", breakage: "gc-forget-live", rule: "runtime/gc-request", status: "fail" },
+    Breakage { label: "gc_deletes_live", breakage: "gc-deletes-live", rule: "runtime/gc-not-del", status: "fail" },
     Breakage { label: "gc_ignore_disable", breakage: "gc-ignore-disable", rule: "runtime/gc-disabled", status: "fail" },
     Breakage { label: "future_version", breakage: "future-version", rule: "runtime/version-highest", status: "fail" },
     Breakage { label: "parallel", breakage: "parallel", rule: "runtime/no-overlap", status: "fail" },

@@ -157,6 +157,10 @@ def gc_status():
         run(p, "STATUS", request(p, verb="STATUS"))
     if conf.get("disableGC") and BREAK != "gc-ignore-disable":
         return
+    if BREAK == "gc-deletes-live":
+        # Garbage collection done as DEL: the live attachment goes, the container keeps running.
+        for p in reversed(plugins):
+            run(p, "DEL", request(p, None, "DEL"))
     for p in plugins:
         r = request(p, verb="GC")
         r["cni.dev/valid-attachments"] = [] if BREAK == "gc-forget-live" else [{"containerID": cid, "ifname": "eth0"}]

@@ -182,3 +182,56 @@ pub(super) fn status_request(runs: &[ScenarioRun]) -> Result<(), Outcome> {
         Err(Outcome::Skip("the runtime never sent STATUS".into()))
     }
 }
+
+/// An attachment a GC call lists as valid.
+fn lists_valid(v: &Value, cid: &str, ifname: &str) -> bool {
+    v.get("cni.dev/valid-attachments")
+        .or_else(|| v.get("cni.dev/attachments"))
+        .and_then(Value::as_array)
+        .is_some_and(|a| {
+            a.iter().any(|o| {
+                o.get("containerID").and_then(Value::as_str) == Some(cid)
+                    && o.get("ifname").and_then(Value::as_str) == Some(ifname)
+            })
+        })
+}
+
+/// A DEL the runtime sent for an attachment it still held live: a later GC lists that attachment
+/// as valid, or the DEL ran between the GC calls of one garbage collection. That is GC done as
+/// DEL, which tears down a container's network under it.
+pub(super) fn gc_not_del(runs: &[ScenarioRun]) -> Result<(), Outcome> {
+    if !runs.iter().any(|r| r.calls("GC").next().is_some()) {
+        return Err(Outcome::Skip("the runtime never sent GC".into()));
+    }
+    for (r, run) in runs.iter().enumerate() {
+        let gcs: Vec<(usize, Value)> = requests(run)
+            .filter(|(_, e, _)| e.command() == "GC")
+            .map(|(i, _, v)| (i, v))
+            .collect();
+        let (Some(first_gc), Some(last_gc)) = (gcs.first().map(|g| g.0), gcs.last().map(|g| g.0)) else {
+            continue;
+        };
+        for (i, e) in run.calls("DEL") {
+            let cid = e.var("CNI_CONTAINERID").unwrap_or("");
+            let ifname = e.var("CNI_IFNAME").unwrap_or("");
+            let later_valid = gcs.iter().any(|(g, v)| *g > i && lists_valid(v, cid, ifname));
+            let amid_gc = i > first_gc && i < last_gc;
+            if later_valid || amid_gc {
+                let why = if later_valid {
+                    "a later GC still lists it as valid"
+                } else {
+                    "it ran in the middle of the GC calls"
+                };
+                return Err(violation(
+                    r,
+                    Some(i),
+                    runs,
+                    format!("{} deleted the live attachment {cid}/{ifname} ({why})", who(e)),
+                    "GC that only lists valid attachments; DEL only when the container is detached",
+                    format!("DEL of {cid}/{ifname} during garbage collection"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -23,7 +23,7 @@ use crate::case::{Finding, Level};
 use check::{check_disabled, check_lifecycle, check_version};
 use config::{capabilities_removed, name_version, passthrough, runtime_config, stdin_schema, version_highest};
 use environment::{cni_path, env_vars, netns_on_add, netns_on_del, plugin_netns, same_attachment};
-use gc_status::{gc_disabled, gc_request, gc_status_version, status_request};
+use gc_status::{gc_disabled, gc_not_del, gc_request, gc_status_version, status_request};
 use lifecycle::{attach_detach, chain_stops, del_after_failed, no_overlap};
 use order::{add_order, check_order, del_order};
 use prev_result::{prev_chained, prev_check, prev_del, prev_first};
@@ -283,6 +283,13 @@ pub fn all() -> Vec<Rule> {
             level: Level::Must,
             spec: "SPEC 1.1 §4 (GC), §3 (GC of a list)",
             body: gc_request,
+        },
+        Rule {
+            id: "runtime/gc-not-del",
+            title: "GC never deletes a live attachment (no DEL of an attachment GC still lists, none amid the GC calls)",
+            level: Level::Must,
+            spec: "SPEC 1.1.0 §2 GC (the runtime MUST NOT use GC as a substitute for DEL)",
+            body: gc_not_del,
         },
         Rule {
             id: "runtime/gc-disabled",
