@@ -621,12 +621,19 @@ fn non_network_additions(changes: &[Change]) -> Vec<Change> {
             // A link the host had before (a master link of the profile) may carry new state too.
             || !links.iter().any(|(n, _, _)| n == dev) && dev != "lo" && dev != "-"
     };
+    // A link the host had before that only changed (a device handed over and returned) is not an
+    // addition: del/host-state-kept judges changes to what the host had.
+    let existed = |name: &str| {
+        changes.iter().any(|c| {
+            c.sign == '-' && c.what.strip_prefix("link ").and_then(|l| l.split_whitespace().next()) == Some(name)
+        })
+    };
     let kept: Vec<&str> = added
         .into_iter()
         .filter(|line| {
             if let Some(l) = line.strip_prefix("link ") {
                 let name = l.split_whitespace().next().unwrap_or("");
-                !on_bridge(name, &field(l, "master="))
+                !on_bridge(name, &field(l, "master=")) && !existed(name)
             } else if let Some(l) = line.strip_prefix("address ") {
                 !network_link(l.rsplit(" on ").next().unwrap_or("-"))
             } else if line.starts_with("route ") {
