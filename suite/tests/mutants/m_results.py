@@ -188,7 +188,7 @@ MUTANTS = {
     "res-mtu-lie": (mtu_lie, "add/result-matches-kernel", "fail", "{ref}/bridge"),
     "res-dns-garbage": (dns_garbage, "add/result-schema", "fail"),
     "res-old-without-ip": (old_result_without_ip, "matrix/add-check-del", "fail"),
-    "res-ipam-with-interfaces": (ipam_with_interfaces, "add/ipam-result-shape", "warn", HOST_LOCAL,
+    "res-ipam-with-interfaces": (ipam_with_interfaces, "add/ipam-result-shape", "fail", HOST_LOCAL,
                                  "host-local.json"),
     "res-ipam-hands-out-gateway": (ipam_hands_out_gateway, "ipam/no-reserved-addresses", "warn", HOST_LOCAL,
                                    "host-local.json"),
