@@ -5,15 +5,12 @@
 
 use std::path::Path;
 
-/// FNV-1a, 64 bits, from `seed`.
-fn fnv(seed: u64, data: &[u8]) -> u64 {
-    let mut hash = seed;
-    for b in data {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
+/// The crate's hash (`src/hash.rs`), included rather than copied.
+#[allow(dead_code)]
+#[path = "src/hash.rs"]
+mod hash;
+
+use hash::{fnv1a_continue as fnv, FNV1A_START};
 
 fn collect(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
@@ -35,7 +32,7 @@ fn main() {
     files.push(root.join("Cargo.toml"));
     files.push(root.join("build.rs"));
     files.push(root.join("../Cargo.lock"));
-    let (mut a, mut b) = (0xcbf2_9ce4_8422_2325u64, 0x8422_2325_cbf2_9ce4u64);
+    let (mut a, mut b) = (FNV1A_START, 0x8422_2325_cbf2_9ce4u64);
     for file in &files {
         let name = file.strip_prefix(root).unwrap_or(file).to_string_lossy().into_owned();
         let content = std::fs::read(file).unwrap_or_default();

@@ -26,8 +26,8 @@
 //! To tell the kernel's own growth from the plugins', the same link requests an ADD and a DEL
 //! make (create the pair on the bridge, bring the container end up with its address, send the
 //! gratuitous ARP ADD's child sends, take the host end down and out of the bridge, delete the
-//! pair) are also sent directly with the crate's netlink client, `BENCH_KERNEL_PROBES` times
-//! (default 20, 0 to skip), at the same two moments.
+//! pair; then one more pair deleted the detached way) are also sent directly with the crate's
+//! netlink client, `BENCH_KERNEL_PROBES` times (default 20, 0 to skip), at the same two moments.
 //!
 //! Peak memory is measured apart,
 //! on a few more attachments made after the timed ones: the plugin is started by a small
@@ -597,6 +597,11 @@ fn main() {
             ("announcement (ADD's child)", &before.announce, &after.announce),
             ("host end down + released", &before.retire, &after.retire),
             ("delete the pair", &before.delete, &after.delete),
+            (
+                "delete a pair, detached",
+                &before.delete_detached,
+                &after.delete_detached,
+            ),
         ] {
             print_growth(what, a, b, ours.containers.len());
         }
@@ -649,6 +654,7 @@ struct KernelProbe {
     announce: Vec<Duration>,
     retire: Vec<Duration>,
     delete: Vec<Duration>,
+    delete_detached: Vec<Duration>,
 }
 
 /// Creates, brings up, retires and deletes `n` veth pairs on `bridge` (which must have one
@@ -663,20 +669,24 @@ fn probe_kernel(bridge: &str, n: usize) -> KernelProbe {
         announce: Vec::new(),
         retire: Vec::new(),
         delete: Vec::new(),
+        delete_detached: Vec::new(),
+    };
+    // A pair on the bridge, its container end in `ns`, as ADD creates it.
+    let create_pair = |ns: &netlink::NetNs| {
+        host.create_veth_random_name(&VethSpec {
+            name: "probe",
+            master: Some(br.index),
+            up: true,
+            peer_name: "eth0",
+            peer_netns: Some(ns.as_fd()),
+            ..Default::default()
+        })
+        .unwrap()
     };
     for i in 0..n {
         let ns = nsharness::new_netns();
         let t = Instant::now();
-        let veth = host
-            .create_veth_random_name(&VethSpec {
-                name: "probe",
-                master: Some(br.index),
-                up: true,
-                peer_name: "eth0",
-                peer_netns: Some(ns.as_fd()),
-                ..Default::default()
-            })
-            .unwrap();
+        let veth = create_pair(&ns);
         probe.create.push(t.elapsed());
         let ctr = Rtnl::in_netns(ns.as_fd()).unwrap();
         let peer = ctr.link_by_name("eth0").unwrap().unwrap();
@@ -713,6 +723,12 @@ fn probe_kernel(bridge: &str, n: usize) -> KernelProbe {
         let t = Instant::now();
         host.delete_link(veth.index).unwrap();
         probe.delete.push(t.elapsed());
+        // The other way DEL can delete: handed to the kernel's background (see
+        // `Rtnl::delete_link_detached`), timed up to when the request returns.
+        let spare = create_pair(&ns);
+        let t = Instant::now();
+        host.delete_link_detached(spare.index, Duration::from_secs(5)).unwrap();
+        probe.delete_detached.push(t.elapsed());
     }
     probe
 }

@@ -51,6 +51,8 @@
 pub mod bridge;
 pub mod builtin;
 pub mod cni;
+pub(crate) mod hash;
 pub mod host_local;
+pub mod ipnet;
 pub mod masq;
 pub mod netlink;

@@ -1525,8 +1525,9 @@ fn traffic_flows_and_leaves_masqueraded() {
     h.delete_link(uplink.index).unwrap();
 }
 
-fn main() {
-    nsharness::enter_private_namespaces();
+/// Private tmpfs over `/run` (netns files) and `/var/lib/cni` (host-local's store), shared by
+/// every test and every plugin they start.
+fn private_run_and_state() {
     std::fs::create_dir_all("/run").ok();
     nsharness::mount("tmpfs", "/run", Some("tmpfs"), 0);
     std::fs::create_dir_all("/run/netns").unwrap();
@@ -1538,103 +1539,109 @@ fn main() {
         nsharness::mount("tmpfs", "/var/lib", Some("tmpfs"), 0);
         std::fs::create_dir_all("/var/lib/cni").unwrap();
     }
-    nsharness::run(&[
-        (
-            "add_builds_bridge_veth_addresses_and_routes",
-            add_builds_bridge_veth_addresses_and_routes,
-        ),
-        (
-            "add_announces_the_address_to_neighbours",
-            add_announces_the_address_to_neighbours,
-        ),
-        (
-            "add_announces_without_cap_net_raw_through_the_kernel",
-            add_announces_without_cap_net_raw_through_the_kernel,
-        ),
-        (
-            "full_bridge_is_refused_with_a_clear_error",
-            full_bridge_is_refused_with_a_clear_error,
-        ),
-        (
-            "chained_after_another_plugin_keeps_its_result",
-            chained_after_another_plugin_keeps_its_result,
-        ),
-        (
-            "parallel_adds_and_dels_on_a_new_bridge",
-            parallel_adds_and_dels_on_a_new_bridge,
-        ),
-        ("check_passes_then_detects_breakage", check_passes_then_detects_breakage),
-        (
-            "del_removes_everything_and_is_idempotent",
-            del_removes_everything_and_is_idempotent,
-        ),
-        (
-            "del_retires_the_pair_at_once_and_deletes_it_in_the_background",
-            del_retires_the_pair_at_once_and_deletes_it_in_the_background,
-        ),
-        (
-            "del_then_add_again_at_once_with_the_same_ids",
-            del_then_add_again_at_once_with_the_same_ids,
-        ),
-        (
-            "delegate_runs_in_process_only_for_the_same_build",
-            delegate_runs_in_process_only_for_the_same_build,
-        ),
-        ("gc_deletes_leftover_retired_pairs", gc_deletes_leftover_retired_pairs),
-        (
-            "del_when_netns_is_gone_releases_ipam",
-            del_when_netns_is_gone_releases_ipam,
-        ),
-        (
-            "del_with_empty_netns_removes_host_veth_via_prev_result",
-            del_with_empty_netns_removes_host_veth_via_prev_result,
-        ),
-        (
-            "failure_after_ipam_add_releases_the_address",
-            failure_after_ipam_add_releases_the_address,
-        ),
-        ("second_add_with_same_ifname_fails", second_add_with_same_ifname_fails),
-        ("result_shape_of_every_version", result_shape_of_every_version),
-        ("l2_only_bridge", l2_only_bridge),
-        (
-            "status_and_gc_are_forwarded_to_ipam",
-            status_and_gc_are_forwarded_to_ipam,
-        ),
-        (
-            "invalid_configurations_are_refused_before_any_change",
-            invalid_configurations_are_refused_before_any_change,
-        ),
-        (
-            "mtu_mac_promisc_and_port_flags_are_applied",
-            mtu_mac_promisc_and_port_flags_are_applied,
-        ),
-        (
-            "own_netns_is_refused_before_anything",
-            own_netns_is_refused_before_anything,
-        ),
-        (
-            "ipmasq_entries_follow_the_attachments",
-            ipmasq_entries_follow_the_attachments,
-        ),
-        (
-            "matches_upstream_bridge_side_by_side_and_interoperates",
-            matches_upstream_bridge_side_by_side_and_interoperates,
-        ),
-        (
-            "macspoofchk_rules_follow_the_attachment",
-            macspoofchk_rules_follow_the_attachment,
-        ),
-        (
-            "vlan_port_settings_or_a_clear_refusal",
-            vlan_port_settings_or_a_clear_refusal,
-        ),
-        (
-            "vlan_gateway_port_or_a_clear_refusal",
-            vlan_gateway_port_or_a_clear_refusal,
-        ),
-        (
-            "traffic_flows_and_leaves_masqueraded",
-            traffic_flows_and_leaves_masqueraded,
-        ),
-    ]);
+}
+
+fn main() {
+    nsharness::run(
+        &[
+            (
+                "add_builds_bridge_veth_addresses_and_routes",
+                add_builds_bridge_veth_addresses_and_routes,
+            ),
+            (
+                "add_announces_the_address_to_neighbours",
+                add_announces_the_address_to_neighbours,
+            ),
+            (
+                "add_announces_without_cap_net_raw_through_the_kernel",
+                add_announces_without_cap_net_raw_through_the_kernel,
+            ),
+            (
+                "full_bridge_is_refused_with_a_clear_error",
+                full_bridge_is_refused_with_a_clear_error,
+            ),
+            (
+                "chained_after_another_plugin_keeps_its_result",
+                chained_after_another_plugin_keeps_its_result,
+            ),
+            (
+                "parallel_adds_and_dels_on_a_new_bridge",
+                parallel_adds_and_dels_on_a_new_bridge,
+            ),
+            ("check_passes_then_detects_breakage", check_passes_then_detects_breakage),
+            (
+                "del_removes_everything_and_is_idempotent",
+                del_removes_everything_and_is_idempotent,
+            ),
+            (
+                "del_retires_the_pair_at_once_and_deletes_it_in_the_background",
+                del_retires_the_pair_at_once_and_deletes_it_in_the_background,
+            ),
+            (
+                "del_then_add_again_at_once_with_the_same_ids",
+                del_then_add_again_at_once_with_the_same_ids,
+            ),
+            (
+                "delegate_runs_in_process_only_for_the_same_build",
+                delegate_runs_in_process_only_for_the_same_build,
+            ),
+            ("gc_deletes_leftover_retired_pairs", gc_deletes_leftover_retired_pairs),
+            (
+                "del_when_netns_is_gone_releases_ipam",
+                del_when_netns_is_gone_releases_ipam,
+            ),
+            (
+                "del_with_empty_netns_removes_host_veth_via_prev_result",
+                del_with_empty_netns_removes_host_veth_via_prev_result,
+            ),
+            (
+                "failure_after_ipam_add_releases_the_address",
+                failure_after_ipam_add_releases_the_address,
+            ),
+            ("second_add_with_same_ifname_fails", second_add_with_same_ifname_fails),
+            ("result_shape_of_every_version", result_shape_of_every_version),
+            ("l2_only_bridge", l2_only_bridge),
+            (
+                "status_and_gc_are_forwarded_to_ipam",
+                status_and_gc_are_forwarded_to_ipam,
+            ),
+            (
+                "invalid_configurations_are_refused_before_any_change",
+                invalid_configurations_are_refused_before_any_change,
+            ),
+            (
+                "mtu_mac_promisc_and_port_flags_are_applied",
+                mtu_mac_promisc_and_port_flags_are_applied,
+            ),
+            (
+                "own_netns_is_refused_before_anything",
+                own_netns_is_refused_before_anything,
+            ),
+            (
+                "ipmasq_entries_follow_the_attachments",
+                ipmasq_entries_follow_the_attachments,
+            ),
+            (
+                "matches_upstream_bridge_side_by_side_and_interoperates",
+                matches_upstream_bridge_side_by_side_and_interoperates,
+            ),
+            (
+                "macspoofchk_rules_follow_the_attachment",
+                macspoofchk_rules_follow_the_attachment,
+            ),
+            (
+                "vlan_port_settings_or_a_clear_refusal",
+                vlan_port_settings_or_a_clear_refusal,
+            ),
+            (
+                "vlan_gateway_port_or_a_clear_refusal",
+                vlan_gateway_port_or_a_clear_refusal,
+            ),
+            (
+                "traffic_flows_and_leaves_masqueraded",
+                traffic_flows_and_leaves_masqueraded,
+            ),
+        ],
+        Some(private_run_and_state),
+    );
 }

@@ -439,28 +439,30 @@ fn bench_add_del() {
 }
 
 fn main() {
-    nsharness::enter_private_namespaces();
-    nsharness::run(&[
-        (
-            "setup_creates_table_chain_sets_rules",
-            setup_creates_table_chain_sets_rules,
-        ),
-        ("add_del_check_idempotent", add_del_check_idempotent),
-        ("address_reuse_changes_owner", address_reuse_changes_owner),
-        ("del_by_scan_without_addresses", del_by_scan_without_addresses),
-        ("gc_keeps_only_valid_attachments", gc_keeps_only_valid_attachments),
-        (
-            "many_adds_then_dels_leave_set_empty",
-            many_adds_then_dels_leave_set_empty,
-        ),
-        (
-            "concurrent_first_adds_create_one_rule",
-            concurrent_first_adds_create_one_rule,
-        ),
-        ("other_tables_are_left_alone", other_tables_are_left_alone),
-        ("rejects_bad_network_names", rejects_bad_network_names),
-        ("real_packets_are_masqueraded", real_packets_are_masqueraded),
-        ("real_ipv6_packets_are_masqueraded", real_ipv6_packets_are_masqueraded),
-        ("bench_add_del", bench_add_del),
-    ]);
+    nsharness::run(
+        &[
+            (
+                "setup_creates_table_chain_sets_rules",
+                setup_creates_table_chain_sets_rules,
+            ),
+            ("add_del_check_idempotent", add_del_check_idempotent),
+            ("address_reuse_changes_owner", address_reuse_changes_owner),
+            ("del_by_scan_without_addresses", del_by_scan_without_addresses),
+            ("gc_keeps_only_valid_attachments", gc_keeps_only_valid_attachments),
+            (
+                "many_adds_then_dels_leave_set_empty",
+                many_adds_then_dels_leave_set_empty,
+            ),
+            (
+                "concurrent_first_adds_create_one_rule",
+                concurrent_first_adds_create_one_rule,
+            ),
+            ("other_tables_are_left_alone", other_tables_are_left_alone),
+            ("rejects_bad_network_names", rejects_bad_network_names),
+            ("real_packets_are_masqueraded", real_packets_are_masqueraded),
+            ("real_ipv6_packets_are_masqueraded", real_ipv6_packets_are_masqueraded),
+            ("bench_add_del", bench_add_del),
+        ],
+        None,
+    );
 }

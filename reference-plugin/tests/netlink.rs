@@ -522,73 +522,6 @@ fn sysctls_follow_the_namespace() {
     assert!(write_sysctls_in(ns.as_fd(), &[("../etc/passwd", "x")]).is_err());
 }
 
-/// Not an assertion: prints what one attachment's link work costs, at 1 and 1,000 ports.
-fn bench_veth_create_delete() {
-    let rtnl = Rtnl::new().unwrap();
-    let br = rtnl
-        .create_bridge(&BridgeSpec {
-            name: "tbench",
-            up: true,
-            ..Default::default()
-        })
-        .unwrap();
-    let ns = new_netns();
-    let measure = |label: &str| {
-        let rounds = 20;
-        let mut add = Duration::ZERO;
-        let mut del = Duration::ZERO;
-        let mut detached = Duration::ZERO;
-        for round in 0..rounds * 2 {
-            let t = Instant::now();
-            let host = rtnl
-                .create_veth_random_name(&VethSpec {
-                    name: "veth",
-                    master: Some(br.index),
-                    up: true,
-                    peer_name: "eth0",
-                    peer_netns: Some(ns.as_fd()),
-                    ..Default::default()
-                })
-                .unwrap();
-            add += t.elapsed();
-            let t = Instant::now();
-            if round % 2 == 0 {
-                rtnl.delete_link(host.index).unwrap();
-                del += t.elapsed();
-            } else {
-                rtnl.delete_link_detached(host.index, Duration::from_secs(5)).unwrap();
-                detached += t.elapsed();
-            }
-        }
-        println!(
-            "bench veth ({label}): create {:?}/pair, delete {:?}/pair, detached delete {:?}/pair",
-            add / (rounds * 2),
-            del / rounds,
-            detached / rounds
-        );
-    };
-    measure("bridge with 0 other ports");
-    let mut ports = Vec::new();
-    for i in 0..1000 {
-        let peer = format!("p{i}");
-        ports.push(
-            rtnl.create_veth(&VethSpec {
-                name: &format!("b{i}"),
-                master: Some(br.index),
-                up: true,
-                peer_name: &peer,
-                ..Default::default()
-            })
-            .unwrap(),
-        );
-    }
-    measure("bridge with 1000 other ports");
-    for p in ports {
-        rtnl.delete_link(p.index).unwrap();
-    }
-    rtnl.delete_link(br.index).unwrap();
-}
-
 fn detached_delete() {
     let rtnl = Rtnl::new().unwrap();
     let ns = new_netns();
@@ -826,24 +759,25 @@ fn announcement_is_sent_only_while_the_mac_holds() {
 }
 
 fn main() {
-    nsharness::enter_private_namespaces();
-    nsharness::run(&[
-        ("bridge_create_and_read_back", bridge_create_and_read_back),
-        ("veth_with_peer_in_other_netns", veth_with_peer_in_other_netns),
-        ("plain_veth_named_both_ends", plain_veth_named_both_ends),
-        ("link_changes_one_request", link_changes_one_request),
-        ("addresses_add_list_delete", addresses_add_list_delete),
-        ("routes_add_list_delete", routes_add_list_delete),
-        ("bridge_port_flags", bridge_port_flags),
-        ("bridge_vlans", bridge_vlans),
-        ("sysctls_follow_the_namespace", sysctls_follow_the_namespace),
-        ("bench_veth_create_delete", bench_veth_create_delete),
-        ("detached_delete", detached_delete),
-        ("netconf_and_namespace_visits", netconf_and_namespace_visits),
-        ("background_delete", background_delete),
-        (
-            "announcement_is_sent_only_while_the_mac_holds",
-            announcement_is_sent_only_while_the_mac_holds,
-        ),
-    ]);
+    nsharness::run(
+        &[
+            ("bridge_create_and_read_back", bridge_create_and_read_back),
+            ("veth_with_peer_in_other_netns", veth_with_peer_in_other_netns),
+            ("plain_veth_named_both_ends", plain_veth_named_both_ends),
+            ("link_changes_one_request", link_changes_one_request),
+            ("addresses_add_list_delete", addresses_add_list_delete),
+            ("routes_add_list_delete", routes_add_list_delete),
+            ("bridge_port_flags", bridge_port_flags),
+            ("bridge_vlans", bridge_vlans),
+            ("sysctls_follow_the_namespace", sysctls_follow_the_namespace),
+            ("detached_delete", detached_delete),
+            ("netconf_and_namespace_visits", netconf_and_namespace_visits),
+            ("background_delete", background_delete),
+            (
+                "announcement_is_sent_only_while_the_mac_holds",
+                announcement_is_sent_only_while_the_mac_holds,
+            ),
+        ],
+        None,
+    );
 }

@@ -16,6 +16,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,13 @@ const PIPE_GRACE: Duration = Duration::from_millis(300);
 
 /// How long processes a plugin left in the lab may run on after it exited.
 const LINGER_GRACE: Duration = Duration::from_millis(2000);
+
+/// The grace once a call of this run has left a process that had to be killed: the finding is
+/// made, and a plugin that starts a daemon on every call must not cost two seconds a call.
+const SHORT_LINGER_GRACE: Duration = Duration::from_millis(250);
+
+/// Set when a sweep of this run killed something (see [`SHORT_LINGER_GRACE`]).
+static LEFTOVER_KILLED: AtomicBool = AtomicBool::new(false);
 
 /// Default cap on captured stdout and stderr, each.
 pub const DEFAULT_OUTPUT_CAP: usize = 1 << 20;
@@ -201,13 +209,21 @@ pub fn run(inv: &Invocation) -> Record {
 /// Ends what the call left running in the lab (after a grace period for brief background work,
 /// such as a helper finishing a deletion) and names it in the record.
 fn sweep(lab: &Lab, record: &mut Record) {
-    match lab.sweep_leftovers(LINGER_GRACE) {
+    let grace = if LEFTOVER_KILLED.load(Ordering::Relaxed) {
+        SHORT_LINGER_GRACE
+    } else {
+        LINGER_GRACE
+    };
+    match lab.sweep_leftovers(grace) {
         Ok(left) if left.is_empty() => {}
-        Ok(left) => record.notes.push(format!(
-            "processes were still running in the lab {} ms after the call returned; the suite killed them: {}",
-            LINGER_GRACE.as_millis(),
-            left.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-        )),
+        Ok(left) => {
+            LEFTOVER_KILLED.store(true, Ordering::Relaxed);
+            record.notes.push(format!(
+                "processes were still running in the lab {} ms after the call returned; the suite killed them: {}",
+                grace.as_millis(),
+                left.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            ))
+        }
         Err(e) => record
             .notes
             .push(format!("could not look for processes left in the lab: {e}")),
@@ -281,19 +297,17 @@ fn spawn(inv: &Invocation) -> std::io::Result<(Child, OwnedFd)> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .current_dir("/");
-    let ns = inv.lab.map(|lab| (lab.mnt().as_raw_fd(), lab.host_net().as_raw_fd()));
+    let entry = inv.lab.map(|lab| lab.sandbox().entry(lab.host_net()));
     let status_fd = status_w.as_raw_fd();
     // Outside a lab the plugin dies with the suite by PDEATHSIG (its parent, the stand-in, is
     // forked on the calling thread); in a lab the end of the PID namespace does it.
-    let die_with_parent = ns.is_none();
+    let die_with_parent = entry.is_none();
     // SAFETY: runs in the forked child before exec; only async-signal-safe syscalls on
     // descriptors that stay open in the parent until spawn returns.
     unsafe {
         cmd.pre_exec(move || {
-            if let Some((mnt, net)) = ns {
-                if libc::setns(mnt, libc::CLONE_NEWNS) != 0 || libc::setns(net, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+            if let Some(entry) = entry {
+                entry.enter()?;
             } else {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             }
@@ -423,9 +437,12 @@ fn supervise(inv: &Invocation, child: Child, status_pipe: OwnedFd, start: Instan
             match poll_stand_in(pid) {
                 StandIn::Running => {}
                 StandIn::Stopped(sig) => {
-                    record.notes.push(format!(
+                    let note = format!(
                         "the plugin's parent process was stopped by signal {sig} from inside the lab; the suite resumed it"
-                    ));
+                    );
+                    if !record.notes.contains(&note) {
+                        record.notes.push(note);
+                    }
                     // SAFETY: continuing our own stopped child.
                     unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
                 }

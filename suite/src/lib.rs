@@ -13,6 +13,7 @@ pub mod cases;
 pub mod cli;
 pub mod cni;
 pub mod cri;
+pub(crate) mod hash;
 pub mod invocation;
 pub mod invoke;
 pub mod lab;

@@ -41,6 +41,8 @@ pub struct CaseResult {
     pub blame: Option<usize>,
     /// The kept lab, with `--keep`.
     pub kept: Option<KeptLab>,
+    /// What peers did wrong (informational; indexes into `invocations`).
+    pub peers: Vec<crate::case::PeerFinding>,
 }
 
 /// A case selector from `--filter`/`--skip`: a regular expression matched against id and title
@@ -116,6 +118,7 @@ pub fn run_case(case: &'static Case, target: &Target, opts: &RunOptions) -> Case
         invocations: Vec::new(),
         blame: None,
         kept: None,
+        peers: Vec::new(),
     };
     if let Some(reason) = not_runnable(case, target) {
         result.finding = Some(Finding {
@@ -164,6 +167,7 @@ pub fn run_case(case: &'static Case, target: &Target, opts: &RunOptions) -> Case
             result.kept = ctx.lab.keep().ok();
         }
         result.blame = ctx.blame.or(ctx.invocations.len().checked_sub(1));
+        result.peers = std::mem::take(&mut ctx.peers);
         result.invocations = ctx.invocations;
     }
     result.duration_ms = start.elapsed().as_millis() as u64;

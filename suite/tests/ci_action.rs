@@ -10,6 +10,7 @@
 //! root here), so the action's own command lines run unchanged.
 
 mod common;
+mod harness;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,8 @@ use std::process::Command;
 
 use serde_yaml::Value;
 
-use common::{tempdir, upstream};
+use common::{tempdir, upstream, upstream_plugin};
+use harness::{Need, Test};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -222,7 +224,6 @@ fn junit_counts(path: &Path) -> (u64, u64) {
     (attr("tests"), attr("failures"))
 }
 
-#[test]
 fn action_declares_what_it_reads_and_installs_what_the_vm_needs() {
     let action = load("ci/action.yml");
     let declared = declared_inputs(&action);
@@ -251,7 +252,6 @@ fn action_declares_what_it_reads_and_installs_what_the_vm_needs() {
     );
 }
 
-#[test]
 fn example_workflow_uses_the_action_with_declared_inputs() {
     let workflow = load("ci/example-workflow.yml");
     let declared = declared_inputs(&load("ci/action.yml"));
@@ -280,9 +280,8 @@ fn example_workflow_uses_the_action_with_declared_inputs() {
         .any(|k| k.as_str() == Some("")));
 }
 
-#[test]
 fn action_on_the_runner_passes_a_good_plugin_and_fails_a_broken_one() {
-    let Some(bridge) = upstream("bridge") else { return };
+    let bridge = upstream("bridge");
     let good = run_action(&[
         ("plugin", bridge.to_str().unwrap()),
         ("args", "--filter ^version/ --filter ^error/ --timeout 10"),
@@ -308,13 +307,8 @@ fn action_on_the_runner_passes_a_good_plugin_and_fails_a_broken_one() {
     assert!(failures > 0, "{}", bad.log);
 }
 
-#[test]
 fn action_in_a_vm_writes_its_own_report() {
-    if std::env::var("CNI_CONFORMANCE_SKIP_VM").as_deref() == Ok("1") {
-        eprintln!("SKIP: action VM run (CNI_CONFORMANCE_SKIP_VM=1)");
-        return;
-    }
-    let Some(bridge) = upstream("bridge") else { return };
+    let bridge = upstream("bridge");
     let run = run_action(&[
         ("plugin", bridge.to_str().unwrap()),
         ("on-runner", "false"),
@@ -330,4 +324,32 @@ fn action_in_a_vm_writes_its_own_report() {
     let (tests, failures) = junit_counts(&reports.join("vm-linux-image-cloud-amd64.xml"));
     assert!(tests >= 3, "{tests}");
     assert_eq!(failures, 0);
+}
+
+fn main() {
+    harness::run(vec![
+        Test::new(
+            "action_declares_what_it_reads_and_installs_what_the_vm_needs",
+            action_declares_what_it_reads_and_installs_what_the_vm_needs,
+        ),
+        Test::new(
+            "example_workflow_uses_the_action_with_declared_inputs",
+            example_workflow_uses_the_action_with_declared_inputs,
+        ),
+        Test::new(
+            "action_on_the_runner_passes_a_good_plugin_and_fails_a_broken_one",
+            action_on_the_runner_passes_a_good_plugin_and_fails_a_broken_one,
+        )
+        .needs(upstream_plugin("bridge")),
+        Test::new(
+            "action_in_a_vm_writes_its_own_report",
+            action_in_a_vm_writes_its_own_report,
+        )
+        .needs(upstream_plugin("bridge"))
+        .needs(Need::program(
+            "qemu-system-x86_64",
+            "qemu-system-x86",
+            "CNI_CONFORMANCE_SKIP_VM",
+        )),
+    ])
 }

@@ -2,12 +2,14 @@
 //! line on stderr and exit 2, quickly. Its run against a real CRI runtime is in runtime.rs.
 
 mod common;
+mod harness;
 
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{suite, tempdir};
+use harness::{Need, Test};
 
 /// Runs the stand-in; returns (exit code, stderr, seconds taken).
 fn stand_in(args: &[&str]) -> (Option<i32>, String, f64) {
@@ -26,7 +28,6 @@ fn one_line(stderr: &str) -> &str {
     lines[0]
 }
 
-#[test]
 fn a_missing_endpoint_is_one_line_and_exit_2() {
     let (code, err, secs) = stand_in(&["--endpoint", "unix:///nonexistent/cri.sock"]);
     assert_eq!(code, Some(2));
@@ -38,7 +39,6 @@ fn a_missing_endpoint_is_one_line_and_exit_2() {
     assert!(secs < 5.0);
 }
 
-#[test]
 fn bad_arguments_are_one_line_and_exit_2() {
     for args in [
         &["--endpoint", "ftp://x"][..],
@@ -53,7 +53,6 @@ fn bad_arguments_are_one_line_and_exit_2() {
 }
 
 /// A socket that accepts and never answers: the stand-in gives up at --timeout, in one line.
-#[test]
 fn an_endpoint_that_never_answers_times_out_in_one_line() {
     let dir = tempdir("cri-silent");
     let sock = dir.join("silent.sock");
@@ -80,18 +79,7 @@ fn an_endpoint_that_never_answers_times_out_in_one_line() {
 }
 
 /// containerd without its CRI plugin answers gRPC but not runtime.v1: an unknown CRI version.
-#[test]
 fn an_endpoint_without_cri_v1_is_an_unknown_version() {
-    let found = ["/usr/bin/containerd", "/usr/bin/ctr"]
-        .iter()
-        .all(|p| std::path::Path::new(p).is_file());
-    if !found {
-        if std::env::var("CNI_CONFORMANCE_SKIP_RUNTIMES").as_deref() == Ok("1") {
-            eprintln!("SKIP: containerd is not installed (CNI_CONFORMANCE_SKIP_RUNTIMES=1)");
-            return;
-        }
-        panic!("containerd is missing: apt-get install containerd (or set CNI_CONFORMANCE_SKIP_RUNTIMES=1 to skip)");
-    }
     let dir = tempdir("cri-no-v1");
     let d = dir.display();
     // Its own network and mount namespaces, a tmpfs for all its state, killed at the end.
@@ -119,4 +107,38 @@ fn an_endpoint_without_cri_v1_is_an_unknown_version() {
     assert!(line.contains("does not answer CRI v1"), "{out}");
     assert_eq!(lines.next(), None, "one line: {out}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// containerd's `program`, needed unless CNI_CONFORMANCE_SKIP_RUNTIMES=1.
+fn containerd(program: &str) -> Need {
+    let path = std::path::Path::new("/usr/bin").join(program);
+    Need::new(
+        path.display().to_string(),
+        path.is_file(),
+        "apt-get install containerd",
+        "CNI_CONFORMANCE_SKIP_RUNTIMES",
+    )
+}
+
+fn main() {
+    harness::run(vec![
+        Test::new(
+            "a_missing_endpoint_is_one_line_and_exit_2",
+            a_missing_endpoint_is_one_line_and_exit_2,
+        ),
+        Test::new(
+            "bad_arguments_are_one_line_and_exit_2",
+            bad_arguments_are_one_line_and_exit_2,
+        ),
+        Test::new(
+            "an_endpoint_that_never_answers_times_out_in_one_line",
+            an_endpoint_that_never_answers_times_out_in_one_line,
+        ),
+        Test::new(
+            "an_endpoint_without_cri_v1_is_an_unknown_version",
+            an_endpoint_without_cri_v1_is_an_unknown_version,
+        )
+        .needs(containerd("containerd"))
+        .needs(containerd("ctr")),
+    ])
 }

@@ -4,12 +4,14 @@
 //! change it covers.
 
 mod common;
+mod harness;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{statuses, suite, tempdir, upstream};
+use common::{statuses, suite, tempdir, upstream, upstream_plugin};
+use harness::{Need, Test};
 
 fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
@@ -48,7 +50,6 @@ fn case<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
 
 /// A plugin whose every ADD fails: `add/interface-exists` ("ADD fails when the interface
 /// exists") and the other refusals prove nothing, and must not pass.
-#[test]
 fn refusals_of_a_plugin_that_never_adds_are_not_passes() {
     let dir = tempdir("never-adds");
     let plugin = script(
@@ -66,7 +67,12 @@ fn refusals_of_a_plugin_that_never_adds_are_not_passes() {
     let c = case(&report, "add/interface-exists");
     assert_eq!(c["status"], "skip", "{c}");
     assert!(c["message"].as_str().unwrap().contains("a valid ADD fails too"), "{c}");
-    for id in ["error/non-json-stdin", "error/missing-env", "error/bad-ifname", "error/missing-netns"] {
+    for id in [
+        "error/non-json-stdin",
+        "error/missing-env",
+        "error/bad-ifname",
+        "error/missing-netns",
+    ] {
         assert_ne!(st[id], "pass", "{id}: {}", case(&report, id));
     }
     assert_eq!(st["add/result-schema"], "fail");
@@ -76,7 +82,6 @@ fn refusals_of_a_plugin_that_never_adds_are_not_passes() {
 /// The benchmark of the issue: a plugin whose ADD never returns, judged with `--timeout 5`,
 /// finishes in under 30 s (each ADD-based case used to wait its own timeout: about 3 minutes).
 /// It prints the figure.
-#[test]
 fn a_plugin_whose_add_hangs_is_judged_within_twice_the_timeout() {
     let dir = tempdir("hangs");
     let plugin = script(
@@ -106,7 +111,13 @@ fn a_plugin_whose_add_hangs_is_judged_within_twice_the_timeout() {
     assert!(took < Duration::from_secs(30), "took {took:?}");
     let c = case(&report, "add/result-schema");
     assert_eq!(c["status"], "fail");
-    assert!(c["message"].as_str().unwrap().contains("ADD of the plugin under test hangs"), "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("ADD of the plugin under test hangs"),
+        "{c}"
+    );
     assert!(c["message"].as_str().unwrap().contains("the first timeout"), "{c}");
     // DEL has a memory of its own: the first case that DELs waits for it once.
     let d = case(&report, "del/without-add");
@@ -116,7 +127,6 @@ fn a_plugin_whose_add_hangs_is_judged_within_twice_the_timeout() {
 }
 
 /// A hang of one verb says nothing of another: an ADD that hangs leaves DEL to be judged.
-#[test]
 fn a_hanging_add_does_not_make_del_hang() {
     let dir = tempdir("add-hangs");
     let plugin = script(
@@ -144,15 +154,14 @@ fn a_hanging_add_does_not_make_del_hang() {
 
 /// Plugins with no peer by design: the built-in loopback profile says so, and a `--config` can
 /// say so with `"cniConformance": {"noPeer": "why"}`; connectivity cases skip with the reason.
-#[test]
 fn connectivity_cases_skip_for_a_plugin_without_a_peer() {
-    let Some(loopback) = upstream("loopback") else { return };
+    let loopback = upstream("loopback");
     let (_, report) = judge(&[loopback.to_str().unwrap(), "--filter", "^connectivity/"]);
     for c in report["cases"].as_array().unwrap() {
         assert_eq!(c["status"], "skip", "{c}");
         assert!(c["message"].as_str().unwrap().contains("no peer"), "{c}");
     }
-    let bridge = upstream("bridge").unwrap();
+    let bridge = upstream("bridge");
     let dir = tempdir("no-peer");
     let conf = config(
         &dir,
@@ -171,7 +180,13 @@ fn connectivity_cases_skip_for_a_plugin_without_a_peer() {
     assert_eq!(code, 0);
     let c = case(&report, "connectivity/container-to-gateway");
     assert_eq!(c["status"], "skip", "{c}");
-    assert!(c["message"].as_str().unwrap().contains("the test says the segment is isolated"), "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("the test says the segment is isolated"),
+        "{c}"
+    );
     // The annotation is the suite's: the plugin never sees it.
     let add = case(&report, "add/result-schema");
     assert_eq!(add["status"], "pass", "{add}");
@@ -183,13 +198,8 @@ fn connectivity_cases_skip_for_a_plugin_without_a_peer() {
 /// "While DHCP may usually send a 'release' message on the container network interface, since
 /// DHCP leases have a lifetime this release action would not be considered critical" (SPEC §2
 /// DEL): a dhcp plugin whose DEL releases nothing is warned, not failed.
-#[test]
 fn a_dhcp_lease_left_after_del_is_a_should_finding() {
-    let Some(dhcp) = upstream("dhcp") else { return };
-    if !Path::new("/usr/sbin/dnsmasq").exists() {
-        eprintln!("SKIP: dnsmasq (dnsmasq-base) is not installed");
-        return;
-    }
+    let dhcp = upstream("dhcp");
     let dir = tempdir("dhcp-keeps");
     // Named dhcp, so the built-in dhcp profile (server, daemon) judges it; DEL does nothing.
     let wrapper = script(
@@ -210,7 +220,6 @@ fn a_dhcp_lease_left_after_del_is_a_should_finding() {
 
 /// Runtime mode: a command that attaches nothing (`true`, `false`) made no plugin call, so no
 /// rule passes on it (20 used to), and each says why.
-#[test]
 fn a_runtime_that_makes_no_plugin_call_passes_no_rule() {
     for cmd in ["true", "false"] {
         let out = suite()
@@ -237,4 +246,41 @@ fn a_runtime_that_makes_no_plugin_call_passes_no_rule() {
             .count();
         assert!(silent >= 20, "{cmd}: {silent} of {} rules say why", general.len());
     }
+}
+
+fn main() {
+    harness::run(vec![
+        Test::new(
+            "refusals_of_a_plugin_that_never_adds_are_not_passes",
+            refusals_of_a_plugin_that_never_adds_are_not_passes,
+        ),
+        Test::new(
+            "a_plugin_whose_add_hangs_is_judged_within_twice_the_timeout",
+            a_plugin_whose_add_hangs_is_judged_within_twice_the_timeout,
+        ),
+        Test::new(
+            "a_hanging_add_does_not_make_del_hang",
+            a_hanging_add_does_not_make_del_hang,
+        ),
+        Test::new(
+            "connectivity_cases_skip_for_a_plugin_without_a_peer",
+            connectivity_cases_skip_for_a_plugin_without_a_peer,
+        )
+        .needs(upstream_plugin("loopback"))
+        .needs(upstream_plugin("bridge")),
+        Test::new(
+            "a_dhcp_lease_left_after_del_is_a_should_finding",
+            a_dhcp_lease_left_after_del_is_a_should_finding,
+        )
+        .needs(upstream_plugin("dhcp"))
+        .needs(Need::program(
+            "dnsmasq",
+            "dnsmasq-base",
+            "CNI_CONFORMANCE_SKIP_UPSTREAM",
+        )),
+        Test::new(
+            "a_runtime_that_makes_no_plugin_call_passes_no_rule",
+            a_runtime_that_makes_no_plugin_call_passes_no_rule,
+        ),
+    ])
 }

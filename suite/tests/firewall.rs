@@ -1,22 +1,19 @@
 //! Tests of `FirewallSnapshot` against a real kernel, in private namespaces only.
 //!
-//! This is a `harness = false` binary: `main` (still single-threaded) first moves the process into
-//! private namespaces — as root with `unshare(CLONE_NEWNET | CLONE_NEWNS)`, otherwise by
-//! re-executing itself under `unshare --user --map-root-user --net --mount` — and mounts a tmpfs
-//! over `/run` so the xtables lock is private. Each test then starts in a fresh network namespace
-//! of its own. The host's namespaces are never touched.
+//! The shared harness (`harness/mod.rs`) moves the process into private network and mount
+//! namespaces before any test runs; a tmpfs is then mounted over `/run` so the xtables lock is
+//! private. Each test starts in a fresh network namespace of its own. The host's namespaces are
+//! never touched.
 
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::process::CommandExt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::{Command, Stdio};
 
-use cni_conformance::lab::firewall::FirewallSnapshot;
+mod harness;
 
-/// Set in the environment of the re-executed child so it does not re-execute again.
-const INNER_ENV: &str = "CNI_CONFORMANCE_FIREWALL_TEST_INNER";
+use cni_conformance::lab::firewall::FirewallSnapshot;
+use harness::Test;
 
 type TestFn = fn();
 
@@ -53,63 +50,20 @@ const TESTS: &[(&str, TestFn)] = &[
 ];
 
 fn main() {
-    enter_private_namespaces();
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let selected: Vec<&(&str, TestFn)> = TESTS
+    let tests = TESTS
         .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .map(|&(name, body)| {
+            Test::new(name, move || {
+                fresh_netns();
+                body();
+            })
+        })
         .collect();
-    println!("\nrunning {} tests", selected.len());
-    let mut failed = Vec::new();
-    for (name, test) in &selected {
-        fresh_netns();
-        let outcome = catch_unwind(AssertUnwindSafe(test));
-        if outcome.is_ok() {
-            println!("test {name} ... ok");
-        } else {
-            println!("test {name} ... FAILED");
-            failed.push(*name);
-        }
-    }
-    let passed = selected.len() - failed.len();
-    if failed.is_empty() {
-        println!("\ntest result: ok. {passed} passed; 0 failed; 0 ignored");
-    } else {
-        println!("\nfailures: {}", failed.join(", "));
-        println!(
-            "\ntest result: FAILED. {passed} passed; {} failed; 0 ignored",
-            failed.len()
-        );
-        std::process::exit(101);
-    }
+    harness::run_isolated(tests, private_run)
 }
 
-/// Leaves the host's network and mount namespaces (see the module documentation).
-fn enter_private_namespaces() {
-    if std::env::var_os(INNER_ENV).is_none() {
-        if nix::unistd::geteuid().is_root() {
-            use nix::sched::{unshare, CloneFlags};
-            unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
-                .expect("unshare(CLONE_NEWNET | CLONE_NEWNS) as root");
-            nix::mount::mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )
-            .expect("making the private mount namespace's mounts private");
-        } else {
-            let exe = std::env::current_exe().expect("path of the test binary");
-            let err = Command::new("unshare")
-                .args(["--user", "--map-root-user", "--net", "--mount", "--"])
-                .arg(exe)
-                .args(std::env::args_os().skip(1))
-                .env(INNER_ENV, "1")
-                .exec();
-            panic!("could not re-execute under `unshare --user --map-root-user --net --mount`: {err}");
-        }
-    }
+/// A tmpfs over `/run`, so the xtables lock the iptables tools take is private.
+fn private_run() -> Result<(), String> {
     nix::mount::mount(
         Some("tmpfs"),
         "/run",
@@ -117,7 +71,7 @@ fn enter_private_namespaces() {
         nix::mount::MsFlags::empty(),
         Some("mode=0755"),
     )
-    .expect("mounting a private tmpfs over /run for the xtables lock");
+    .map_err(|e| format!("mounting a private tmpfs over /run for the xtables lock: {e}"))
 }
 
 /// Moves the (single-threaded) process into a new, empty network namespace with `lo` up.

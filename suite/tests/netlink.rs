@@ -1,24 +1,20 @@
 //! Kernel round-trip tests for the synchronous rtnetlink client (`cni_conformance::net`).
 //!
-//! Custom harness (`harness = false`): every test needs a private network namespace, and entering
-//! one (or a user namespace) is only safe while the process is single-threaded. `main` therefore
-//! isolates the whole process first:
-//! - not root: re-executes this binary under `unshare --user --map-root-user --net` and exits
-//!   with its status;
-//! - root (including mapped root inside that user namespace): `unshare(CLONE_NEWNET)`.
-//!
-//! Before any test runs, it checks that the namespace it is in holds nothing but `lo`, so a
-//! failed isolation can never let a test touch the host's links. Tests then run one after the
-//! other in that namespace, each cleaning up what it created.
+//! Every test needs a private network namespace, so the binary runs on the shared harness
+//! (`harness/mod.rs`), which isolates the whole process before any test runs. Before the first
+//! test it checks that the namespace holds nothing but a down `lo`, so a failed isolation can
+//! never let a test touch the host's links. Tests then run one after the other in that
+//! namespace, each cleaning up what it created.
 
 use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::{Command, ExitCode};
+use std::process::Command;
+
+mod harness;
+
+use harness::Test;
 
 use cni_conformance::net::{AddrInfo, IpNet, LinkInfo, NetError, RouteInfo, Rtnl};
-
-/// Set in the environment of the re-executed child so it does not re-execute again.
-const REEXEC_MARK: &str = "CNI_CONFORMANCE_NETLINK_TEST_IN_USERNS";
 
 type TestResult = Result<(), String>;
 
@@ -41,61 +37,9 @@ macro_rules! t {
     };
 }
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // `cargo test -- --list` and similar harness probes: print the names, do not isolate.
-    if args.iter().any(|a| a == "--list") {
-        for (name, _) in TESTS {
-            println!("{name}: test");
-        }
-        return ExitCode::SUCCESS;
-    }
-    if !nix::unistd::geteuid().is_root() {
-        return reexec_in_user_namespace(&args);
-    }
-    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
-        eprintln!("cannot create a private network namespace: {e}");
-        return ExitCode::FAILURE;
-    }
-    if let Err(e) = ensure_private_namespace() {
-        eprintln!("refusing to run: {e}");
-        return ExitCode::FAILURE;
-    }
-    run_tests(&args)
-}
-
-fn reexec_in_user_namespace(args: &[String]) -> ExitCode {
-    if std::env::var_os(REEXEC_MARK).is_some() {
-        eprintln!("still not root after `unshare --map-root-user`; user namespaces unusable");
-        return ExitCode::FAILURE;
-    }
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(e) => {
-            eprintln!("cannot find this test binary to re-execute it: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let status = Command::new("unshare")
-        .args(["--user", "--map-root-user", "--net", "--"])
-        .arg(exe)
-        .args(args)
-        .env(REEXEC_MARK, "1")
-        .status();
-    match status {
-        Ok(s) => match s.code() {
-            Some(0) => ExitCode::SUCCESS,
-            Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-            None => {
-                eprintln!("re-executed test binary died: {s}");
-                ExitCode::FAILURE
-            }
-        },
-        Err(e) => {
-            eprintln!("cannot run `unshare` (util-linux) to get a user namespace: {e}");
-            ExitCode::FAILURE
-        }
-    }
+fn main() {
+    let tests = TESTS.iter().map(|&(name, body)| Test::fallible(name, body)).collect();
+    harness::run_isolated(tests, ensure_private_namespace)
 }
 
 /// A namespace created a moment ago has only a loopback device, which is down. Anything else
@@ -131,53 +75,6 @@ const TESTS: &[NamedTest] = &[
     ),
     ("rtnl_is_usable_from_another_thread", rtnl_is_usable_from_another_thread),
 ];
-
-fn run_tests(args: &[String]) -> ExitCode {
-    // libtest-like selection: bare words are name filters, `--skip WORD` excludes; other
-    // harness flags (--nocapture, --test-threads N, ...) have no meaning here and are ignored.
-    let mut filters = Vec::new();
-    let mut skips = Vec::new();
-    let mut words = args.iter();
-    while let Some(word) = words.next() {
-        match word.as_str() {
-            "--skip" => skips.extend(words.next()),
-            "--test-threads" | "--format" | "--color" | "-Z" => {
-                words.next();
-            }
-            w if w.starts_with('-') => {}
-            w => filters.push(w),
-        }
-    }
-    let selected: Vec<_> = TESTS
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f)))
-        .filter(|(name, _)| !skips.iter().any(|s| name.contains(s.as_str())))
-        .collect();
-    println!("\nrunning {} tests", selected.len());
-    let mut failed = Vec::new();
-    for (name, test) in &selected {
-        match test() {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(msg) => {
-                println!("test {name} ... FAILED\n    {msg}");
-                failed.push(*name);
-            }
-        }
-    }
-    let passed = selected.len() - failed.len();
-    let filtered = TESTS.len() - selected.len();
-    if failed.is_empty() {
-        println!("\ntest result: ok. {passed} passed; 0 failed; 0 ignored; 0 measured; {filtered} filtered out");
-        ExitCode::SUCCESS
-    } else {
-        println!("\nfailures: {}", failed.join(", "));
-        println!(
-            "\ntest result: FAILED. {passed} passed; {} failed; 0 ignored; 0 measured; {filtered} filtered out",
-            failed.len()
-        );
-        ExitCode::FAILURE
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // helpers

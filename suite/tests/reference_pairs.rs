@@ -3,8 +3,10 @@
 //! the reference `host-local`, each judged by the suite like any plugin.
 
 mod common;
+mod harness;
 
-use common::{reference_plugins, statuses, suite, upstream, UPSTREAM};
+use common::{reference_plugins, statuses, suite, upstream, upstream_plugin, UPSTREAM};
+use harness::Test;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -29,9 +31,7 @@ fn with_status<'a>(st: &'a BTreeMap<String, String>, status: &str) -> Vec<&'a st
         .collect()
 }
 
-#[test]
 fn reference_bridge_with_upstream_host_local_passes_without_warnings() {
-    let Some(_) = upstream("host-local") else { return };
     let reference = reference_plugins();
     let (code, st) = judge(&reference.join("bridge"), Path::new(UPSTREAM));
     assert_eq!(code, 0, "{st:?}");
@@ -48,9 +48,8 @@ fn reference_bridge_with_upstream_host_local_passes_without_warnings() {
     }
 }
 
-#[test]
 fn upstream_bridge_with_reference_host_local_judged_like_upstream_alone() {
-    let Some(bridge) = upstream("bridge") else { return };
+    let bridge = upstream("bridge");
     let reference = reference_plugins();
     let (alone_code, alone) = judge(&bridge, Path::new(UPSTREAM));
     let (pair_code, pair) = judge(&bridge, &reference);
@@ -69,4 +68,19 @@ fn upstream_bridge_with_reference_host_local_judged_like_upstream_alone() {
         "pair {pair:?}\nalone {alone:?}"
     );
     assert!(with_status(&pair, "pass").len() > 40, "{pair:?}");
+}
+
+fn main() {
+    harness::run(vec![
+        Test::new(
+            "reference_bridge_with_upstream_host_local_passes_without_warnings",
+            reference_bridge_with_upstream_host_local_passes_without_warnings,
+        )
+        .needs(upstream_plugin("host-local")),
+        Test::new(
+            "upstream_bridge_with_reference_host_local_judged_like_upstream_alone",
+            upstream_bridge_with_reference_host_local_judged_like_upstream_alone,
+        )
+        .needs(upstream_plugin("bridge")),
+    ])
 }

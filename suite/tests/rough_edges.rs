@@ -3,12 +3,14 @@
 //! read-only cache directory.
 
 mod common;
+mod harness;
 
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{suite, tempdir, upstream};
+use common::{suite, tempdir, upstream, upstream_plugin};
+use harness::Test;
 
 /// Runs the suite with stdout a pipe whose reader is already gone; returns (exit code, stderr).
 fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
@@ -24,9 +26,8 @@ fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
     (child.wait().unwrap().code(), err)
 }
 
-#[test]
 fn a_closed_stdout_ends_the_run_quietly() {
-    let Some(host_local) = upstream("host-local") else { return };
+    let host_local = upstream("host-local");
     let host_local = host_local.to_str().unwrap();
     for args in [
         vec!["--list"],
@@ -39,11 +40,13 @@ fn a_closed_stdout_ends_the_run_quietly() {
     }
 }
 
-#[test]
 fn a_full_stdout_is_one_line_and_exit_2() {
-    let Some(host_local) = upstream("host-local") else { return };
+    let host_local = upstream("host-local");
     let host_local = host_local.to_str().unwrap();
-    for args in [vec!["--list"], vec![host_local, "--filter", "^version/answers$", "--format", "json"]] {
+    for args in [
+        vec!["--list"],
+        vec![host_local, "--filter", "^version/answers$", "--format", "json"],
+    ] {
         let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
         let out = suite().args(&args).stdout(full).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -59,9 +62,7 @@ fn a_full_stdout_is_one_line_and_exit_2() {
 
 /// A plugin whose DEL fails noisily: ESC sequences that clear the screen and retitle the
 /// terminal, a carriage return, a NUL. The human report shows them escaped.
-#[test]
 fn plugin_output_is_escaped_in_the_human_report() {
-    let Some(_) = upstream("bridge") else { return };
     let dir = tempdir("escapes");
     let plugin = dir.join("noisy");
     std::fs::write(
@@ -92,15 +93,16 @@ fn plugin_output_is_escaped_in_the_human_report() {
     for raw in ['\u{1b}', '\u{7}', '\0', '\r'] {
         assert!(!text.contains(raw), "raw {raw:?} in the report:\n{text}");
     }
-    assert!(text.contains("\\x1b[2J\\x1b]0;pwned\\x07 nul:\\x00: cr\\x0dgone"), "{text}");
+    assert!(
+        text.contains("\\x1b[2J\\x1b]0;pwned\\x07 nul:\\x00: cr\\x0dgone"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
 /// `invoke add` with a cache directory it cannot write runs no plugin (so nothing is left
 /// attached) and reports the I/O failure with its well-known code, 5.
-#[test]
 fn invoke_checks_its_cache_dir_before_add() {
-    let Some(_) = upstream("host-local") else { return };
     let dir = tempdir("ro-cache");
     let data = dir.join("data");
     let cache = dir.join("cache");
@@ -129,7 +131,12 @@ fn invoke_checks_its_cache_dir_before_add() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let error: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(error["code"], 5, "{error}");
     assert!(error["msg"].as_str().unwrap().contains("Read-only"), "{error}");
@@ -149,4 +156,28 @@ fn walk(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+fn main() {
+    harness::run(vec![
+        Test::new(
+            "a_closed_stdout_ends_the_run_quietly",
+            a_closed_stdout_ends_the_run_quietly,
+        )
+        .needs(upstream_plugin("host-local")),
+        Test::new(
+            "a_full_stdout_is_one_line_and_exit_2",
+            a_full_stdout_is_one_line_and_exit_2,
+        )
+        .needs(upstream_plugin("host-local")),
+        Test::new(
+            "plugin_output_is_escaped_in_the_human_report",
+            plugin_output_is_escaped_in_the_human_report,
+        ),
+        Test::new(
+            "invoke_checks_its_cache_dir_before_add",
+            invoke_checks_its_cache_dir_before_add,
+        )
+        .needs(upstream_plugin("host-local")),
+    ])
 }

@@ -3,12 +3,13 @@
 //! when installed.
 
 mod common;
+mod harness;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{host_state, statuses, suite, tempdir};
-use rstest::rstest;
+use common::{host_state, statuses, suite, tempdir, upstream, upstream_plugin};
+use harness::{Need, Test};
 
 fn runtimes_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/runtimes")
@@ -41,7 +42,6 @@ fn control() -> Vec<String> {
     ]
 }
 
-#[test]
 fn control_runtime_passes_every_rule_and_leaves_the_host_alone() {
     let before = host_state();
     let cmd = control();
@@ -68,7 +68,6 @@ fn control_runtime_passes_every_rule_and_leaves_the_host_alone() {
     assert_eq!(before, host_state(), "runtime mode changed the machine's network state");
 }
 
-#[test]
 fn hand_written_runtime_without_breakage_passes() {
     let script = runtimes_dir().join("broken.py");
     let (code, report) = judge(&[], &["python3", script.to_str().unwrap()]);
@@ -85,51 +84,71 @@ fn hand_written_runtime_without_breakage_passes() {
 
 /// Each breakage of `broken.py` breaks one rule; runtime mode must name it. `must` rules fail the
 /// run (exit 1); `should` rules warn (exit 0) and fail under --strict.
-#[rstest]
-#[case::del_forward("del-forward", "runtime/del-reverse-order", "fail")]
-#[case::add_reverse("add-reverse", "runtime/add-order", "fail")]
-#[case::no_name("no-name", "runtime/name-version-injected", "fail")]
-#[case::wrong_version("wrong-version", "runtime/name-version-injected", "fail")]
-#[case::lowest_version("lowest-version", "runtime/version-highest", "fail")]
-#[case::prev_on_first("prev-on-first", "runtime/prev-result-first-add", "fail")]
-#[case::no_chain("no-chain", "runtime/prev-result-chained", "fail")]
-#[case::del_no_prev("del-no-prev", "runtime/prev-result-del", "fail")]
-#[case::check_stale_prev("check-stale-prev", "runtime/prev-result-check", "fail")]
-#[case::check_despite_disable("check-despite-disable", "runtime/check-disabled", "fail")]
-#[case::check_old_version("check-old-version", "runtime/check-version", "fail")]
-#[case::check_before_add("check-before-add", "runtime/check-lifecycle", "fail")]
-#[case::undeclared_caps("undeclared-caps", "runtime/runtime-config", "fail")]
-#[case::drop_keys("drop-keys", "runtime/config-passthrough", "fail")]
-#[case::bad_args("bad-args", "runtime/stdin-schema", "fail")]
-#[case::continue_after_failure("continue-after-failure", "runtime/chain-stops-on-failure", "fail")]
-#[case::new_netns_same_path("new-netns-same-path", "runtime/same-attachment", "fail")]
-#[case::check_other_caps("check-other-caps", "runtime/same-attachment", "fail")]
-#[case::change_ifname("change-ifname-on-del", "runtime/same-attachment", "fail")]
-#[case::no_ifname("no-ifname", "runtime/env-vars", "fail")]
-#[case::gc_low_version("gc-low-version", "runtime/gc-status-version", "fail")]
-#[case::gc_with_prev("gc-with-prev", "runtime/gc-request", "fail")]
-#[case::gc_stop_on_error("gc-stop-on-error", "runtime/gc-request", "fail")]
-#[case::gc_forget_live("gc-forget-live", "runtime/gc-request", "fail")]
-#[case::gc_ignore_disable("gc-ignore-disable", "runtime/gc-disabled", "fail")]
-#[case::future_version("future-version", "runtime/version-highest", "fail")]
-#[case::parallel("parallel", "runtime/no-overlap", "fail")]
-#[case::no_netns("no-netns", "runtime/netns-exists-on-add", "fail")]
-#[case::never_del("never-del", "runtime/attach-detach", "fail")]
-#[case::keep_capabilities("keep-capabilities", "runtime/capabilities-removed", "warn")]
-#[case::no_del_after_failure("no-del-after-failure", "runtime/del-after-failed-add", "warn")]
-#[case::del_after_netns_gone("del-after-netns-gone", "runtime/netns-exists-on-del", "warn")]
-#[case::plugin_in_container("plugin-in-container", "runtime/plugin-in-runtime-netns", "warn")]
-#[case::no_cni_path("no-cni-path", "runtime/cni-path", "warn")]
-#[case::k8s_no_ignore_unknown("k8s-no-ignore-unknown", "kubernetes/pod-args", "fail")]
-#[case::k8s_wrong_pod_name("k8s-wrong-pod-name", "kubernetes/pod-args", "fail")]
-#[case::k8s_no_ports("k8s-no-ports", "kubernetes/port-mappings", "warn")]
-#[case::k8s_capitalized_ports("k8s-capitalized-ports", "kubernetes/port-mappings", "warn")]
-#[case::k8s_wrong_bandwidth("k8s-wrong-bandwidth", "kubernetes/bandwidth", "warn")]
-#[case::k8s_wrong_pod_ip("k8s-wrong-pod-ip", "kubernetes/pod-ip", "fail")]
-#[case::k8s_del_after_stop("k8s-del-after-stop", "kubernetes/del-on-stop", "fail")]
-#[case::k8s_netns_gone_on_stop("k8s-netns-gone-on-stop", "kubernetes/stop-del-netns", "warn")]
-#[case::k8s_sandbox_left("k8s-sandbox-left", "kubernetes/clean-after-remove", "fail")]
-fn broken_runtime_is_caught(#[case] breakage: &str, #[case] rule: &str, #[case] status: &str) {
+#[rustfmt::skip]
+const BREAKAGES: &[Breakage] = &[
+    Breakage { label: "del_forward", breakage: "del-forward", rule: "runtime/del-reverse-order", status: "fail" },
+    Breakage { label: "add_reverse", breakage: "add-reverse", rule: "runtime/add-order", status: "fail" },
+    Breakage { label: "no_name", breakage: "no-name", rule: "runtime/name-version-injected", status: "fail" },
+    Breakage { label: "wrong_version", breakage: "wrong-version", rule: "runtime/name-version-injected", status: "fail" },
+    Breakage { label: "lowest_version", breakage: "lowest-version", rule: "runtime/version-highest", status: "fail" },
+    Breakage { label: "prev_on_first", breakage: "prev-on-first", rule: "runtime/prev-result-first-add", status: "fail" },
+    Breakage { label: "no_chain", breakage: "no-chain", rule: "runtime/prev-result-chained", status: "fail" },
+    Breakage { label: "del_no_prev", breakage: "del-no-prev", rule: "runtime/prev-result-del", status: "fail" },
+    Breakage { label: "check_stale_prev", breakage: "check-stale-prev", rule: "runtime/prev-result-check", status: "fail" },
+    Breakage { label: "check_despite_disable", breakage: "check-despite-disable", rule: "runtime/check-disabled", status: "fail" },
+    Breakage { label: "check_old_version", breakage: "check-old-version", rule: "runtime/check-version", status: "fail" },
+    Breakage { label: "check_before_add", breakage: "check-before-add", rule: "runtime/check-lifecycle", status: "fail" },
+    Breakage { label: "undeclared_caps", breakage: "undeclared-caps", rule: "runtime/runtime-config", status: "fail" },
+    Breakage { label: "drop_keys", breakage: "drop-keys", rule: "runtime/config-passthrough", status: "fail" },
+    Breakage { label: "bad_args", breakage: "bad-args", rule: "runtime/stdin-schema", status: "fail" },
+    Breakage { label: "continue_after_failure", breakage: "continue-after-failure", rule: "runtime/chain-stops-on-failure", status: "fail" },
+    Breakage { label: "new_netns_same_path", breakage: "new-netns-same-path", rule: "runtime/same-attachment", status: "fail" },
+    Breakage { label: "check_other_caps", breakage: "check-other-caps", rule: "runtime/same-attachment", status: "fail" },
+    Breakage { label: "change_ifname", breakage: "change-ifname-on-del", rule: "runtime/same-attachment", status: "fail" },
+    Breakage { label: "no_ifname", breakage: "no-ifname", rule: "runtime/env-vars", status: "fail" },
+    Breakage { label: "gc_low_version", breakage: "gc-low-version", rule: "runtime/gc-status-version", status: "fail" },
+    Breakage { label: "gc_with_prev", breakage: "gc-with-prev", rule: "runtime/gc-request", status: "fail" },
+    Breakage { label: "gc_stop_on_error", breakage: "gc-stop-on-error", rule: "runtime/gc-request", status: "fail" },
+    Breakage { label: "gc_forget_live", breakage: "gc-forget-live", rule: "runtime/gc-request", status: "fail" },
+    Breakage { label: "gc_ignore_disable", breakage: "gc-ignore-disable", rule: "runtime/gc-disabled", status: "fail" },
+    Breakage { label: "future_version", breakage: "future-version", rule: "runtime/version-highest", status: "fail" },
+    Breakage { label: "parallel", breakage: "parallel", rule: "runtime/no-overlap", status: "fail" },
+    Breakage { label: "no_netns", breakage: "no-netns", rule: "runtime/netns-exists-on-add", status: "fail" },
+    Breakage { label: "never_del", breakage: "never-del", rule: "runtime/attach-detach", status: "fail" },
+    Breakage { label: "keep_capabilities", breakage: "keep-capabilities", rule: "runtime/capabilities-removed", status: "warn" },
+    Breakage { label: "no_del_after_failure", breakage: "no-del-after-failure", rule: "runtime/del-after-failed-add", status: "warn" },
+    Breakage { label: "del_after_netns_gone", breakage: "del-after-netns-gone", rule: "runtime/netns-exists-on-del", status: "warn" },
+    Breakage { label: "plugin_in_container", breakage: "plugin-in-container", rule: "runtime/plugin-in-runtime-netns", status: "warn" },
+    Breakage { label: "no_cni_path", breakage: "no-cni-path", rule: "runtime/cni-path", status: "warn" },
+    Breakage { label: "k8s_no_ignore_unknown", breakage: "k8s-no-ignore-unknown", rule: "kubernetes/pod-args", status: "fail" },
+    Breakage { label: "k8s_wrong_pod_name", breakage: "k8s-wrong-pod-name", rule: "kubernetes/pod-args", status: "fail" },
+    Breakage { label: "k8s_no_ports", breakage: "k8s-no-ports", rule: "kubernetes/port-mappings", status: "warn" },
+    Breakage { label: "k8s_capitalized_ports", breakage: "k8s-capitalized-ports", rule: "kubernetes/port-mappings", status: "warn" },
+    Breakage { label: "k8s_wrong_bandwidth", breakage: "k8s-wrong-bandwidth", rule: "kubernetes/bandwidth", status: "warn" },
+    Breakage { label: "k8s_wrong_pod_ip", breakage: "k8s-wrong-pod-ip", rule: "kubernetes/pod-ip", status: "fail" },
+    Breakage { label: "k8s_del_after_stop", breakage: "k8s-del-after-stop", rule: "kubernetes/del-on-stop", status: "fail" },
+    Breakage { label: "k8s_netns_gone_on_stop", breakage: "k8s-netns-gone-on-stop", rule: "kubernetes/stop-del-netns", status: "warn" },
+    Breakage { label: "k8s_sandbox_left", breakage: "k8s-sandbox-left", rule: "kubernetes/clean-after-remove", status: "fail" },
+];
+
+/// One breakage of `broken.py` and the finding it must give.
+#[derive(Clone, Copy)]
+struct Breakage {
+    /// The test's name after `case_NN_` (as rstest named it).
+    label: &'static str,
+    /// The argument to `broken.py`.
+    breakage: &'static str,
+    /// The rule it breaks.
+    rule: &'static str,
+    /// "fail" (must) or "warn" (should).
+    status: &'static str,
+}
+
+fn broken_runtime_is_caught(
+    Breakage {
+        breakage, rule, status, ..
+    }: Breakage,
+) {
     let script = runtimes_dir().join("broken.py");
     let (code, report) = judge(&[], &["python3", script.to_str().unwrap(), breakage]);
     let st = statuses(&report);
@@ -156,7 +175,6 @@ fn broken_runtime_is_caught(#[case] breakage: &str, #[case] rule: &str, #[case] 
 
 /// `broken.py cri` plays a CRI runtime and its kubelet without a fault: every Kubernetes rule is
 /// judged and passes, which is what makes each `k8s-*` breakage above a proof.
-#[test]
 fn hand_written_cri_runtime_passes_every_kubernetes_rule() {
     let script = runtimes_dir().join("broken.py");
     let (code, report) = judge(&[], &["python3", script.to_str().unwrap(), "cri"]);
@@ -171,7 +189,6 @@ fn hand_written_cri_runtime_passes_every_kubernetes_rule() {
 /// Without a record the Kubernetes rules never pass: with neither --cri nor K8S_POD_* they say
 /// the runtime is no CRI runtime; with --cri they say there is no record, except that a CRI
 /// runtime whose calls carry no K8S_POD_* arguments fails kubernetes/pod-args on the log alone.
-#[test]
 fn kubernetes_rules_skip_with_the_reason_without_a_cri_record() {
     let script = runtimes_dir().join("broken.py");
     for (opts, why) in [(&["--cri"][..], "no CRI record"), (&[][..], "not a CRI runtime")] {
@@ -192,7 +209,6 @@ fn kubernetes_rules_skip_with_the_reason_without_a_cri_record() {
     }
 }
 
-#[test]
 fn a_command_that_does_nothing_fails_attach_detach_and_reports_in_every_format() {
     let dir = tempdir("runtime-formats");
     let junit = dir.join("report.xml");
@@ -221,7 +237,6 @@ fn a_command_that_does_nothing_fails_attach_detach_and_reports_in_every_format()
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn runtime_without_a_command_or_recorder_is_a_usage_error() {
     let out = suite().arg("runtime").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -238,11 +253,8 @@ fn runtime_without_a_command_or_recorder_is_a_usage_error() {
     );
 }
 
-#[test]
 fn invoke_runs_a_conflist_with_upstream_plugins_in_a_private_namespace() {
-    let Some(bridge) = common::upstream("bridge") else {
-        return;
-    };
+    let bridge = upstream("bridge");
     let dir = tempdir("invoke-upstream");
     let conf = dir.join("net.conflist");
     std::fs::write(
@@ -283,20 +295,9 @@ fn invoke_runs_a_conflist_with_upstream_plugins_in_a_private_namespace() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The real runtime `tool` when installed. Missing: the test fails with the install command,
-/// unless CNI_CONFORMANCE_SKIP_RUNTIMES=1 (then it says so on stderr: never a silent pass).
-fn real_runtime(tool: &str, package: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    if found {
-        return true;
-    }
-    if std::env::var("CNI_CONFORMANCE_SKIP_RUNTIMES").as_deref() == Ok("1") {
-        eprintln!("SKIP: {tool} is not installed (CNI_CONFORMANCE_SKIP_RUNTIMES=1)");
-        return false;
-    }
-    panic!("{tool} is missing: apt-get install {package} (or set CNI_CONFORMANCE_SKIP_RUNTIMES=1 to skip)");
+/// A real runtime's program, needed unless CNI_CONFORMANCE_SKIP_RUNTIMES=1.
+fn real_runtime(tool: &str, package: &str) -> Need {
+    Need::program(tool, package, "CNI_CONFORMANCE_SKIP_RUNTIMES")
 }
 
 /// What every libcni-based runtime gets right (and one spec-versus-libcni difference).
@@ -343,11 +344,7 @@ fn judge_real_runtime(script: &str) -> std::collections::BTreeMap<String, String
     st
 }
 
-#[test]
 fn podman_with_the_cni_backend_is_judged() {
-    if !real_runtime("podman", "podman runc") {
-        return;
-    }
     let st = judge_real_runtime("podman.sh");
     // podman passes IgnoreUnknown=1;K8S_POD_NAME=<container name> but is no CRI runtime.
     assert_eq!(st["kubernetes/pod-args"], "skip");
@@ -355,11 +352,7 @@ fn podman_with_the_cni_backend_is_judged() {
     assert_eq!(st["runtime/netns-exists-on-del"], "pass");
 }
 
-#[test]
 fn containerd_ctr_run_cni_is_judged() {
-    if !real_runtime("containerd", "containerd runc") || !real_runtime("ctr", "containerd runc") {
-        return;
-    }
     let st = judge_real_runtime("containerd.sh");
     // ctr deletes the task first and then sends DEL with an empty CNI_NETNS.
     assert_eq!(st["runtime/netns-exists-on-del"], "warn");
@@ -396,7 +389,6 @@ fn logged(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
 fn invoke_gc_deletes_stale_attachments_and_check_obeys_version_and_disable_check() {
     let dir = tempdir("invoke-gc");
     let bin = recorder_bin_dir(&dir, &["rec-a"]);
@@ -510,11 +502,7 @@ fn shown_calls(report: &serde_json::Value, rule: &str) -> Vec<(String, String, S
 /// containerd 1.6's CRI plugin, driven by the kubelet stand-in: the plugin calls are containerd's
 /// own (K8S_POD_* arguments, its /var/run/netns/cni-* namespaces), and the Kubernetes rules are
 /// judged, not skipped. What it gets wrong is measured in docs/runtimes.md.
-#[test]
 fn containerd_cri_plugin_driven_by_the_kubelet_stand_in_is_judged() {
-    if !real_runtime("containerd", "containerd runc") || !real_runtime("ctr", "containerd runc") {
-        return;
-    }
     let before = host_state();
     let path = runtimes_dir().join("containerd-cri.sh");
     let (code, report) = judge(&[], &["sh", path.to_str().unwrap()]);
@@ -575,11 +563,7 @@ fn containerd_cri_plugin_driven_by_the_kubelet_stand_in_is_judged() {
 /// Docker's CNI recipe (docker.sh): `docker run --network=none`, then `cni-conformance invoke`
 /// against the container's /proc/<pid>/ns/net, DEL before `docker rm -f`. Every rule whose verb
 /// it sends passes; it is no CRI runtime, so the Kubernetes rules skip and say so.
-#[test]
 fn docker_with_the_invoke_recipe_is_judged() {
-    if !real_runtime("dockerd", "docker.io") {
-        return;
-    }
     let before = host_state();
     let path = runtimes_dir().join("docker.sh");
     let (code, report) = judge(&[], &["sh", path.to_str().unwrap()]);
@@ -611,4 +595,70 @@ fn docker_with_the_invoke_recipe_is_judged() {
     );
     assert_eq!(code, 0);
     assert_eq!(before, host_state(), "docker.sh changed the machine's network state");
+}
+
+fn main() {
+    let mut tests = vec![
+        Test::new(
+            "control_runtime_passes_every_rule_and_leaves_the_host_alone",
+            control_runtime_passes_every_rule_and_leaves_the_host_alone,
+        ),
+        Test::new(
+            "hand_written_runtime_without_breakage_passes",
+            hand_written_runtime_without_breakage_passes,
+        ),
+    ];
+    // Named as rstest named its cases, so filters and CI history keep working.
+    let width = BREAKAGES.len().to_string().len();
+    tests.extend(BREAKAGES.iter().enumerate().map(|(i, &b)| {
+        let name = format!("broken_runtime_is_caught::case_{:0width$}_{}", i + 1, b.label);
+        Test::new(name, move || broken_runtime_is_caught(b))
+    }));
+    tests.extend([
+        Test::new(
+            "hand_written_cri_runtime_passes_every_kubernetes_rule",
+            hand_written_cri_runtime_passes_every_kubernetes_rule,
+        ),
+        Test::new(
+            "kubernetes_rules_skip_with_the_reason_without_a_cri_record",
+            kubernetes_rules_skip_with_the_reason_without_a_cri_record,
+        ),
+        Test::new(
+            "a_command_that_does_nothing_fails_attach_detach_and_reports_in_every_format",
+            a_command_that_does_nothing_fails_attach_detach_and_reports_in_every_format,
+        ),
+        Test::new(
+            "runtime_without_a_command_or_recorder_is_a_usage_error",
+            runtime_without_a_command_or_recorder_is_a_usage_error,
+        ),
+        Test::new(
+            "invoke_runs_a_conflist_with_upstream_plugins_in_a_private_namespace",
+            invoke_runs_a_conflist_with_upstream_plugins_in_a_private_namespace,
+        )
+        .needs(upstream_plugin("bridge")),
+        Test::new(
+            "podman_with_the_cni_backend_is_judged",
+            podman_with_the_cni_backend_is_judged,
+        )
+        .needs(real_runtime("podman", "podman runc")),
+        Test::new("containerd_ctr_run_cni_is_judged", containerd_ctr_run_cni_is_judged)
+            .needs(real_runtime("containerd", "containerd runc"))
+            .needs(real_runtime("ctr", "containerd runc")),
+        Test::new(
+            "invoke_gc_deletes_stale_attachments_and_check_obeys_version_and_disable_check",
+            invoke_gc_deletes_stale_attachments_and_check_obeys_version_and_disable_check,
+        ),
+        Test::new(
+            "containerd_cri_plugin_driven_by_the_kubelet_stand_in_is_judged",
+            containerd_cri_plugin_driven_by_the_kubelet_stand_in_is_judged,
+        )
+        .needs(real_runtime("containerd", "containerd runc"))
+        .needs(real_runtime("ctr", "containerd runc")),
+        Test::new(
+            "docker_with_the_invoke_recipe_is_judged",
+            docker_with_the_invoke_recipe_is_judged,
+        )
+        .needs(real_runtime("dockerd", "docker.io")),
+    ]);
+    harness::run(tests)
 }

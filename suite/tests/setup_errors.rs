@@ -4,11 +4,13 @@
 //! checks existed (exit 1 and a page of `must` failures, a panic, or a run that went on).
 
 mod common;
+mod harness;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{statuses, suite, tempdir, upstream};
+use common::{statuses, suite, tempdir, upstream, upstream_plugin};
+use harness::Test;
 
 /// Runs the CLI; expects exit 2, one line on stderr starting `cni-conformance:`, nothing on
 /// stdout, and an answer before any case could have run; returns the line.
@@ -17,10 +19,18 @@ fn refused(args: &[&str]) -> String {
     let out = suite().args(args).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: want one line, got:\n{err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: want one line, got:\n{err}"
+    );
     assert!(err.starts_with("cni-conformance: "), "{args:?}: {err}");
     assert!(!err.contains("panicked"), "{args:?}: {err}");
-    assert!(out.stdout.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(
         start.elapsed() < Duration::from_secs(20),
         "{args:?}: took {:?}, so cases ran",
@@ -49,9 +59,8 @@ fn bridge_conf(dir: &Path, file: &str, name: &str, ipam: &str) -> PathBuf {
     write(dir, file, &BRIDGE_CONF.replace("NAME", name).replace("IPAM", ipam))
 }
 
-#[test]
 fn a_network_name_the_spec_forbids_is_refused() {
-    let Some(bridge) = upstream("bridge") else { return };
+    let bridge = upstream("bridge");
     let dir = tempdir("setup-name");
     let conf = bridge_conf(&dir, "n.json", "a/b/../c", "host-local");
     let line = refused(&["--config", conf.to_str().unwrap(), bridge.to_str().unwrap()]);
@@ -59,9 +68,8 @@ fn a_network_name_the_spec_forbids_is_refused() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn an_unknown_cni_version_is_refused() {
-    let Some(bridge) = upstream("bridge") else { return };
+    let bridge = upstream("bridge");
     let dir = tempdir("setup-version");
     let conf = write(
         &dir,
@@ -76,33 +84,33 @@ fn an_unknown_cni_version_is_refused() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_cni_path_directory_that_does_not_exist_is_refused() {
-    let Some(bridge) = upstream("bridge") else { return };
+    let bridge = upstream("bridge");
     let line = refused(&["--cni-path", "/nonexistent", bridge.to_str().unwrap()]);
     assert!(line.contains("/nonexistent does not exist"), "{line}");
 }
 
-#[test]
 fn an_ipam_plugin_missing_from_the_path_is_refused() {
-    let Some(bridge) = upstream("bridge") else { return };
+    let bridge = upstream("bridge");
     let dir = tempdir("setup-ipam");
     let conf = bridge_conf(&dir, "i.json", "n", "no-such-ipam");
     let line = refused(&["--config", conf.to_str().unwrap(), bridge.to_str().unwrap()]);
-    assert!(line.contains("IPAM plugin \"no-such-ipam\" is not in CNI_PATH"), "{line}");
+    assert!(
+        line.contains("IPAM plugin \"no-such-ipam\" is not in CNI_PATH"),
+        "{line}"
+    );
     // A chain member is looked for the same way.
     let list = write(
         &dir,
         "l.conflist",
         r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"no-such-first"},{"type":"tuning"}]}"#,
     );
-    let tuning = upstream("tuning").unwrap();
+    let tuning = upstream("tuning");
     let line = refused(&["--config", list.to_str().unwrap(), tuning.to_str().unwrap()]);
     assert!(line.contains("chain member \"no-such-first\""), "{line}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_plugin_whose_interpreter_is_missing_is_refused() {
     let dir = tempdir("setup-interp");
     let plugin = executable(&dir, "myplugin", "#!/nonexistent/interpreter\n");
@@ -112,9 +120,8 @@ fn a_plugin_whose_interpreter_is_missing_is_refused() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn out_of_range_numbers_are_refused_in_every_mode() {
-    let Some(bridge) = upstream("bridge") else { return };
+    let bridge = upstream("bridge");
     let bridge = bridge.to_str().unwrap();
     let dir = tempdir("setup-range");
     let conf = write(&dir, "c.json", r#"{"cniVersion":"1.0.0","name":"n","type":"bridge"}"#);
@@ -137,16 +144,14 @@ fn out_of_range_numbers_are_refused_in_every_mode() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn an_output_file_that_cannot_be_written_is_refused_before_the_run() {
-    let Some(bridge) = upstream("bridge") else { return };
+    let bridge = upstream("bridge");
     let line = refused(&["--output", "/proc/x", bridge.to_str().unwrap()]);
     assert!(line.contains("--output /proc/x"), "{line}");
     let line = refused(&["runtime", "--output", "/proc/x", "--", "true"]);
     assert!(line.contains("--output /proc/x"), "{line}");
 }
 
-#[test]
 fn a_runtime_command_that_cannot_be_started_is_refused() {
     for cmd in ["/nonexistent/cmd", "no-such-command-anywhere"] {
         let line = refused(&["runtime", "--", cmd]);
@@ -157,7 +162,6 @@ fn a_runtime_command_that_cannot_be_started_is_refused() {
 /// A plugin that makes a `dummy` link, a kind this machine's kernel may lack: with the module the
 /// run is judged; without it, every case skips with the kernel as the reason instead of 21
 /// `must` failures.
-#[test]
 fn a_kernel_feature_missing_for_a_config_plugin_turns_the_run_into_skips() {
     let dir = tempdir("setup-kernel");
     let plugin = executable(
@@ -172,9 +176,19 @@ DEL) [ -n "$CNI_NETNS" ] && nsenter --net="$CNI_NETNS" ip link del "$CNI_IFNAME"
 esac
 "#,
     );
-    let conf = write(&dir, "d.json", r#"{"cniVersion":"1.0.0","name":"d","type":"dummyplug"}"#);
+    let conf = write(
+        &dir,
+        "d.json",
+        r#"{"cniVersion":"1.0.0","name":"d","type":"dummyplug"}"#,
+    );
     let out = suite()
-        .args([plugin.to_str().unwrap(), "--config", conf.to_str().unwrap(), "--format", "json"])
+        .args([
+            plugin.to_str().unwrap(),
+            "--config",
+            conf.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -194,4 +208,49 @@ esac
         assert!(reason.contains("Unknown device type"), "{reason}");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+fn main() {
+    harness::run(vec![
+        Test::new(
+            "a_network_name_the_spec_forbids_is_refused",
+            a_network_name_the_spec_forbids_is_refused,
+        )
+        .needs(upstream_plugin("bridge")),
+        Test::new("an_unknown_cni_version_is_refused", an_unknown_cni_version_is_refused)
+            .needs(upstream_plugin("bridge")),
+        Test::new(
+            "a_cni_path_directory_that_does_not_exist_is_refused",
+            a_cni_path_directory_that_does_not_exist_is_refused,
+        )
+        .needs(upstream_plugin("bridge")),
+        Test::new(
+            "an_ipam_plugin_missing_from_the_path_is_refused",
+            an_ipam_plugin_missing_from_the_path_is_refused,
+        )
+        .needs(upstream_plugin("bridge"))
+        .needs(upstream_plugin("tuning")),
+        Test::new(
+            "a_plugin_whose_interpreter_is_missing_is_refused",
+            a_plugin_whose_interpreter_is_missing_is_refused,
+        ),
+        Test::new(
+            "out_of_range_numbers_are_refused_in_every_mode",
+            out_of_range_numbers_are_refused_in_every_mode,
+        )
+        .needs(upstream_plugin("bridge")),
+        Test::new(
+            "an_output_file_that_cannot_be_written_is_refused_before_the_run",
+            an_output_file_that_cannot_be_written_is_refused_before_the_run,
+        )
+        .needs(upstream_plugin("bridge")),
+        Test::new(
+            "a_runtime_command_that_cannot_be_started_is_refused",
+            a_runtime_command_that_cannot_be_started_is_refused,
+        ),
+        Test::new(
+            "a_kernel_feature_missing_for_a_config_plugin_turns_the_run_into_skips",
+            a_kernel_feature_missing_for_a_config_plugin_turns_the_run_into_skips,
+        ),
+    ])
 }

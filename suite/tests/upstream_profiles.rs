@@ -3,13 +3,15 @@
 //! daemon, a spare device) work and vanish with the lab.
 
 mod common;
+mod harness;
 
 use std::path::Path;
 use std::time::Duration;
 
 use cni_conformance::case::{Ctx, Target, Verdict};
 use cni_conformance::profile;
-use common::{host_state, statuses, suite, upstream};
+use common::{host_state, statuses, suite, upstream, upstream_plugin};
+use harness::{Need, Test};
 
 fn run_json(args: &[&str], path_env: Option<&str>) -> (i32, serde_json::Value, String) {
     let mut cmd = suite();
@@ -46,18 +48,9 @@ fn assert_passes(st: &std::collections::BTreeMap<String, String>, ids: &[&str], 
     }
 }
 
-fn dnsmasq_installed() -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("dnsmasq").is_file()))
-        .unwrap_or(false);
-    assert!(
-        found || std::env::var("CNI_CONFORMANCE_SKIP_UPSTREAM").as_deref() == Ok("1"),
-        "dnsmasq is missing: apt-get install dnsmasq-base (or set CNI_CONFORMANCE_SKIP_UPSTREAM=1 to skip)"
-    );
-    if !found {
-        eprintln!("SKIP: dnsmasq is not installed (CNI_CONFORMANCE_SKIP_UPSTREAM=1)");
-    }
-    found
+/// dnsmasq, the DHCP server of the dhcp profile's lab.
+fn dnsmasq() -> Need {
+    Need::program("dnsmasq", "dnsmasq-base", "CNI_CONFORMANCE_SKIP_UPSTREAM")
 }
 
 /// Processes whose command line mentions `needle`, other than the one looking.
@@ -80,12 +73,8 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
     out
 }
 
-#[test]
 fn upstream_dhcp_passes_with_a_real_dhcp_server() {
-    let Some(dhcp) = upstream("dhcp") else { return };
-    if !dnsmasq_installed() {
-        return;
-    }
+    let dhcp = upstream("dhcp");
     let before = host_state();
     let (code, report, stderr) = run_json(&[dhcp.to_str().unwrap()], None);
     let st = statuses(&report);
@@ -123,9 +112,8 @@ fn upstream_dhcp_passes_with_a_real_dhcp_server() {
     assert!(left.is_empty(), "DHCP servers outlived the run: {left:?}");
 }
 
-#[test]
 fn dhcp_without_dnsmasq_is_unavailable_with_the_package_name() {
-    let Some(dhcp) = upstream("dhcp") else { return };
+    let dhcp = upstream("dhcp");
     // A PATH that holds no dnsmasq (the suite needs nothing else from PATH for this).
     let (code, report, stderr) = run_json(&[dhcp.to_str().unwrap()], Some("/nonexistent"));
     assert_eq!(code, 0, "stderr: {stderr}");
@@ -152,9 +140,8 @@ const HOST_DEVICE_1_1_1_DEL_FAILURES: &[&str] = &[
     "del/without-add",
 ];
 
-#[test]
 fn upstream_host_device_is_judged_with_a_lab_device() {
-    let Some(hd) = upstream("host-device") else { return };
+    let hd = upstream("host-device");
     let before = host_state();
     let (code, report, stderr) = run_json(&[hd.to_str().unwrap()], None);
     let st = statuses(&report);
@@ -224,12 +211,8 @@ fn target(plugin: &Path) -> Target {
 
 /// The lab's DHCP server hands out a lease on ADD and, after DEL, holds it no more; the daemon
 /// and the server die with the lab.
-#[test]
 fn dhcp_lab_leases_follow_add_and_del_and_die_with_the_lab() {
-    let Some(dhcp) = upstream("dhcp") else { return };
-    if !dnsmasq_installed() {
-        return;
-    }
+    let dhcp = upstream("dhcp");
     assert!(
         std::fs::read_to_string("/proc/self/status")
             .unwrap()
@@ -306,14 +289,10 @@ fn ppid_and_state(pid: &str) -> Option<(String, String)> {
 }
 
 /// A SIGKILLed suite leaves no DHCP server and no dhcp daemon running.
-#[test]
 fn sigkill_of_the_suite_kills_the_lab_services() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
-    let Some(dhcp) = upstream("dhcp") else { return };
-    if !dnsmasq_installed() {
-        return;
-    }
+    let dhcp = upstream("dhcp");
     let mut child = suite()
         .args([dhcp.to_str().unwrap(), "--jobs", "2"])
         .stdout(Stdio::null())
@@ -353,4 +332,37 @@ fn sigkill_of_the_suite_kills_the_lab_services() {
             assert_eq!(state, "Z", "lab service {pid} survived the SIGKILLed suite");
         }
     }
+}
+
+fn main() {
+    harness::run(vec![
+        Test::new(
+            "upstream_dhcp_passes_with_a_real_dhcp_server",
+            upstream_dhcp_passes_with_a_real_dhcp_server,
+        )
+        .needs(upstream_plugin("dhcp"))
+        .needs(dnsmasq()),
+        Test::new(
+            "dhcp_without_dnsmasq_is_unavailable_with_the_package_name",
+            dhcp_without_dnsmasq_is_unavailable_with_the_package_name,
+        )
+        .needs(upstream_plugin("dhcp")),
+        Test::new(
+            "upstream_host_device_is_judged_with_a_lab_device",
+            upstream_host_device_is_judged_with_a_lab_device,
+        )
+        .needs(upstream_plugin("host-device")),
+        Test::new(
+            "dhcp_lab_leases_follow_add_and_del_and_die_with_the_lab",
+            dhcp_lab_leases_follow_add_and_del_and_die_with_the_lab,
+        )
+        .needs(upstream_plugin("dhcp"))
+        .needs(dnsmasq()),
+        Test::new(
+            "sigkill_of_the_suite_kills_the_lab_services",
+            sigkill_of_the_suite_kills_the_lab_services,
+        )
+        .needs(upstream_plugin("dhcp"))
+        .needs(dnsmasq()),
+    ])
 }

@@ -4,22 +4,25 @@
 //! These boot real guests (TCG here: about 5 s to the suite, then the suite at emulated speed).
 //! They need qemu-system-x86, busybox-static and Debian's apt (the kernel package is fetched once
 //! into the cache). When those are missing the tests fail with the install command, unless
-//! CNI_CONFORMANCE_SKIP_VM=1 is set, in which case each says so on stderr (never a silent pass).
+//! CNI_CONFORMANCE_SKIP_VM=1 is set, in which case they are listed and reported as ignored with
+//! the reason (never a silent pass).
 //! Guests boot one at a time: two cores cannot run two emulated guests well.
 
 mod common;
+mod harness;
 
 use std::path::Path;
 use std::process::Output;
 use std::sync::Mutex;
 
-use common::{host_state, reference_plugins, statuses, suite, tempdir, upstream};
+use common::{host_state, reference_plugins, statuses, suite, tempdir, upstream, upstream_plugin};
+use harness::{Need, Test};
 
 static ONE_GUEST_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// True when the VM tests can run; panics with the install command when they cannot and the
-/// opt-out is not set.
-fn vm_ready(test: &str) -> bool {
+/// What `--vm` needs on this machine: QEMU, a static busybox for the guest's init, and apt to
+/// fetch the kernel package.
+fn vm_tools() -> Need {
     let on_path = |tool: &str| {
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|d| d.join(tool).is_file())
     };
@@ -33,20 +36,12 @@ fn vm_ready(test: &str) -> bool {
     if !on_path("apt-get") || !on_path("dpkg-deb") {
         missing.push("apt dpkg");
     }
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CNI_CONFORMANCE_SKIP_VM").as_deref() == Ok("1") {
-        eprintln!(
-            "SKIP {test}: --vm needs {} (CNI_CONFORMANCE_SKIP_VM=1)",
-            missing.join(" ")
-        );
-        return false;
-    }
-    panic!(
-        "--vm tests need: apt-get install {} (or set CNI_CONFORMANCE_SKIP_VM=1 to skip them)",
-        missing.join(" ")
-    );
+    Need::new(
+        format!("what --vm needs ({})", missing.join(" ")),
+        missing.is_empty(),
+        format!("apt-get install {}", missing.join(" ")),
+        "CNI_CONFORMANCE_SKIP_VM",
+    )
 }
 
 fn run(args: &[&str]) -> Output {
@@ -63,9 +58,8 @@ fn json(out: &Output) -> serde_json::Value {
     })
 }
 
-#[test]
 fn a_kernel_that_is_not_there_exits_2_with_one_line() {
-    let Some(bridge) = upstream("bridge") else { return };
+    let bridge = upstream("bridge");
     let out = suite()
         .args(["--vm", "--kernel", "/nonexistent/vmlinuz"])
         .arg(&bridge)
@@ -90,9 +84,8 @@ fn a_kernel_that_is_not_there_exits_2_with_one_line() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-#[test]
 fn missing_qemu_or_kernel_package_exits_2_with_what_to_do() {
-    let Some(bridge) = upstream("bridge") else { return };
+    let bridge = upstream("bridge");
     let out = suite()
         .args(["--vm"])
         .arg(&bridge)
@@ -103,9 +96,6 @@ fn missing_qemu_or_kernel_package_exits_2_with_what_to_do() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("apt-get install qemu-system-x86"), "{err}");
-    if !vm_ready("missing_kernel_package") {
-        return;
-    }
     let cache = tempdir("vm-empty-cache");
     let out = suite()
         .args(["--vm", "--kernel-package", "linux-image-nonesuch-amd64"])
@@ -123,12 +113,8 @@ fn missing_qemu_or_kernel_package_exits_2_with_what_to_do() {
     std::fs::remove_dir_all(&cache).unwrap();
 }
 
-#[test]
 fn a_guest_past_its_timeout_is_stopped_and_exits_2() {
-    let Some(bridge) = upstream("bridge") else { return };
-    if !vm_ready("a_guest_past_its_timeout") {
-        return;
-    }
+    let bridge = upstream("bridge");
     // The clock starts once this test has the guest slot (other tests' guests queue before it).
     let _guard = ONE_GUEST_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let start = std::time::Instant::now();
@@ -152,12 +138,8 @@ fn a_guest_past_its_timeout_is_stopped_and_exits_2() {
     assert!(start.elapsed() < std::time::Duration::from_secs(60));
 }
 
-#[test]
 fn upstream_bridge_in_the_vm_passes_with_the_same_cases_as_on_the_host() {
-    let Some(bridge) = upstream("bridge") else { return };
-    if !vm_ready("upstream_bridge_in_the_vm") {
-        return;
-    }
+    let bridge = upstream("bridge");
     let before = host_state();
     let host = suite().arg(&bridge).args(["--format", "json"]).output().unwrap();
     assert_eq!(host.status.code(), Some(0), "{}", String::from_utf8_lossy(&host.stderr));
@@ -205,11 +187,7 @@ esac
 exit 0
 "#;
 
-#[test]
 fn a_broken_plugin_fails_in_the_vm_as_on_the_host() {
-    if !vm_ready("a_broken_plugin_fails_in_the_vm") {
-        return;
-    }
     let dir = tempdir("vm-broken");
     let plugin = dir.join("liar");
     std::fs::write(&plugin, BROKEN).unwrap();
@@ -249,10 +227,7 @@ fn a_broken_plugin_fails_in_the_vm_as_on_the_host() {
 /// Runs an upstream plugin whose kernel module this host lacks; in the VM it must run every case
 /// (no profile-level skip) and pass.
 fn judged_in_the_vm(name: &str) {
-    let Some(plugin) = upstream(name) else { return };
-    if !vm_ready(name) {
-        return;
-    }
+    let plugin = upstream(name);
     let out = run(&["--vm", plugin.to_str().unwrap(), "--format", "json"]);
     let report = json(&out);
     let st = statuses(&report);
@@ -276,12 +251,10 @@ fn judged_in_the_vm(name: &str) {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-#[test]
 fn vlan_is_judged_in_the_vm() {
     judged_in_the_vm("vlan");
 }
 
-#[test]
 fn ipvlan_is_judged_in_the_vm() {
     judged_in_the_vm("ipvlan");
 }
@@ -325,11 +298,7 @@ fn on_host_and_in_vm(cmd: &[&str], code: i32) -> (serde_json::Value, serde_json:
     (json(&host), json(&guest))
 }
 
-#[test]
 fn the_control_runtime_passes_in_the_vm_with_the_same_rules_as_on_the_host() {
-    if !vm_ready("the_control_runtime_passes_in_the_vm") {
-        return;
-    }
     let before = host_state();
     let script = runtimes_dir().join("invoke-runtime.sh");
     let (host, guest) = on_host_and_in_vm(&["sh", script.to_str().unwrap()], 0);
@@ -342,11 +311,7 @@ fn the_control_runtime_passes_in_the_vm_with_the_same_rules_as_on_the_host() {
     assert_eq!(before, host_state());
 }
 
-#[test]
 fn a_broken_runtime_fails_in_the_vm_as_on_the_host() {
-    if !vm_ready("a_broken_runtime_fails_in_the_vm") {
-        return;
-    }
     let script = runtimes_dir().join("broken.py");
     // Python and its library come from the host's files, shared into the guest.
     let (host, guest) = on_host_and_in_vm(&["python3", script.to_str().unwrap(), "add-reverse"], 1);
@@ -355,11 +320,7 @@ fn a_broken_runtime_fails_in_the_vm_as_on_the_host() {
     assert_eq!(hs, gs, "host and VM judged the broken runtime differently");
 }
 
-#[test]
 fn runtime_vm_refuses_a_kernel_without_9p_before_booting() {
-    if !vm_ready("runtime_vm_refuses_a_kernel_without_9p") {
-        return;
-    }
     // Debian's cloud kernel has no 9p; the refusal names what to use instead.
     let out = suite()
         .args([
@@ -413,11 +374,7 @@ fn judge_reference_bridge_in_the_vm(bridge: &Path, fixture: &str) -> std::collec
 /// needs bridge VLAN filtering, which this host's kernel lacks: judged in the guest, every case
 /// that runs passes and the container reaches its gateway through the VLAN; with
 /// `isDefaultGateway` as well, its traffic leaves the host masqueraded.
-#[test]
 fn reference_bridge_with_a_vlan_gateway_passes_in_the_vm() {
-    if !vm_ready("reference_bridge_with_a_vlan_gateway") {
-        return;
-    }
     let bridge = reference_plugins().join("bridge");
     let st = judge_reference_bridge_in_the_vm(&bridge, "bridge-vlan-gateway.conflist");
     assert_eq!(
@@ -429,4 +386,52 @@ fn reference_bridge_with_a_vlan_gateway_passes_in_the_vm() {
     for case in ["connectivity/container-to-gateway", "connectivity/masquerade"] {
         assert_eq!(st.get(case).map(String::as_str), Some("pass"), "{st:?}");
     }
+}
+
+fn main() {
+    let on_host = |name: &'static str, body: fn()| Test::new(name, body).needs(upstream_plugin("bridge"));
+    let in_vm = |name: &'static str, body: fn()| Test::new(name, body).needs(vm_tools());
+    harness::run(vec![
+        on_host(
+            "a_kernel_that_is_not_there_exits_2_with_one_line",
+            a_kernel_that_is_not_there_exits_2_with_one_line,
+        ),
+        on_host(
+            "missing_qemu_or_kernel_package_exits_2_with_what_to_do",
+            missing_qemu_or_kernel_package_exits_2_with_what_to_do,
+        )
+        .needs(vm_tools()),
+        on_host(
+            "a_guest_past_its_timeout_is_stopped_and_exits_2",
+            a_guest_past_its_timeout_is_stopped_and_exits_2,
+        )
+        .needs(vm_tools()),
+        on_host(
+            "upstream_bridge_in_the_vm_passes_with_the_same_cases_as_on_the_host",
+            upstream_bridge_in_the_vm_passes_with_the_same_cases_as_on_the_host,
+        )
+        .needs(vm_tools()),
+        in_vm(
+            "a_broken_plugin_fails_in_the_vm_as_on_the_host",
+            a_broken_plugin_fails_in_the_vm_as_on_the_host,
+        ),
+        in_vm("vlan_is_judged_in_the_vm", vlan_is_judged_in_the_vm).needs(upstream_plugin("vlan")),
+        in_vm("ipvlan_is_judged_in_the_vm", ipvlan_is_judged_in_the_vm).needs(upstream_plugin("ipvlan")),
+        in_vm(
+            "the_control_runtime_passes_in_the_vm_with_the_same_rules_as_on_the_host",
+            the_control_runtime_passes_in_the_vm_with_the_same_rules_as_on_the_host,
+        ),
+        in_vm(
+            "a_broken_runtime_fails_in_the_vm_as_on_the_host",
+            a_broken_runtime_fails_in_the_vm_as_on_the_host,
+        ),
+        in_vm(
+            "runtime_vm_refuses_a_kernel_without_9p_before_booting",
+            runtime_vm_refuses_a_kernel_without_9p_before_booting,
+        ),
+        in_vm(
+            "reference_bridge_with_a_vlan_gateway_passes_in_the_vm",
+            reference_bridge_with_a_vlan_gateway_passes_in_the_vm,
+        ),
+    ])
 }

@@ -3,13 +3,13 @@
 //! already done (masquerading removed, veth deleted, IPAM DEL).
 
 use super::config::BridgeConfig;
-use super::{gateway_port, kernel, linger, masquerade, spoofcheck, to_nl};
+use super::{gateway_port, kernel, linger, masquerade, spoofcheck};
 use crate::cni::delegate;
 use crate::cni::dispatch::Request;
 use crate::cni::error::{self, CniError};
-use crate::cni::ipnet::{Family, IpNet};
 use crate::cni::result::{CniResult, Interface, IpConfig, Route};
 use crate::cni::trace::mark;
+use crate::ipnet::{Family, IpNet};
 use crate::netlink::{
     self, run_in_netns, write_sysctl, Announcement, BridgePortSettings, BridgeSpec, BridgeVlan, Link, LinkChange, Mac,
     NetNs, OperState, Rtnl, VethSpec, IPV4_DEVCONF_ARP_NOTIFY, RT_TABLE_MAIN,
@@ -196,10 +196,9 @@ fn build(
             .into_iter()
             .map(|ip| IpConfig {
                 interface: Some(CONTAINER_INTERFACE_INDEX),
-                gateway: ip.gateway.or_else(|| {
-                    cfg.is_gateway
-                        .then(|| crate::cni::ipnet::next_ip(ip.address.network_addr()))
-                }),
+                gateway: ip
+                    .gateway
+                    .or_else(|| cfg.is_gateway.then(|| crate::ipnet::next_ip(ip.address.network_addr()))),
                 address: ip.address,
             })
             .collect();
@@ -446,7 +445,7 @@ fn configure_container(
         });
     }
     for ip in &result.ips {
-        match ctr.add_address(link.index, to_nl(ip.address), !cfg.enable_dad) {
+        match ctr.add_address(link.index, ip.address, !cfg.enable_dad) {
             Ok(()) => {}
             Err(e) if e.is_exists() => {}
             Err(e) => return Err(kernel(e)),
@@ -472,7 +471,7 @@ fn configure_container(
             scope: route.scope,
             mtu: route.mtu,
             advmss: route.advmss,
-            ..netlink::Route::to(to_nl(route.dst))
+            ..netlink::Route::to(route.dst)
         };
         // Upstream appends (RouteAddEcmp), which turns two IPv6 default routes of two
         // interfaces into one multipath route; the netlink client does not read multipath
@@ -555,7 +554,7 @@ fn configure_gateway(
 /// listing walks every link in the namespace and would grow with the number of ports.
 /// Returns whether the address was new.
 fn ensure_gateway_address(host: &Rtnl, cfg: &BridgeConfig, target: &Link, gw: IpNet) -> Result<bool, CniError> {
-    match host.add_address(target.index, to_nl(gw), true) {
+    match host.add_address(target.index, gw, true) {
         Ok(()) => {}
         Err(e) if e.is_exists() => return Ok(false),
         Err(e) => return Err(kernel(e)),
@@ -566,10 +565,7 @@ fn ensure_gateway_address(host: &Rtnl, cfg: &BridgeConfig, target: &Link, gw: Ip
     };
     let existing = host.addresses(Some(target.index), family).map_err(kernel)?;
     for addr in existing {
-        let have = IpNet {
-            addr: addr.net.addr,
-            prefix: addr.net.prefix,
-        };
+        let have = addr.net;
         if have == gw || (gw.family() == Family::V6 && addr.scope != netlink::RT_SCOPE_UNIVERSE) {
             continue;
         }
@@ -583,7 +579,7 @@ fn ensure_gateway_address(host: &Rtnl, cfg: &BridgeConfig, target: &Link, gw: Ip
         if cfg.force_address {
             host.del_address(target.index, addr.net).map_err(kernel)?;
         } else {
-            let _ = host.del_address(target.index, to_nl(gw));
+            let _ = host.del_address(target.index, gw);
             return Err(CniError::with_details(
                 error::INVALID_NETWORK_CONFIG,
                 format!("{:?} already has an IP address different from {gw}", target.name),

@@ -11,8 +11,8 @@ use super::{gateway_port, kernel, masquerade, spoofcheck};
 use crate::cni::delegate;
 use crate::cni::dispatch::Request;
 use crate::cni::error::{self, CniError};
-use crate::cni::ipnet::{Family, IpNet};
 use crate::cni::result::{CniResult, Interface};
+use crate::ipnet::{Family, IpNet};
 use crate::netlink::{self, Link, NetNs, Rtnl, RT_TABLE_MAIN};
 use std::os::fd::AsFd;
 
@@ -175,10 +175,7 @@ pub(super) fn addresses_on(rtnl: &Rtnl, index: u32) -> Result<Vec<IpNet>, CniErr
         .addresses(Some(index), netlink::Family::All)
         .map_err(kernel)?
         .into_iter()
-        .map(|a| IpNet {
-            addr: a.net.addr,
-            prefix: a.net.prefix,
-        })
+        .map(|a| a.net)
         .collect())
 }
 

@@ -33,9 +33,9 @@ use super::{join_errors, kernel, linger, masquerade, spoofcheck};
 use crate::cni::delegate;
 use crate::cni::dispatch::Request;
 use crate::cni::error::CniError;
-use crate::cni::ipnet::IpNet;
 use crate::cni::result::CniResult;
 use crate::cni::trace::mark;
+use crate::ipnet::IpNet;
 use crate::netlink::{self, Link, LinkChange, NetNs, Rtnl};
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -129,10 +129,7 @@ fn remove_container_interface(ns: &NetNs, ifname: &str, bridge: &str) -> Result<
         .map_err(kernel)?
         .into_iter()
         .filter(|a| a.scope == netlink::RT_SCOPE_UNIVERSE)
-        .map(|a| IpNet {
-            addr: a.net.addr,
-            prefix: a.net.prefix,
-        })
+        .map(|a| a.net)
         .collect();
     let in_group = retire_container_end(&ctr, &link, bridge)?;
     Ok((addrs, in_group))

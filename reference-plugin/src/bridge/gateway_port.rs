@@ -8,8 +8,8 @@
 use super::config::BridgeConfig;
 use super::{add, kernel};
 use crate::cni::error::{self, CniError};
-use crate::cni::ipnet::IpNet;
 use crate::cni::result::CniResult;
+use crate::ipnet::IpNet;
 use crate::netlink::{write_sysctl, Link, Rtnl, VethSpec};
 
 /// Name of the gateway port of `bridge` on `vlan`: `<bridge>.<vlan>`.

@@ -3,10 +3,10 @@
 //! the nftables module [`crate::masq`] (one hash-set element per address, so ADD and DEL cost
 //! the same with 1 or 1,000 attachments) and its errors onto CNI errors.
 
-use super::{kernel, to_nl};
+use super::kernel;
 use crate::cni::config::Attachment;
 use crate::cni::error::{self, CniError};
-use crate::cni::ipnet::IpNet;
+use crate::ipnet::IpNet;
 use crate::masq::Masq;
 
 fn open() -> Result<Masq, CniError> {
@@ -17,7 +17,7 @@ fn open() -> Result<Masq, CniError> {
 pub fn setup(network: &str, container_id: &str, ifname: &str, addrs: &[IpNet]) -> Result<(), CniError> {
     let masq = open()?;
     for addr in addrs {
-        masq.add(network, container_id, ifname, to_nl(*addr)).map_err(kernel)?;
+        masq.add(network, container_id, ifname, *addr).map_err(kernel)?;
     }
     Ok(())
 }
@@ -29,8 +29,7 @@ pub fn setup(network: &str, container_id: &str, ifname: &str, addrs: &[IpNet]) -
 /// handed its descriptors over with [`super::linger::hand_over`].
 pub fn teardown(network: &str, container_id: &str, ifname: &str, addrs: &[IpNet]) -> Result<Option<Masq>, CniError> {
     let masq = open()?;
-    let nl: Vec<_> = addrs.iter().map(|a| to_nl(*a)).collect();
-    let ips = (!nl.is_empty()).then_some(nl.as_slice());
+    let ips = (!addrs.is_empty()).then_some(addrs);
     let removed = masq.del(network, container_id, ifname, ips).map_err(kernel)?;
     Ok((removed > 0).then_some(masq))
 }
@@ -41,8 +40,7 @@ pub fn check(network: &str, container_id: &str, ifname: &str, addrs: &[IpNet]) -
         return Ok(());
     }
     let masq = open()?;
-    let nl: Vec<_> = addrs.iter().map(|a| to_nl(*a)).collect();
-    if masq.check(network, container_id, ifname, &nl).map_err(kernel)? {
+    if masq.check(network, container_id, ifname, addrs).map_err(kernel)? {
         Ok(())
     } else {
         let list: Vec<String> = addrs.iter().map(IpNet::to_string).collect();

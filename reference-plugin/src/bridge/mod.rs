@@ -48,14 +48,6 @@ pub(crate) fn kernel(e: crate::netlink::Error) -> CniError {
     CniError::new(error::KERNEL_OPERATION_FAILED, e.to_string())
 }
 
-/// `crate::cni::ipnet::IpNet` → the netlink client's `IpNet`.
-pub(crate) fn to_nl(net: crate::cni::ipnet::IpNet) -> crate::netlink::IpNet {
-    crate::netlink::IpNet {
-        addr: net.addr,
-        prefix: net.prefix,
-    }
-}
-
 impl Plugin for Bridge {
     fn about(&self) -> String {
         format!("CNI bridge plugin (Rust reference) v{}", env!("CARGO_PKG_VERSION"))

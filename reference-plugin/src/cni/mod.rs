@@ -5,7 +5,6 @@
 //! - [`version`]: version strings, the supported list and the VERSION answer;
 //! - [`env`](mod@env): the `CNI_*` environment, validated in the order `skel` uses;
 //! - [`args`]: the `CNI_ARGS` `K=V;K=V` string;
-//! - [`ipnet`]: IP address + prefix values and address arithmetic;
 //! - [`json`]: typed access to JSON configuration with error messages that name the field;
 //! - [`config`]: the keys common to every plugin configuration;
 //! - [`result`]: the Success result of every spec version and the conversions between them;
@@ -20,7 +19,6 @@ pub mod delegate;
 pub mod dispatch;
 pub mod env;
 pub mod error;
-pub mod ipnet;
 pub mod json;
 pub mod netns;
 pub mod result;

@@ -13,9 +13,9 @@
 //! ignoring unknown keys.
 
 use super::error::CniError;
-use super::ipnet::{Family, IpNet};
 use super::json::{self, Object};
 use super::version::ResultFormat;
+use crate::ipnet::{Family, IpNet};
 use serde::Serialize;
 use serde_json::Value;
 use std::net::IpAddr;
@@ -411,7 +411,7 @@ fn parse_ip(obj: &Object, path: &str, key: &str) -> Result<Option<IpAddr>, CniEr
         None | Some("") => Ok(None),
         Some(text) => text
             .parse::<IpAddr>()
-            .map(|ip| Some(super::ipnet::canonical(ip)))
+            .map(|ip| Some(crate::ipnet::canonical(ip)))
             .map_err(|_| CniError::config(format!("{}: {text:?} is not an IP address", json::child(path, key)))),
     }
 }

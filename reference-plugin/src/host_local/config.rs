@@ -4,11 +4,11 @@
 use super::range::{Range, RangeSet};
 use crate::cni::args::CniArgs;
 use crate::cni::error::CniError;
-use crate::cni::ipnet::{self, Family, IpNet};
 use crate::cni::json::{self, Object};
 use crate::cni::result::{parse_routes, Route};
 use crate::cni::version::SpecVersion;
 use crate::cni::NetConf;
+use crate::ipnet::{self, Family, IpNet};
 use serde_json::Value;
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -68,15 +68,6 @@ impl Stamp {
     }
 }
 
-fn fnv64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 fn owner_key(owner: &Owner) -> String {
     format!(
         "{}\t{}",
@@ -139,7 +130,7 @@ impl IndexDir {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_BASE));
         let network_dir = std::path::absolute(network_dir).ok()?;
-        let hash = fnv64(network_dir.as_os_str().as_encoded_bytes());
+        let hash = crate::hash::fnv1a(network_dir.as_os_str().as_encoded_bytes());
         Some(IndexDir {
             dir: base.join(format!("{hash:016x}")),
             network_dir,
@@ -181,7 +172,7 @@ impl IndexDir {
     }
 
     fn owner_path(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("o{:016x}", fnv64(key.as_bytes())))
+        self.dir.join(format!("o{:016x}", crate::hash::fnv1a(key.as_bytes())))
     }
 
     /// Replace the whole index with `reservations` (after a full scan). Not sealed.

@@ -21,9 +21,9 @@ pub mod store;
 
 use crate::cni::dispatch::{Plugin, Request};
 use crate::cni::error::{self, CniError};
-use crate::cni::ipnet::IpNet;
 use crate::cni::result::{CniResult, IpConfig};
 use crate::cni::trace::mark;
+use crate::ipnet::IpNet;
 use config::{IpamConfig, Needs};
 use std::net::IpAddr;
 use store::Store;

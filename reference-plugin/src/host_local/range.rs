@@ -1,6 +1,6 @@
 //! Address ranges and range sets (digest §7.1) and the round-robin walk over a set (§7.4).
 
-use crate::cni::ipnet::{self, Family, IpNet};
+use crate::ipnet::{self, Family, IpNet};
 use std::fmt;
 use std::net::IpAddr;
 

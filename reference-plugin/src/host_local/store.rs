@@ -37,7 +37,7 @@
 //! upstream.
 
 use super::index::IndexDir;
-use crate::cni::ipnet;
+use crate::ipnet;
 use std::cell::Cell;
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};

@@ -62,11 +62,7 @@ pub fn owner_tag(network: &str, container_id: &str, ifname: &str) -> String {
     if full.len() <= nft::MAX_COMMENT {
         return full;
     }
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in full.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let hash = crate::hash::fnv1a(full.as_bytes());
     let mut cut = nft::MAX_COMMENT - 18;
     while !full.is_char_boundary(cut) {
         cut -= 1;

@@ -78,7 +78,7 @@ fn parse_addr(msg: &NlMsg<'_>) -> Option<Address> {
     let addr = local.or(address)?;
     Some(Address {
         index,
-        net: IpNet::new(addr, prefix)?,
+        net: IpNet::as_written(addr, prefix)?,
         scope,
         flags,
     })

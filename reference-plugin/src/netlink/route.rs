@@ -58,14 +58,14 @@ fn parse_route(msg: &NlMsg<'_>) -> Option<Route> {
         f if f == libc::AF_INET6 as u8 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         _ => return None,
     };
-    let mut route = Route::to(IpNet::new(zero, 0)?);
+    let mut route = Route::to(IpNet::as_written(zero, 0)?);
     route.table = u32::from(p[4]);
     route.protocol = p[5];
     route.scope = Some(p[6]);
     route.kind = p[7];
     for (kind, value) in Attrs(&p[12..]) {
         match kind {
-            RTA_DST => route.dst = IpNet::new(parse_ip(family, value)?, dst_len)?,
+            RTA_DST => route.dst = IpNet::as_written(parse_ip(family, value)?, dst_len)?,
             RTA_GATEWAY => route.gw = parse_ip(family, value),
             RTA_PREFSRC => route.src = parse_ip(family, value),
             RTA_OIF => route.oif = ne_u32(value),

@@ -4,91 +4,14 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-/// An IP address with a prefix length, e.g. `10.1.0.5/24` (the host bits are kept).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct IpNet {
-    /// The address.
-    pub addr: IpAddr,
-    /// The prefix length (0..=32 or 0..=128).
-    pub prefix: u8,
-}
+pub use crate::ipnet::IpNet;
 
-impl IpNet {
-    /// Builds a prefix, or `None` when `prefix` is too long for the family.
-    pub fn new(addr: IpAddr, prefix: u8) -> Option<Self> {
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        (prefix <= max).then_some(Self { addr, prefix })
-    }
-
-    /// True for IPv6.
-    pub fn is_ipv6(&self) -> bool {
-        self.addr.is_ipv6()
-    }
-
-    /// The same prefix with the host bits cleared, e.g. `10.1.0.0/24` for `10.1.0.5/24`.
-    pub fn network(&self) -> IpNet {
-        match self.addr {
-            IpAddr::V4(a) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-                IpNet {
-                    addr: IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask)),
-                    prefix: self.prefix,
-                }
-            }
-            IpAddr::V6(a) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-                IpNet {
-                    addr: IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask)),
-                    prefix: self.prefix,
-                }
-            }
-        }
-    }
-
-    /// True when `ip` lies inside this prefix.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match IpNet::new(ip, self.prefix) {
-            Some(other) if other.is_ipv6() == self.is_ipv6() => other.network().addr == self.network().addr,
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for IpNet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-/// Why a string is not a valid [`IpNet`] or [`Mac`].
+/// Why a string is not a valid [`Mac`].
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {what} {text:?}")]
 pub struct ParseError {
     what: &'static str,
     text: String,
-}
-
-impl FromStr for IpNet {
-    type Err = ParseError;
-
-    /// Parses `addr/prefix`; a bare address gets the full-length prefix.
-    fn from_str(s: &str) -> Result<Self, ParseError> {
-        let bad = || ParseError {
-            what: "CIDR",
-            text: s.to_string(),
-        };
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().map_err(|_| bad())?,
-            None if addr.is_ipv4() => 32,
-            None => 128,
-        };
-        IpNet::new(addr, prefix).ok_or_else(bad)
-    }
 }
 
 /// An Ethernet MAC address.
@@ -374,19 +297,6 @@ impl Family {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ipnet_network_and_contains() {
-        let n: IpNet = "10.1.2.3/24".parse().unwrap();
-        assert_eq!(n.network().to_string(), "10.1.2.0/24");
-        assert!(n.contains("10.1.2.200".parse().unwrap()));
-        assert!(!n.contains("10.1.3.1".parse().unwrap()));
-        let v6: IpNet = "fd00::1:5/64".parse().unwrap();
-        assert_eq!(v6.network().to_string(), "fd00::/64");
-        let all: IpNet = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains("8.8.8.8".parse().unwrap()));
-        assert!("10.0.0.1/33".parse::<IpNet>().is_err());
-    }
 
     #[test]
     fn mac_round_trip() {

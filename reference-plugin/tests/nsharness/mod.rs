@@ -1,12 +1,16 @@
-//! A tiny test harness for tests that need private namespaces: `main()` moves the process into
-//! new network and mount namespaces (directly as root, otherwise by re-executing itself under
-//! `unshare --user --map-root-user --net --mount`), then runs each test and prints libtest-like
-//! lines. Nothing here ever touches the namespaces the process started in.
+//! The harness of the kernel tests that need private namespaces, a thin layer over
+//! `libtest-mimic` (preferred to a hand-written loop: it takes libtest's flags, `--list`,
+//! `--ignored`, `--exact`, `--skip` and filters, which is what `cargo nextest` relies on).
+//!
+//! [`run`] moves the process into new network and mount namespaces while it is still
+//! single-threaded (directly as root, otherwise by re-executing itself under
+//! `unshare --user --map-root-user --net --mount`), then runs the tests one after the other on
+//! the main thread. Listing (`--list`) neither isolates nor runs anything. Nothing here ever
+//! touches the namespaces the process started in.
 
 #![allow(dead_code)]
 
 use std::os::fd::AsFd;
-use std::panic::AssertUnwindSafe;
 
 use cni_reference_plugins::netlink::{NetNs, Rtnl};
 
@@ -92,38 +96,26 @@ pub fn new_netns() -> NetNs {
 /// A test: a name and a function that panics on failure.
 pub type Test = (&'static str, fn());
 
-/// Runs the tests (those whose name contains the first non-flag argument, if any), prints one
-/// line each and a summary, and exits non-zero if any failed.
-pub fn run(tests: &[Test]) -> ! {
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let selected: Vec<&Test> = tests
-        .iter()
-        .filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
-        .collect();
-    println!("\nrunning {} tests", selected.len());
-    let mut failed = Vec::new();
-    for (name, test) in &selected {
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(test));
-        match outcome {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed.push(*name);
-            }
+/// Runs `tests` in private namespaces, after `setup` (mounts the tests share) when given, and
+/// exits with libtest's status.
+pub fn run(tests: &[Test], setup: Option<fn()>) -> ! {
+    let mut args = libtest_mimic::Arguments::from_args();
+    if !args.list {
+        enter_private_namespaces();
+        if let Some(setup) = setup {
+            setup();
         }
     }
-    let passed = selected.len() - failed.len();
-    if failed.is_empty() {
-        println!("\ntest result: ok. {passed} passed; 0 failed; 0 ignored\n");
-        std::process::exit(0);
-    }
-    println!("\nfailures:");
-    for name in &failed {
-        println!("    {name}");
-    }
-    println!(
-        "\ntest result: FAILED. {passed} passed; {} failed; 0 ignored\n",
-        failed.len()
-    );
-    std::process::exit(101);
+    // The tests share the namespaces, and some move the main thread between them.
+    args.test_threads = Some(1);
+    let trials = tests
+        .iter()
+        .map(|&(name, test)| {
+            libtest_mimic::Trial::test(name, move || {
+                test();
+                Ok(())
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit()
 }

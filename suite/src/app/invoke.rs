@@ -59,7 +59,7 @@ fn cni_path(given: Option<&str>) -> Vec<PathBuf> {
     let text = given
         .map(str::to_string)
         .or_else(|| std::env::var("CNI_PATH").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "/opt/cni/bin:/usr/lib/cni".into());
+        .unwrap_or_else(cni_conformance::cni::path::default_cni_path);
     text.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect()
 }
 

@@ -295,12 +295,5 @@ fn cni_path(plugin: &Path, given: Option<&str>, cwd: &Path) -> Vec<PathBuf> {
     if let Some(dirs) = given {
         return dirs.split(':').filter(|d| !d.is_empty()).map(|d| cwd.join(d)).collect();
     }
-    let mut dirs: Vec<PathBuf> = plugin.parent().map(Path::to_path_buf).into_iter().collect();
-    for d in ["/opt/cni/bin", "/usr/lib/cni"] {
-        let d = PathBuf::from(d);
-        if !dirs.contains(&d) && d.is_dir() {
-            dirs.push(d);
-        }
-    }
-    dirs
+    cni_conformance::cni::path::with_default_dirs(plugin.parent())
 }

@@ -116,6 +116,12 @@ pub struct Ctx<'a> {
     pub purpose: &'static str,
     /// Indexes of invocations that were not run because their verb hangs (see [`HangMemory`]).
     not_run: Vec<usize>,
+    /// What peers (chain members, delegates) did wrong in this case: reported, never judged.
+    pub peers: Vec<super::PeerFinding>,
+    /// While set, every invocation is bracketed by host snapshots (see [`Ctx::track_changes`]).
+    pub(super) tracking: bool,
+    /// What each invocation changed on the lab host while tracking: (invocation index, changes).
+    pub(super) changes: Vec<(usize, Vec<crate::lab::snapshot::Change>)>,
     containers: u32,
     /// For profiles that hold one attachment at a time: attachments made but not yet ADDed, and
     /// attachments the plugin ADDed and has not DELed.
@@ -176,6 +182,9 @@ impl<'a> Ctx<'a> {
             blame: None,
             purpose: "a case",
             not_run: Vec::new(),
+            peers: Vec::new(),
+            tracking: false,
+            changes: Vec::new(),
             containers: 0,
             pending: 0,
             open: 0,
@@ -300,7 +309,10 @@ impl<'a> Ctx<'a> {
             output_cap: invocation::DEFAULT_OUTPUT_CAP,
             lab: Some(&self.lab),
         };
+        // Best effort: a snapshot that fails only costs the attribution of this call.
+        let before = if self.tracking { self.lab.snapshot().ok() } else { None };
         let rec = invocation::run(&inv);
+        let made = before.and_then(|b| self.lab.snapshot().ok().map(|a| a.diff(&b)));
         if inv.program == self.target.plugin {
             match rec.command.as_str() {
                 "ADD" => {
@@ -312,7 +324,11 @@ impl<'a> Ctx<'a> {
             }
         }
         self.invocations.push(rec);
-        self.invocations.len() - 1
+        let idx = self.invocations.len() - 1;
+        if let Some(made) = made {
+            self.changes.push((idx, made));
+        }
+        idx
     }
 
     /// The record of an invocation that is not run because its verb of the plugin under test
@@ -441,32 +457,26 @@ impl<'a> Ctx<'a> {
             }
             let rec = &self.invocations[idx];
             if !rec.exit.success() {
+                if i + 1 < n {
+                    return Err(self.peer_failed(idx, "failed ADD"));
+                }
                 self.blame = Some(idx);
-                let msg = if i + 1 == n {
-                    format!("ADD failed ({})", rec.exit)
-                } else {
-                    format!(
-                        "chain member {} failed ADD ({}); cannot judge the plugin",
-                        program.display(),
-                        rec.exit
-                    )
-                };
+                let msg = format!("ADD failed ({})", rec.exit);
                 let mut seen = first_line(&rec.stdout, &rec.stderr);
                 // A plugin that works through a daemon of the lab: what the daemon said counts.
                 for log in self.lab.service_logs() {
                     seen.push_str(&format!("; {}", truncate(&log, 600)));
                 }
-                return Err(if i + 1 == n {
-                    Verdict::Violation(Finding {
-                        message: msg,
-                        expected: Some("exit 0 and a result".into()),
-                        seen: Some(seen),
-                    })
-                } else {
-                    Verdict::Broken(format!("{msg}: {seen}"))
-                });
+                return Err(Verdict::Violation(Finding {
+                    message: msg,
+                    expected: Some("exit 0 and a result".into()),
+                    seen: Some(seen),
+                }));
             }
             let Some(result) = rec.stdout_json() else {
+                if i + 1 < n {
+                    return Err(self.peer_failed(idx, "printed no JSON result for ADD"));
+                }
                 self.blame = Some(idx);
                 return Err(Verdict::violation(
                     "ADD succeeded but stdout is not a JSON result",
@@ -593,12 +603,7 @@ impl Ctx<'_> {
             if !self.invocations[idx].exit.success() {
                 if i + 1 < n {
                     // An earlier chain member refused: the plugin under test was never asked.
-                    let rec = &self.invocations[idx];
-                    return Err(Verdict::Skip(format!(
-                        "chain member {} failed CHECK before the plugin under test ran ({})",
-                        program.display(),
-                        first_line(&rec.stdout, &rec.stderr)
-                    )));
+                    return Err(self.peer_failed(idx, "failed CHECK before the plugin under test ran"));
                 }
                 return Ok((idx, false));
             }

@@ -179,14 +179,7 @@ impl Ctx<'_> {
                 if is_own {
                     return Ok(Err(idx));
                 }
-                let msg = format!(
-                    "chain member {} failed ADD ({}); cannot judge the plugin: {}",
-                    program.display(),
-                    rec.exit,
-                    first_line(&rec.stdout, &rec.stderr)
-                );
-                self.blame = Some(idx);
-                return Err(Verdict::Broken(msg));
+                return Err(self.peer_failed(idx, "failed ADD"));
             }
             let Some(result) = rec.stdout_json() else {
                 let shown = truncate(&rec.stdout, 200);
@@ -194,7 +187,7 @@ impl Ctx<'_> {
                 return Err(if is_own {
                     Verdict::violation("ADD succeeded but stdout is not a JSON result", "a JSON result", shown)
                 } else {
-                    Verdict::Broken(format!("chain member {} printed no JSON result", program.display()))
+                    self.peer_failed(idx, "printed no JSON result for ADD")
                 });
             };
             prev = Some(result);

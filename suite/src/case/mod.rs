@@ -9,12 +9,14 @@ mod ctx;
 mod ctx_variant;
 mod evidence;
 mod hangs;
+mod peers;
 
 pub(crate) use ctx::{first_line, truncate};
 pub use ctx::{AddOutcome, AddPremise, Attachment, Ctx, Target};
 pub use ctx_variant::Variant;
 pub use evidence::review;
 pub use hangs::{FirstTimeout, HangMemory};
+pub use peers::{Charged, PeerFinding};
 
 use crate::profile::PluginKind;
 use crate::version::SpecVersion;

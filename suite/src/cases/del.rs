@@ -1,6 +1,7 @@
 //! `del/*`: the DEL verb (SPEC §2 DEL: idempotent, best effort, leaves nothing behind).
 
 use crate::case::{Applies, Attachment, Case, Ctx, Level, Verdict, ANY_KIND, WITH_INTERFACES};
+use crate::lab::snapshot::Change;
 use crate::version::SpecVersion;
 
 const ALWAYS: SpecVersion = SpecVersion(0, 1, 0);
@@ -131,9 +132,9 @@ pub const CASES: &[Case] = &[
 
 const V1: SpecVersion = SpecVersion(1, 0, 0);
 
-/// Leak lines between two snapshots.
-fn leaks(before: &crate::lab::HostSnapshot, after: &crate::lab::HostSnapshot) -> Vec<String> {
-    after.traces_since(before)
+/// Leaks between two snapshots.
+fn leaks(before: &crate::lab::HostSnapshot, after: &crate::lab::HostSnapshot) -> Vec<Change> {
+    after.trace_changes_since(before)
 }
 
 /// ADDs a first attachment (so shared network state exists), snapshots, ADDs a second one, runs
@@ -141,7 +142,7 @@ fn leaks(before: &crate::lab::HostSnapshot, after: &crate::lab::HostSnapshot) ->
 fn second_attachment_leaks(
     ctx: &mut Ctx,
     del: impl FnOnce(&mut Ctx, &Attachment, &serde_json::Value) -> Result<(), Verdict>,
-) -> Result<Vec<String>, Verdict> {
+) -> Result<Vec<Change>, Verdict> {
     second_attachment_leaks_with(ctx, |ctx, att| {
         let out = ctx.add(att)?;
         del(ctx, att, &out.result)
@@ -150,11 +151,12 @@ fn second_attachment_leaks(
 
 /// Like [`second_attachment_leaks`], with the whole life of the second attachment in `life`.
 /// The kernel tears down a deleted namespace asynchronously, so the "after" snapshot is retried
-/// for up to two seconds while it still differs.
+/// for up to two seconds while it still differs. The second attachment's calls are tracked, so
+/// each leak can be charged to the call that made it.
 fn second_attachment_leaks_with(
     ctx: &mut Ctx,
     life: impl FnOnce(&mut Ctx, &Attachment) -> Result<(), Verdict>,
-) -> Result<Vec<String>, Verdict> {
+) -> Result<Vec<Change>, Verdict> {
     let first = ctx.attachment()?;
     let out = ctx.add(&first)?;
     // A configuration that holds one attachment at a time (vlan: one link per master and tag)
@@ -164,6 +166,7 @@ fn second_attachment_leaks_with(
     }
     let before = ctx.lab.snapshot()?;
     let second = ctx.attachment()?;
+    ctx.track_changes();
     life(ctx, &second)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
@@ -175,23 +178,26 @@ fn second_attachment_leaks_with(
     }
 }
 
-fn no_leaks(ctx: &mut Ctx, leaks: Vec<String>, how: &str) -> Result<(), Verdict> {
-    if leaks.is_empty() {
-        return Ok(());
-    }
-    ctx.blame = ctx.invocations.iter().rposition(|r| r.command == "DEL");
+/// A violation for the leaks the plugin under test made; those of peers are reported apart.
+fn no_leaks(ctx: &mut Ctx, leaks: Vec<Change>, how: &str) -> Result<(), Verdict> {
     let how = if how.is_empty() {
         String::new()
     } else {
         format!(" {how}")
     };
+    let message = format!("DEL{how} left traces of the attachment on the host");
+    let own = ctx.charge_and_report(&leaks, &message);
+    if own.is_empty() {
+        return Ok(());
+    }
+    ctx.blame = ctx.own_call("DEL");
     // "should either delete the interface ... or undo any modifications" (SPEC §2 DEL; DHCP's
     // release "would not be considered critical"): a trace is a should finding, also in a
     // must case such as del/after-failed-add.
     Err(Verdict::should(
-        format!("DEL{how} left traces of the attachment on the host"),
+        message,
         "the host as it was before the ADD",
-        leaks.join("; "),
+        own.join("; "),
     ))
 }
 
@@ -487,12 +493,8 @@ fn other_ifname_intact(ctx: &mut Ctx) -> Result<(), Verdict> {
     }
     // Earlier chain members DEL after the plugin under test; when one of them failed, what it
     // left half-removed is not the plugin's doing.
-    if let Some(member) = ctx.invocations[del + 1..].iter().find(|r| !r.exit.success()) {
-        return Err(Verdict::Skip(format!(
-            "chain member {} failed DEL of net1 ({}); the plugin's own removals cannot be told apart",
-            member.program,
-            crate::case::first_line(&member.stdout, &member.stderr)
-        )));
+    if let Some(member) = (del + 1..ctx.invocations.len()).find(|i| !ctx.invocations[*i].exit.success()) {
+        return Err(ctx.peer_failed(member, "failed DEL of net1"));
     }
     let rec = ctx.record(del);
     if !rec.exit.success() {
@@ -555,22 +557,25 @@ fn host_state_kept(ctx: &mut Ctx) -> Result<(), Verdict> {
     // host had before the plugin ever ran must still be there, unchanged.
     let before = ctx.lab.snapshot()?;
     let att = ctx.attachment()?;
+    ctx.track_changes();
     let out = ctx.add(&att)?;
     ctx.del(&att, Some(&out.result))?;
     let changes = ctx.lab.snapshot()?.diff(&before);
     let handed = handed_device(ctx);
-    let lost: Vec<String> = changes
+    let lost: Vec<Change> = changes
         .iter()
         .filter(|c| c.sign == '-' || (c.sign == '~' && !c.what.starts_with("file ") && !c.what.starts_with("sysctl ")))
         .filter(|c| !handed.as_deref().is_some_and(|dev| returned_as_was(dev, c, &changes)))
-        .map(|c| c.to_string())
+        .cloned()
         .collect();
+    let message = "the host lost or changed state it had before the plugin ran";
+    let lost = ctx.charge_and_report(&lost, message);
     if lost.is_empty() {
         return Ok(());
     }
-    ctx.blame = ctx.invocations.iter().rposition(|r| r.command == "ADD");
+    ctx.blame = ctx.own_call("ADD");
     Err(Verdict::violation(
-        "the host lost or changed state it had before the plugin ran",
+        message,
         "the host's own links, addresses, routes and rules untouched",
         lost.join("; "),
     ))
@@ -579,7 +584,7 @@ fn host_state_kept(ctx: &mut Ctx) -> Result<(), Verdict> {
 /// Links, addresses and routes a plugin added and kept after its last DEL that are not
 /// network-wide state: bridges, links on a bridge (or named `<bridge>.<n>`), and addresses and
 /// routes on those. Firewall state, sysctls and data files are network-wide by nature.
-fn non_network_additions(changes: &[crate::lab::snapshot::Change]) -> Vec<String> {
+fn non_network_additions(changes: &[Change]) -> Vec<Change> {
     let field = |line: &str, key: &str| {
         line.split_whitespace()
             .find_map(|w| w.strip_prefix(key))
@@ -619,8 +624,8 @@ fn non_network_additions(changes: &[crate::lab::snapshot::Change]) -> Vec<String
             // A link the host had before (a master link of the profile) may carry new state too.
             || !links.iter().any(|(n, _, _)| n == dev) && dev != "lo" && dev != "-"
     };
-    added
-        .iter()
+    let kept: Vec<&str> = added
+        .into_iter()
         .filter(|line| {
             if let Some(l) = line.strip_prefix("link ") {
                 let name = l.split_whitespace().next().unwrap_or("");
@@ -633,23 +638,29 @@ fn non_network_additions(changes: &[crate::lab::snapshot::Change]) -> Vec<String
                 false
             }
         })
-        .map(|l| format!("+ {l}"))
+        .collect();
+    changes
+        .iter()
+        .filter(|c| c.sign == '+' && kept.contains(&c.what.as_str()))
+        .cloned()
         .collect()
 }
 
 fn keeps_only_network_state(ctx: &mut Ctx) -> Result<(), Verdict> {
     let before = ctx.lab.snapshot()?;
     let att = ctx.attachment()?;
+    ctx.track_changes();
     let out = ctx.add(&att)?;
     ctx.del(&att, Some(&out.result))?;
     let changes = ctx.lab.snapshot()?.diff(&before);
-    let kept = non_network_additions(&changes);
+    let message = "the plugin's host kept links, addresses or routes after its last attachment was deleted that are not network-wide state";
+    let kept = ctx.charge_and_report(&non_network_additions(&changes), message);
     if kept.is_empty() {
         return Ok(());
     }
-    ctx.blame = ctx.invocations.iter().rposition(|r| r.command == "ADD");
+    ctx.blame = ctx.own_call("ADD");
     Err(Verdict::violation(
-        "the plugin's host kept links, addresses or routes after its last attachment was deleted that are not network-wide state",
+        message,
         "only bridges, links on them and their addresses and routes",
         kept.join("; "),
     ))

@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::case::{first_line, Applies, Attachment, Case, Ctx, Level, Verdict, ANY_KIND};
+use crate::lab::snapshot::Change;
 use crate::lab::HostSnapshot;
 use crate::version::SpecVersion;
 
@@ -122,17 +123,16 @@ fn quiet_success(ctx: &mut Ctx, idx: usize) -> Result<(), Verdict> {
     Ok(())
 }
 
-fn diff_lines(before: &HostSnapshot, after: &HostSnapshot) -> Vec<String> {
-    after.traces_since(before)
-}
-
-/// Snapshots until the diff from `before` has no line matching `keep`, or two seconds passed.
-fn settled(ctx: &Ctx, before: &HostSnapshot, keep: impl Fn(&str) -> bool) -> Result<Vec<String>, Verdict> {
+/// Snapshots until the diff from `before` has no change matching `keep`, or two seconds passed.
+fn settled(ctx: &Ctx, before: &HostSnapshot, keep: impl Fn(&str) -> bool) -> Result<Vec<Change>, Verdict> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
-        let lines: Vec<String> = diff_lines(before, &ctx.lab.snapshot()?)
+        let lines: Vec<Change> = ctx
+            .lab
+            .snapshot()?
+            .trace_changes_since(before)
             .into_iter()
-            .filter(|l| keep(l))
+            .filter(|c| keep(&c.to_string()))
             .collect();
         if lines.is_empty() || std::time::Instant::now() >= deadline {
             return Ok(lines);
@@ -146,19 +146,19 @@ fn keeps_valid(ctx: &mut Ctx) -> Result<(), Verdict> {
     let att = ctx.attachment()?;
     let out = ctx.add_at(&att, &version)?;
     let before = ctx.lab.snapshot()?;
+    ctx.track_changes();
     let idx = gc(
         ctx,
         vec![entry(&att)],
         &["cni.dev/valid-attachments", "cni.dev/attachments"],
     )?;
     quiet_success(ctx, idx)?;
-    let changed = diff_lines(&before, &ctx.lab.snapshot()?);
+    let message = "GC changed the host although every attachment is valid";
+    let changed = ctx.lab.snapshot()?.trace_changes_since(&before);
+    let changed = ctx.charge_and_report(&changed, message);
     if !changed.is_empty() {
-        return Err(Verdict::violation(
-            "GC changed the host although every attachment is valid",
-            "no change",
-            changed.join("; "),
-        ));
+        ctx.blame = Some(idx);
+        return Err(Verdict::violation(message, "no change", changed.join("; ")));
     }
     let (idx, ok) = ctx.check_raw(&att, &out.result, &version)?;
     if !ok {
@@ -179,6 +179,7 @@ fn removes_stale(ctx: &mut Ctx) -> Result<(), Verdict> {
     ctx.add_at(&keep, &version)?;
     let before = ctx.lab.snapshot()?;
     let stale = ctx.attachment()?;
+    ctx.track_changes();
     ctx.add_at(&stale, &version)?;
     // The container died without a DEL: its namespace is gone, its host resources are not.
     ctx.lab.remove_container(&stale.container.name)?;
@@ -188,12 +189,15 @@ fn removes_stale(ctx: &mut Ctx) -> Result<(), Verdict> {
         &["cni.dev/valid-attachments", "cni.dev/attachments"],
     )?;
     quiet_success(ctx, idx)?;
+    let message = "GC left resources of a stale attachment";
     let left = settled(ctx, &before, |_| true)?;
+    let left = ctx.charge_and_report(&left, message);
     if left.is_empty() {
         Ok(())
     } else {
+        ctx.blame = Some(idx);
         Err(Verdict::violation(
-            "GC left resources of a stale attachment",
+            message,
             "the host as it was before the stale ADD",
             left.join("; "),
         ))
@@ -204,6 +208,7 @@ fn empty_list(ctx: &mut Ctx) -> Result<(), Verdict> {
     let version = v110(ctx)?;
     let before = ctx.lab.snapshot()?;
     let att = ctx.attachment()?;
+    ctx.track_changes();
     let out = ctx.add_at(&att, &version)?;
     let ips: Vec<String> = crate::cni::NormalResult::parse(&out.result)
         .map(|r| r.ips.iter().map(|i| i.address.addr.to_string()).collect())
@@ -222,12 +227,15 @@ fn empty_list(ctx: &mut Ctx) -> Result<(), Verdict> {
                     || l.contains(&format!("{ip} "))
             })
     };
+    let message = "GC with an empty list left resources naming the attachment";
     let left = settled(ctx, &before, names_it)?;
+    let left = ctx.charge_and_report(&left, message);
     if left.is_empty() {
         Ok(())
     } else {
+        ctx.blame = Some(idx);
         Err(Verdict::violation(
-            "GC with an empty list left resources naming the attachment",
+            message,
             "nothing naming its id or address",
             left.join("; "),
         ))

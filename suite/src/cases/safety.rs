@@ -83,7 +83,15 @@ fn exits_cleanly(ctx: &mut Ctx) -> Result<(), Verdict> {
     // Every call is followed by a sweep of the lab: what a call left running is named in its
     // record. Anything still alive now escaped the sweeps (a call ran beside another).
     let left = ctx.lab.processes()?;
-    if let Some(i) = ctx.invocations.iter().position(|r| !r.notes.is_empty()) {
+    // A peer's unclean exit is the peer's finding.
+    for i in 0..ctx.invocations.len() {
+        if !ctx.is_own(i) && !ctx.invocations[i].notes.is_empty() {
+            let notes = ctx.invocations[i].notes.join("; ");
+            let verb = ctx.invocations[i].command.clone();
+            ctx.report_peer(i, &format!("{verb} did not finish cleanly"), notes);
+        }
+    }
+    if let Some(i) = (0..ctx.invocations.len()).find(|i| ctx.is_own(*i) && !ctx.invocations[*i].notes.is_empty()) {
         ctx.blame = Some(i);
         let rec = &ctx.invocations[i];
         return Err(Verdict::violation(
@@ -106,21 +114,25 @@ fn exits_cleanly(ctx: &mut Ctx) -> Result<(), Verdict> {
 fn writes_only_data_places(ctx: &mut Ctx) -> Result<(), Verdict> {
     let att = ctx.attachment()?;
     let before = ctx.lab.snapshot()?;
+    ctx.track_changes();
     let out = ctx.add(&att)?;
     let after_add = ctx.lab.snapshot()?.writes_since(&before);
     ctx.del(&att, Some(&out.result))?;
     let after_del = ctx.lab.snapshot()?.writes_since(&before);
-    let (blame, verb, writes) = if !after_add.is_empty() {
-        (out.record, "ADD", after_add)
-    } else if !after_del.is_empty() {
-        (ctx.invocations.len() - 1, "DEL", after_del)
-    } else {
+    let message = "wrote files outside the plugin's data places (they stayed in the lab; on a real host they would be the machine's)";
+    let later: Vec<_> = after_del
+        .into_iter()
+        .filter(|c| !after_add.iter().any(|w| w.what == c.what))
+        .collect();
+    let writes: Vec<_> = after_add.into_iter().chain(later).collect();
+    let own = ctx.charge_and_report(&writes, &format!("ADD or DEL {message}"));
+    if own.is_empty() {
         return Ok(());
-    };
-    ctx.blame = Some(blame);
+    }
+    ctx.blame = ctx.own_call("ADD");
     Err(Verdict::violation(
-        format!("{verb} wrote files outside the plugin's data places (they stayed in the lab; on a real host they would be the machine's)"),
+        format!("ADD or DEL {message}"),
         "files only under /var/lib/cni, /run and the data directories the configuration names",
-        writes.join("; "),
+        own.join("; "),
     ))
 }

@@ -1,6 +1,7 @@
 //! The suite's own reading of CNI documents. It is deliberately lenient (it must describe what a
 //! broken plugin printed, not refuse it); strictness lives in the schemas and in the cases.
 
+pub mod path;
 pub mod result;
 
 pub use result::{NormalResult, ResultInterface, ResultIp, ResultRoute};

@@ -5,7 +5,7 @@
 //! `/run`. It dies with the lab: dropping the [`Service`] kills its process group and reaps it,
 //! and the end of the lab's PID namespace kills it when the suite dies first, even by SIGKILL.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -56,7 +56,7 @@ impl Service {
         let out = log_file
             .try_clone()
             .map_err(|e| LabError::Other(format!("{}: dup log file: {e}", spec.name)))?;
-        let (mnt_fd, net_fd) = (mnt.as_raw_fd(), net.as_raw_fd());
+        let entry = sandbox.entry(net);
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)
             .stdin(Stdio::null())
@@ -67,9 +67,7 @@ impl Service {
         // descriptors the parent keeps open until spawn returns.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::setns(mnt_fd, libc::CLONE_NEWNS) != 0 || libc::setns(net_fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                entry.enter()?;
                 libc::setsid();
                 Ok(())
             });

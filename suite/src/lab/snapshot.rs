@@ -17,6 +17,7 @@ use std::path::Path;
 
 use super::firewall::FirewallSnapshot;
 use super::{Lab, LabError};
+use crate::hash::fnv1a;
 use crate::ns::{self, NsError};
 
 /// Sysctls of the lab host that plugins commonly change.
@@ -81,19 +82,26 @@ impl HostSnapshot {
     /// changes of data files that already existed (state such as host-local's
     /// `last_reserved_ip`) and logs.
     pub fn traces_since(&self, before: &HostSnapshot) -> Vec<String> {
+        self.trace_changes_since(before)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// [`HostSnapshot::traces_since`] as changes (for charging each to the call that made it).
+    pub fn trace_changes_since(&self, before: &HostSnapshot) -> Vec<Change> {
         self.diff(before)
             .into_iter()
             .filter(|c| !(c.sign == '~' && c.what.starts_with("file ")))
             .filter(|c| !c.what.starts_with(&format!("written {LOG_DIR}/")))
-            .map(|c| c.to_string())
             .collect()
     }
 
     /// Files written outside the plugin's data places since `before` (logs included).
-    pub fn writes_since(&self, before: &HostSnapshot) -> Vec<String> {
+    pub fn writes_since(&self, before: &HostSnapshot) -> Vec<Change> {
         let mut out = Vec::new();
         map_diff("written", &before.written, &self.written, &mut out);
-        out.into_iter().map(|c| c.to_string()).collect()
+        out
     }
 
     /// Differences from `before` to `self`, in a stable order.
@@ -282,13 +290,6 @@ fn walk(dir: &Path, out: &mut BTreeMap<String, String>) -> Result<(), NsError> {
         }
     }
     Ok(())
-}
-
-/// FNV-1a, enough to tell two file contents apart in a report.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! One `NETLINK_ROUTE` socket and the request/answer exchange on it.
+//! The suite's one netlink transport: a socket of any netlink protocol and the request/answer
+//! exchange on it, generic over the message type (`RouteNetlinkMessage` for the rtnetlink
+//! client, nf_tables messages for the firewall snapshot in `lab::firewall::nfnl`).
 //!
 //! A request is one message with its own sequence number. Its answer is read datagram by datagram
 //! (each datagram may hold several messages, and a dump spans several datagrams) until the message
@@ -7,14 +9,14 @@
 //! skipped.
 
 use std::io;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use netlink_packet_core::{
-    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLM_F_ACK, NLM_F_ACK_TLVS,
-    NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    NetlinkBuffer, NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
+    NlasIterator, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use netlink_sys::{Socket, SocketAddr};
 
 use super::{NetError, NetResult};
 
@@ -31,7 +33,7 @@ const DUMP_ATTEMPTS: usize = 5;
 
 /// What kind of exchange a request starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Exchange {
+pub(crate) enum Exchange {
     /// `NLM_F_DUMP`: many answers, ended by `NLMSG_DONE`.
     Dump,
     /// A request with `NLM_F_ACK` and the given extra flags (`NLM_F_CREATE`, `NLM_F_EXCL`, ...):
@@ -39,17 +41,23 @@ pub(super) enum Exchange {
     Ack(u16),
 }
 
-/// An open socket and its sequence counter.
-pub(super) struct Conn {
+/// An open socket of one netlink protocol, carrying messages of type `M`, and its sequence
+/// counter.
+pub(crate) struct Conn<M> {
     socket: Socket,
     seq: u32,
     buffer: Vec<u8>,
+    message: PhantomData<fn(M) -> M>,
 }
 
-impl Conn {
-    /// Opens and binds a socket in the calling thread's network namespace.
-    pub(super) fn open() -> NetResult<Self> {
-        let mut socket = Socket::new(NETLINK_ROUTE).map_err(NetError::Socket)?;
+impl<M> Conn<M>
+where
+    M: NetlinkSerializable + NetlinkDeserializable + Clone,
+{
+    /// Opens and binds a socket of `protocol` (`netlink_sys::protocols::NETLINK_*`) in the
+    /// calling thread's network namespace.
+    pub(crate) fn open(protocol: isize) -> NetResult<Self> {
+        let mut socket = Socket::new(protocol).map_err(NetError::Socket)?;
         socket.bind_auto().map_err(NetError::Socket)?;
         // Best effort: extended acks give the kernel's own error text, capped acks keep error
         // answers small. Old kernels without them still work.
@@ -60,33 +68,35 @@ impl Conn {
             socket,
             seq: 0,
             buffer: Vec::with_capacity(INITIAL_BUFFER),
+            message: PhantomData,
         })
     }
 
-    /// Sends `message` and collects every answer message until the exchange ends. A negative
-    /// kernel answer becomes [`NetError::Kernel`] with `op` as context.
-    pub(super) fn request(
-        &mut self,
-        message: RouteNetlinkMessage,
-        exchange: Exchange,
-        op: &str,
-    ) -> NetResult<Vec<RouteNetlinkMessage>> {
+    /// Sends `message` and collects every answer message until the exchange ends; a dump the
+    /// kernel flags as interrupted is restarted (a few times at most). A negative kernel answer
+    /// becomes [`NetError::Kernel`] with `op` as context.
+    pub(crate) fn request(&mut self, message: M, exchange: Exchange, op: &str) -> NetResult<Vec<M>> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.exchange_once(message.clone(), exchange, op)?;
-            if !outcome.interrupted || attempt >= DUMP_ATTEMPTS {
-                return Ok(outcome.messages);
+            let answer = self.exchange(message.clone(), exchange, op)?;
+            if !answer.interrupted || attempt >= DUMP_ATTEMPTS {
+                return Ok(answer.messages);
             }
         }
     }
 
-    fn exchange_once(&mut self, message: RouteNetlinkMessage, exchange: Exchange, op: &str) -> NetResult<Outcome> {
+    /// One exchange: sends `message` and collects the answer messages until it ends, saying
+    /// whether the kernel flagged the dump as interrupted (the caller decides what to redo).
+    pub(crate) fn exchange(&mut self, message: M, exchange: Exchange, op: &str) -> NetResult<Answer<M>> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         self.send(message, exchange, seq)?;
 
-        let mut outcome = Outcome::default();
+        let mut outcome = Answer {
+            messages: Vec::new(),
+            interrupted: false,
+        };
         // The first message that could not be decoded; reported once the exchange has ended so
         // the socket is left clean for the next request.
         let mut decode_error: Option<String> = None;
@@ -104,7 +114,7 @@ impl Conn {
                 if header.flags & NLM_F_DUMP_INTR != 0 {
                     outcome.interrupted = true;
                 }
-                let parsed = match NetlinkMessage::<RouteNetlinkMessage>::deserialize(frame) {
+                let parsed = match NetlinkMessage::<M>::deserialize(frame) {
                     Ok(m) => m,
                     Err(e) => {
                         decode_error.get_or_insert_with(|| format!("{op}: {e}"));
@@ -137,7 +147,7 @@ impl Conn {
         }
     }
 
-    fn send(&mut self, message: RouteNetlinkMessage, exchange: Exchange, seq: u32) -> NetResult<()> {
+    fn send(&mut self, message: M, exchange: Exchange, seq: u32) -> NetResult<()> {
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST
             | match exchange {
@@ -189,14 +199,14 @@ impl Conn {
 }
 
 /// The answer messages of one exchange.
-#[derive(Default)]
-struct Outcome {
-    messages: Vec<RouteNetlinkMessage>,
+pub(crate) struct Answer<M> {
+    /// The messages, in the kernel's order.
+    pub(crate) messages: Vec<M>,
     /// The kernel flagged the dump as inconsistent (the tables changed while it ran).
-    interrupted: bool,
+    pub(crate) interrupted: bool,
 }
 
-fn finish(outcome: Outcome, decode_error: Option<String>) -> NetResult<Outcome> {
+fn finish<M>(outcome: Answer<M>, decode_error: Option<String>) -> NetResult<Answer<M>> {
     match decode_error {
         Some(e) => Err(NetError::Decode(e)),
         None => Ok(outcome),

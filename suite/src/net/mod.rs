@@ -11,7 +11,7 @@
 //! its answer, which keeps errors local and the code free of executor state.
 
 mod build;
-mod conn;
+pub(crate) mod conn;
 mod decode;
 mod types;
 
@@ -76,7 +76,7 @@ pub type NetResult<T> = Result<T, NetError>;
 /// Requests are serialised by an internal lock, so an `Rtnl` can be shared between threads; it is
 /// `Send` and `Sync`.
 pub struct Rtnl {
-    conn: Mutex<Conn>,
+    conn: Mutex<Conn<RouteNetlinkMessage>>,
 }
 
 impl std::fmt::Debug for Rtnl {
@@ -89,7 +89,7 @@ impl Rtnl {
     /// Opens a socket in the calling thread's network namespace.
     pub fn new() -> NetResult<Self> {
         Ok(Self {
-            conn: Mutex::new(Conn::open()?),
+            conn: Mutex::new(Conn::open(netlink_sys::protocols::NETLINK_ROUTE)?),
         })
     }
 
@@ -111,7 +111,7 @@ impl Rtnl {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Conn> {
+    fn lock(&self) -> MutexGuard<'_, Conn<RouteNetlinkMessage>> {
         // A panic while holding the lock cannot leave the socket half-read in a way the next
         // exchange does not cope with (stale sequence numbers are skipped), so poisoning is ignored.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())

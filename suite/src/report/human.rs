@@ -144,6 +144,13 @@ fn render_raw(report: &Report) -> String {
             details(c, &mut out);
         }
     }
+    if !report.peers.is_empty() {
+        out.push_str("\npeers (informational: chain members and delegates beside the plugin are not judged)\n\n");
+        for p in &report.peers {
+            let _ = writeln!(out, "PEER {} in {}: {}", p.peer, p.case, p.message);
+            let _ = writeln!(out, "    seen:     {}", p.seen);
+        }
+    }
     let s = &report.summary;
     let _ = writeln!(
         out,

@@ -74,6 +74,7 @@ pub fn render_many(reports: &[Report]) -> String {
             String::new()
         };
         suites(r, &prefix, &mut x);
+        peers(r, &prefix, &mut x);
     }
     x.push_str("</testsuites>\n");
     x
@@ -143,6 +144,26 @@ fn suites(report: &Report, prefix: &str, x: &mut String) {
         }
         x.push_str("  </testsuite>\n");
     }
+}
+
+/// Peer findings as a suite with no test cases (so no count changes), listed in its
+/// `<system-out>`.
+fn peers(report: &Report, prefix: &str, x: &mut String) {
+    if report.peers.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        x,
+        "  <testsuite name=\"{}peers (informational)\" tests=\"0\" failures=\"0\" skipped=\"0\" time=\"0\">",
+        esc(prefix)
+    );
+    let text: Vec<String> = report
+        .peers
+        .iter()
+        .map(|p| format!("{} in {}: {}\nseen: {}", p.peer, p.case, p.message, p.seen))
+        .collect();
+    let _ = writeln!(x, "    <system-out>{}</system-out>", esc(&text.join("\n\n")));
+    x.push_str("  </testsuite>\n");
 }
 
 #[cfg(test)]

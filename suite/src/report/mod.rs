@@ -72,6 +72,22 @@ pub struct CaseReport {
     pub invocations: Vec<Record>,
 }
 
+/// What a peer (a chain member or delegate beside the plugin under test) did wrong in a case:
+/// informational, never part of the verdict or the exit status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerReport {
+    /// The case it was seen in.
+    pub case: String,
+    /// The peer's file name.
+    pub peer: String,
+    /// One sentence.
+    pub message: String,
+    /// What it left or did.
+    pub seen: String,
+    /// Index of the peer's invocation into that case's `invocations`.
+    pub invocation: usize,
+}
+
 /// Totals.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
@@ -96,6 +112,9 @@ pub struct Report {
     pub plugin: PluginInfo,
     /// The cases, in catalogue order.
     pub cases: Vec<CaseReport>,
+    /// What peers did wrong, by case (informational).
+    #[serde(default)]
+    pub peers: Vec<PeerReport>,
     /// Totals.
     pub summary: Summary,
 }
@@ -107,9 +126,17 @@ impl Report {
             duration_ms,
             ..Default::default()
         };
+        let mut peers = Vec::new();
         let cases = results
             .into_iter()
             .map(|r| {
+                peers.extend(r.peers.into_iter().map(|p| PeerReport {
+                    case: r.case.id.into(),
+                    peer: p.peer,
+                    message: p.message,
+                    seen: p.seen,
+                    invocation: p.invocation,
+                }));
                 match r.status {
                     Status::Pass => summary.passed += 1,
                     Status::Fail => summary.failed += 1,
@@ -141,6 +168,7 @@ impl Report {
             },
             plugin,
             cases,
+            peers,
             summary,
         }
     }
@@ -166,6 +194,7 @@ impl Report {
             },
             plugin,
             cases,
+            peers: Vec::new(),
             summary,
         }
     }

@@ -8,11 +8,13 @@
 //! - [`log`]: the append-only JSON-lines log (one `O_APPEND` write per call).
 //! - [`mode`]: runs the runtime command once per scenario inside a fresh lab and collects the logs.
 //! - [`evidence`] and [`rules`]: what a scenario produced, and the `runtime/*` rules judged over it.
+//! - [`hygiene`]: the rule on what the runtime command leaves running in its lab.
 //! - [`cri_evidence`] and [`kubernetes`]: the kubelet stand-in's record of a CRI runtime, and the
 //!   `kubernetes/*` rules judged over it and the log.
 
 pub mod cri_evidence;
 pub mod evidence;
+pub mod hygiene;
 pub mod kubernetes;
 pub mod log;
 pub mod mode;

@@ -29,6 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use super::log::{self, Entry, NetnsSeen};
+use crate::hash::Fnv1a;
 use crate::invoke::convert::convert;
 use crate::net::{IpNet, Rtnl};
 use crate::version::{SpecVersion, RELEASED};
@@ -78,12 +79,11 @@ impl Answer {
 
 /// The host end's name for an attachment: `rv` + 12 hex digits of a hash of (container id, ifname).
 pub fn host_ifname(container_id: &str, ifname: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in container_id.bytes().chain([0]).chain(ifname.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("rv{:012x}", h & 0xffff_ffff_ffff)
+    let mut hasher = Fnv1a::new();
+    hasher.write(container_id.as_bytes());
+    hasher.write(&[0]);
+    hasher.write(ifname.as_bytes());
+    format!("rv{:012x}", hasher.finish() & 0xffff_ffff_ffff)
 }
 
 fn log_path(exe: Option<&Path>) -> Option<PathBuf> {

@@ -8,13 +8,13 @@
 //! never collides with a link of the same name.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::hash::Hasher;
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::cpio;
 use super::elf;
+use crate::hash::ContentDigest;
 
 /// Where a file's bytes come from.
 #[derive(Debug, Clone)]
@@ -330,13 +330,8 @@ impl Image {
     /// host files are remembered in `memo` against their identity (device, inode, size, times),
     /// so a warm run reads no large file again; a file changed in any way gets a new digest.
     pub fn key(&self, memo: &mut DigestMemo) -> Result<String, ImageError> {
-        let mut a = std::hash::DefaultHasher::new();
-        let mut b = std::hash::DefaultHasher::new();
-        b.write(b"cni-conformance initramfs, second half");
-        let mut feed = |bytes: &[u8]| {
-            a.write(bytes);
-            b.write(bytes);
-        };
+        let mut key = ContentDigest::salted(b"cni-conformance initramfs, second half");
+        let mut feed = |bytes: &[u8]| key.write(bytes);
         feed(b"cni-conformance initramfs v1");
         for (path, node) in &self.nodes {
             feed(path.as_bytes());
@@ -366,7 +361,7 @@ impl Image {
                 }
             }
         }
-        Ok(format!("{:016x}{:016x}", a.finish(), b.finish()))
+        Ok(key.hex())
     }
 
     /// Writes the archive to `dest` (through a temporary file renamed into place, so a reader never
@@ -403,14 +398,10 @@ impl Image {
 
 /// A 128-bit digest of some bytes, as hex.
 fn digest_bytes(bytes: &[u8]) -> String {
-    let mut a = std::hash::DefaultHasher::new();
-    let mut b = std::hash::DefaultHasher::new();
-    b.write(b"second half");
-    a.write(bytes);
-    b.write(bytes);
-    a.write_u64(bytes.len() as u64);
-    b.write_u64(bytes.len() as u64);
-    format!("{:016x}{:016x}", a.finish(), b.finish())
+    let mut digest = ContentDigest::salted(b"second half");
+    digest.write(bytes);
+    digest.write_u64(bytes.len() as u64);
+    digest.hex()
 }
 
 /// Digests of host files, remembered against each file's identity and kept in a small text file
@@ -482,9 +473,7 @@ impl DigestMemo {
                 return Ok(digest.clone());
             }
         }
-        let mut a = std::hash::DefaultHasher::new();
-        let mut b = std::hash::DefaultHasher::new();
-        b.write(b"second half");
+        let mut content = ContentDigest::salted(b"second half");
         let mut f = std::fs::File::open(path).map_err(read_err(path))?;
         let mut buf = vec![0u8; 1 << 20];
         let mut total = 0u64;
@@ -494,12 +483,10 @@ impl DigestMemo {
                 break;
             }
             total += n as u64;
-            a.write(&buf[..n]);
-            b.write(&buf[..n]);
+            content.write(&buf[..n]);
         }
-        a.write_u64(total);
-        b.write_u64(total);
-        let digest = format!("{:016x}{:016x}", a.finish(), b.finish());
+        content.write_u64(total);
+        let digest = content.hex();
         self.known.insert(path.to_path_buf(), (id, digest.clone()));
         self.changed = true;
         Ok(digest)

@@ -4,28 +4,27 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::harness::Need;
+
 /// Debian's upstream plugins.
 pub const UPSTREAM: &str = "/usr/lib/cni";
 
-/// Path to an upstream plugin. Tests need them: when they are missing the test fails with the
-/// install command, unless CNI_CONFORMANCE_SKIP_UPSTREAM=1 is set, in which case it says so on
-/// stderr and returns None (an explicit, visible opt-out — never a silent pass).
-pub fn upstream(name: &str) -> Option<PathBuf> {
-    let p = Path::new(UPSTREAM).join(name);
-    if p.is_file() {
-        return Some(p);
-    }
-    if std::env::var("CNI_CONFORMANCE_SKIP_UPSTREAM").as_deref() == Ok("1") {
-        eprintln!(
-            "SKIP: {} is not installed (CNI_CONFORMANCE_SKIP_UPSTREAM=1)",
-            p.display()
-        );
-        return None;
-    }
-    panic!(
-        "{} is missing: apt-get install containernetworking-plugins (or set CNI_CONFORMANCE_SKIP_UPSTREAM=1 to skip)",
-        p.display()
-    );
+/// An upstream plugin as something a test needs (see `harness::Need`): missing, the test fails
+/// with the install command, or is ignored with the reason when CNI_CONFORMANCE_SKIP_UPSTREAM=1.
+pub fn upstream_plugin(name: &str) -> Need {
+    let path = Path::new(UPSTREAM).join(name);
+    Need::new(
+        path.display().to_string(),
+        path.is_file(),
+        "apt-get install containernetworking-plugins",
+        "CNI_CONFORMANCE_SKIP_UPSTREAM",
+    )
+}
+
+/// Path to an upstream plugin; a test that calls it declares `upstream_plugin(name)` as a need,
+/// so the harness has made sure it is there.
+pub fn upstream(name: &str) -> PathBuf {
+    Path::new(UPSTREAM).join(name)
 }
 
 /// The suite binary built by cargo for this test run.

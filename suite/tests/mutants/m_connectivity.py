@@ -1,16 +1,11 @@
-"""Mutants for the connectivity/* cases: bridge, portmap and bandwidth wrappers that break what a
-configuration promises while every result still looks right. They run inside the lab and change
-it with ip/bridge/iptables there."""
+"""Mutants for the connectivity/* cases: bridge, portmap and bandwidth wrappers that break what a container can reach."""
+
 import json
 import os
 import subprocess
 import sys
 
-from mutantlib import after_add, netns_run, passthrough, real
-
-BRIDGE = "/usr/lib/cni/bridge"
-PORTMAP = "/usr/lib/cni/portmap"
-BANDWIDTH = "/usr/lib/cni/bandwidth"
+from mutantlib import Mutant, after_add, netns_run, on_add, passthrough, real, rewrite_add, BANDWIDTH, BRIDGE, PORTMAP
 
 
 def host_veth(result):
@@ -92,16 +87,73 @@ def no_shaping(cmd, stdin):
     passthrough(real(json.dumps(conf).encode()))
 
 
-MUTANTS = {
-    "conn-isolated-ports": (isolated_ports, "connectivity/container-to-container", "warn", BRIDGE),
-    "conn-drops-ipv6": (drops_ipv6, "connectivity/container-to-container-ipv6", "warn", BRIDGE),
-    "conn-drops-ipv6-host": (drops_ipv6, "connectivity/host-to-container-ipv6", "warn", BRIDGE),
-    "conn-drops-host-pings": (drops_host_pings, "connectivity/host-to-container", "warn", BRIDGE),
-    "conn-ignores-mtu": (ignores_mtu, "connectivity/mtu", "warn", BRIDGE, "bridge-mtu.json"),
-    "conn-narrow-host-end": (narrow_host_end, "connectivity/mtu", "warn", BRIDGE, "bridge-mtu.json"),
-    "conn-no-masquerade": (no_masquerade, "connectivity/masquerade", "warn", BRIDGE),
-    "conn-keeps-masquerade": (keeps_masquerade, "connectivity/masquerade-del", "warn", BRIDGE),
-    "conn-wrong-host-port": (wrong_host_port, "connectivity/portmap", "warn", PORTMAP, "portmap.conflist"),
-    "conn-portmap-del-noop": (portmap_del_noop, "connectivity/portmap-del", "warn", PORTMAP, "portmap.conflist"),
-    "conn-no-shaping": (no_shaping, "connectivity/bandwidth", "warn", BANDWIDTH, "bandwidth.conflist"),
-}
+def add_lies_gateway(cmd, stdin):
+    if cmd == "ADD":
+        def change(r):
+            for ip in r.get("ips", []):
+                ip["gateway"] = "10.88.0.254"
+        rewrite_add(stdin, change)
+    passthrough(real(stdin))
+
+
+def gateway_off_subnet(cmd, stdin):
+    """Names a gateway outside the address's subnet."""
+    def change(r):
+        for ip in r.get("ips", []):
+            ip["gateway"] = "10.99.0.1"
+    on_add(cmd, stdin, change)
+
+
+def gateway_is_self(cmd, stdin):
+    """Names the container's own address as its gateway: an echo to it is answered locally."""
+    def change(r):
+        for ip in r.get("ips", []):
+            ip["gateway"] = ip["address"].split("/")[0]
+    on_add(cmd, stdin, change)
+
+
+def gateway_is_loopback(cmd, stdin):
+    def change(r):
+        for ip in r.get("ips", []):
+            if ":" not in ip["address"]:
+                ip["gateway"] = "127.0.0.1"
+    on_add(cmd, stdin, change)
+
+
+def link_down(cmd, stdin):
+    """Leaves the container interface administratively down after ADD."""
+    p = real(stdin)
+    if cmd == "ADD" and p.returncode == 0:
+        netns_run(["ip", "link", "set", "dev", os.environ.get("CNI_IFNAME", ""), "down"])
+    passthrough(p)
+
+
+def host_end_unbridged(cmd, stdin):
+    """Never attaches the host end of the veth to the bridge."""
+    p = real(stdin)
+    if cmd == "ADD" and p.returncode == 0:
+        for i in json.loads(p.stdout).get("interfaces", []):
+            if not i.get("sandbox") and i["name"].startswith("veth"):
+                subprocess.run(["ip", "link", "set", "dev", i["name"], "nomaster"])
+    passthrough(p)
+
+
+MUTANTS = [
+    Mutant(name="conn-isolated-ports", run=isolated_ports, case="connectivity/container-to-container", status="warn", wraps=BRIDGE),
+    Mutant(name="conn-drops-ipv6", run=drops_ipv6, case="connectivity/container-to-container-ipv6", status="warn", wraps=BRIDGE),
+    Mutant(name="conn-drops-ipv6-host", run=drops_ipv6, case="connectivity/host-to-container-ipv6", status="warn", wraps=BRIDGE),
+    Mutant(name="conn-drops-host-pings", run=drops_host_pings, case="connectivity/host-to-container", status="warn", wraps=BRIDGE),
+    Mutant(name="conn-ignores-mtu", run=ignores_mtu, case="connectivity/mtu", status="warn", wraps=BRIDGE, config="bridge-mtu.json"),
+    Mutant(name="conn-narrow-host-end", run=narrow_host_end, case="connectivity/mtu", status="warn", wraps=BRIDGE, config="bridge-mtu.json"),
+    Mutant(name="conn-no-masquerade", run=no_masquerade, case="connectivity/masquerade", status="warn", wraps=BRIDGE),
+    Mutant(name="conn-keeps-masquerade", run=keeps_masquerade, case="connectivity/masquerade-del", status="warn", wraps=BRIDGE),
+    Mutant(name="conn-wrong-host-port", run=wrong_host_port, case="connectivity/portmap", status="warn", wraps=PORTMAP, config="portmap.conflist"),
+    Mutant(name="conn-portmap-del-noop", run=portmap_del_noop, case="connectivity/portmap-del", status="warn", wraps=PORTMAP, config="portmap.conflist"),
+    Mutant(name="conn-no-shaping", run=no_shaping, case="connectivity/bandwidth", status="warn", wraps=BANDWIDTH, config="bandwidth.conflist"),
+    Mutant(name="add-lies-gateway", run=add_lies_gateway, case="connectivity/container-to-gateway", status="fail"),
+    Mutant(name="res-gateway-off-subnet", run=gateway_off_subnet, case="connectivity/container-to-gateway", status="fail"),
+    Mutant(name="res-gateway-is-self", run=gateway_is_self, case="connectivity/container-to-gateway", status="fail"),
+    Mutant(name="res-gateway-is-loopback", run=gateway_is_loopback, case="connectivity/container-to-gateway", status="fail"),
+    Mutant(name="res-link-down", run=link_down, case="connectivity/container-to-gateway", status="fail"),
+    Mutant(name="res-host-end-unbridged", run=host_end_unbridged, case="connectivity/container-to-gateway", status="fail"),
+]

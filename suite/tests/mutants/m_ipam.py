@@ -1,12 +1,41 @@
 """Mutants for the ipam/* cases: host-local wrappers that break one address-management rule each."""
+
 import ipaddress
 import json
 import os
+import shutil
 import sys
+import time
 
-from mutantlib import emit, passthrough, real
+from mutantlib import Mutant, emit, failed, on_add, passthrough, real, HOST_LOCAL
 
-HOST_LOCAL = "/usr/lib/cni/host-local"
+
+def exhausted_code_1(cmd, stdin):
+    """Reports an exhausted pool as an incompatible CNI version (code 1)."""
+    p = real(stdin)
+    if cmd == "ADD" and failed(p) and b"no IP addresses available" in p.stdout:
+        emit({"code": 1, "msg": "no IP addresses available"}, 1)
+    passthrough(p)
+
+
+def racy_store(cmd, stdin):
+    """Works on a copy of the shared store and writes it back afterwards: one ADD at a time is
+    right, ADDs that overlap hand out the same address."""
+    if cmd != "ADD":
+        passthrough(real(stdin))
+    conf = json.loads(stdin or b"{}")
+    shared = conf.get("ipam", {}).get("dataDir") or "/var/lib/cni/networks"
+    copy = "/run/mutant-racy-" + os.environ.get("CNI_CONTAINERID", "x")
+    shutil.rmtree(copy, ignore_errors=True)
+    if os.path.isdir(shared):
+        shutil.copytree(shared, copy)
+    conf.setdefault("ipam", {})["dataDir"] = copy
+    p = real(json.dumps(conf).encode())
+    time.sleep(0.3)
+    if p.returncode == 0:
+        shutil.copytree(copy, shared, dirs_exist_ok=True)
+    shutil.rmtree(copy, ignore_errors=True)
+    passthrough(p)
 
 
 def conf_of(stdin):
@@ -89,18 +118,29 @@ def hands_out_edges(cmd, stdin):
     passthrough(real(json.dumps(conf).encode()))
 
 
-MUTANTS = {
-    "ipam-private-store": (private_store, "ipam/unique-parallel", "fail", HOST_LOCAL, "host-local.json"),
-    "ipam-del-keeps-address": (del_keeps_address, "ipam/no-leak-cycles", "warn", HOST_LOCAL, "host-local.json"),
-    "ipam-full-pool-reuses": (full_pool_reuses, "ipam/exhaustion-fails", "fail", HOST_LOCAL, "host-local.json"),
-    "ipam-full-pool-text": (full_pool_text, "ipam/exhaustion-error", "warn", HOST_LOCAL, "host-local.json"),
-    "ipam-ignores-args": (ignores_requests, "ipam/requested-ip-args", "warn", HOST_LOCAL, "host-local.json"),
-    "ipam-ignores-runtimeconfig": (ignores_requests, "ipam/requested-ip-runtimeconfig", "warn", HOST_LOCAL,
-                                   "host-local.json"),
-    "ipam-ignores-cni-args": (ignores_requests, "ipam/requested-ip-cni-args", "warn", HOST_LOCAL, "host-local.json"),
-    "ipam-falls-back-when-taken": (falls_back_when_taken, "ipam/requested-ip-taken", "warn", HOST_LOCAL,
-                                   "host-local.json"),
-    "ipam-keeps-when-netns-gone": (keeps_when_netns_gone, "ipam/release-netns-gone", "warn", HOST_LOCAL,
-                                   "host-local.json"),
-    "ipam-hands-out-edges": (hands_out_edges, "ipam/no-reserved-addresses", "warn", HOST_LOCAL, "host-local.json"),
-}
+def ipam_hands_out_gateway(cmd, stdin):
+    """Reports the gateway as the container's address when the first host address is allocated."""
+    def change(r):
+        for ip in r.get("ips", []):
+            gw = ip.get("gateway")
+            addr = ipaddress.ip_interface(ip["address"])
+            if gw and int(addr.ip) == int(ipaddress.ip_address(gw)) + 1:
+                ip["address"] = f"{gw}/{addr.network.prefixlen}"
+    on_add(cmd, stdin, change)
+
+
+MUTANTS = [
+    Mutant(name="fail-exhausted-code-1", run=exhausted_code_1, case="ipam/exhaustion-error", status="warn", wraps=HOST_LOCAL, config="host-local.json"),
+    Mutant(name="ipam-racy-store", run=racy_store, case="ipam/unique-parallel", status="fail", wraps=HOST_LOCAL, config="host-local.json"),
+    Mutant(name="ipam-private-store", run=private_store, case="ipam/unique-parallel", status="fail", wraps=HOST_LOCAL, config="host-local.json"),
+    Mutant(name="ipam-del-keeps-address", run=del_keeps_address, case="ipam/no-leak-cycles", status="warn", wraps=HOST_LOCAL, config="host-local.json"),
+    Mutant(name="ipam-full-pool-reuses", run=full_pool_reuses, case="ipam/exhaustion-fails", status="fail", wraps=HOST_LOCAL, config="host-local.json"),
+    Mutant(name="ipam-full-pool-text", run=full_pool_text, case="ipam/exhaustion-error", status="warn", wraps=HOST_LOCAL, config="host-local.json"),
+    Mutant(name="ipam-ignores-args", run=ignores_requests, case="ipam/requested-ip-args", status="warn", wraps=HOST_LOCAL, config="host-local.json"),
+    Mutant(name="ipam-ignores-runtimeconfig", run=ignores_requests, case="ipam/requested-ip-runtimeconfig", status="warn", wraps=HOST_LOCAL, config="host-local.json"),
+    Mutant(name="ipam-ignores-cni-args", run=ignores_requests, case="ipam/requested-ip-cni-args", status="warn", wraps=HOST_LOCAL, config="host-local.json"),
+    Mutant(name="ipam-falls-back-when-taken", run=falls_back_when_taken, case="ipam/requested-ip-taken", status="warn", wraps=HOST_LOCAL, config="host-local.json"),
+    Mutant(name="ipam-keeps-when-netns-gone", run=keeps_when_netns_gone, case="ipam/release-netns-gone", status="warn", wraps=HOST_LOCAL, config="host-local.json"),
+    Mutant(name="ipam-hands-out-edges", run=hands_out_edges, case="ipam/no-reserved-addresses", status="warn", wraps=HOST_LOCAL, config="host-local.json"),
+    Mutant(name="res-ipam-hands-out-gateway", run=ipam_hands_out_gateway, case="ipam/no-reserved-addresses", status="warn", wraps=HOST_LOCAL, config="host-local.json"),
+]

@@ -9,8 +9,8 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::digest::Fnv1a;
 use super::{FirewallError, LegacyTable};
+use crate::hash::Fnv1a;
 
 /// `IPT_SO_GET_INFO` / `IP6T_SO_GET_INFO` (IPT_BASE_CTL + 0).
 const SO_GET_INFO: libc::c_int = 64;

@@ -18,7 +18,6 @@ use std::os::fd::BorrowedFd;
 
 mod attr;
 mod diff;
-mod digest;
 mod legacy;
 mod netns;
 mod nfnl;

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 
 use super::attr::{push_str_attr, Attr, Attrs};
-use super::digest::Fnv1a;
 use super::nfnl::{Dump, DumpError, NfMessage, NfSocket};
 use super::{FirewallError, NftChain, NftRule, NftTable};
+use crate::hash::Fnv1a;
 
 // nf_tables message types (enum nf_tables_msg_types).
 const NFT_MSG_GETTABLE: u16 = 1;

@@ -169,11 +169,26 @@ unsafe fn run_op(index: usize, op: &Op) -> Result<(), i32> {
         }
         Op::PivotInto(dir) => {
             let dot = c".".as_ptr();
-            if libc::chdir(dir.as_ptr()) != 0
-                || libc::syscall(libc::SYS_pivot_root, dot, dot) != 0
-                || libc::umount2(dot, libc::MNT_DETACH) != 0
-                || libc::chdir(c"/".as_ptr()) != 0
-            {
+            if libc::chdir(dir.as_ptr()) != 0 {
+                return Err(errno());
+            }
+            if libc::syscall(libc::SYS_pivot_root, dot, dot) == 0 {
+                if libc::umount2(dot, libc::MNT_DETACH) != 0 {
+                    return Err(errno());
+                }
+            } else if errno() == libc::EINVAL {
+                // The machine's root is the initramfs (as in `--vm`), which pivot_root refuses:
+                // move the new root over it and chroot, as switch_root does.
+                if libc::mount(dot, c"/".as_ptr(), std::ptr::null(), libc::MS_MOVE, std::ptr::null()) != 0
+                    || libc::chroot(dot) != 0
+                {
+                    return Err(errno());
+                }
+                report(MSG_FALLBACK, index, 0);
+            } else {
+                return Err(errno());
+            }
+            if libc::chdir(c"/".as_ptr()) != 0 {
                 return Err(errno());
             }
         }

@@ -14,7 +14,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::Sandbox;
-use crate::lab::snapshot::fnv1a as digest;
+use crate::hash::fnv1a as digest;
 
 /// Bytes of a file read for its digest (the size is always reported).
 const DIGEST_LIMIT: usize = 4 << 20;

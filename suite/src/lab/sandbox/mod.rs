@@ -71,6 +71,8 @@ pub struct Sandbox {
     pid_ns: OwnedFd,
     mnt: OwnedFd,
     net: OwnedFd,
+    uts: OwnedFd,
+    ipc: OwnedFd,
     stage: File,
     view: File,
     layers: Vec<LayerDir>,
@@ -105,6 +107,8 @@ impl Sandbox {
         let pid_ns = open_init(pid, "ns/pid", "PID namespace")?.into();
         let mnt = open_init(pid, "ns/mnt", "mount namespace")?.into();
         let net = open_init(pid, "ns/net", "network namespace")?.into();
+        let uts = open_init(pid, "ns/uts", "UTS namespace")?.into();
+        let ipc = open_init(pid, "ns/ipc", "IPC namespace")?.into();
         let stage = open_init(pid, &format!("fd/{}", plan::FD_STAGE), "writable layer")?;
         let view = open_init(pid, &format!("fd/{}", plan::FD_VIEW), "root view")?;
         // SAFETY: plain syscall; a negative result means unsupported (then the drop polls).
@@ -123,6 +127,8 @@ impl Sandbox {
             pid_ns,
             mnt,
             net,
+            uts,
+            ipc,
             stage,
             view,
             layers,
@@ -170,9 +176,20 @@ impl Sandbox {
         &self.view
     }
 
+    /// What a process forked for the lab enters before it execs (see [`Entry::enter`]): the lab's
+    /// UTS, IPC and mount namespaces and the network namespace `net` (one of the lab's).
+    pub fn entry(&self, net: BorrowedFd<'_>) -> Entry {
+        Entry {
+            uts: self.uts.as_raw_fd(),
+            ipc: self.ipc.as_raw_fd(),
+            mnt: self.mnt.as_raw_fd(),
+            net: net.as_raw_fd(),
+        }
+    }
+
     /// Spawns `cmd` as a process of the lab's PID namespace (its parent is the suite, out of the
-    /// lab's sight). Entering the lab's mount and network namespaces is the command's own
-    /// `pre_exec` business.
+    /// lab's sight). The command's `pre_exec` must call [`Entry::enter`] to enter the rest of
+    /// the lab.
     pub fn spawn(&self, cmd: &mut Command) -> std::io::Result<Child> {
         let pid_ns = self.pid_ns.as_raw_fd();
         std::thread::scope(|s| {
@@ -206,6 +223,37 @@ impl Sandbox {
             return Err(std::io::Error::last_os_error());
         }
         self.kept = true;
+        Ok(())
+    }
+}
+
+/// The lab's namespaces, as raw descriptors a forked child can enter before exec. The sandbox
+/// must outlive the spawn.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    uts: i32,
+    ipc: i32,
+    mnt: i32,
+    net: i32,
+}
+
+impl Entry {
+    /// Enters the lab's UTS, IPC, mount and network namespaces.
+    ///
+    /// # Safety
+    /// Only between fork and exec (it makes only async-signal-safe system calls), while the
+    /// sandbox that made the entry is alive.
+    pub unsafe fn enter(&self) -> std::io::Result<()> {
+        for (fd, kind) in [
+            (self.uts, libc::CLONE_NEWUTS),
+            (self.ipc, libc::CLONE_NEWIPC),
+            (self.mnt, libc::CLONE_NEWNS),
+            (self.net, libc::CLONE_NEWNET),
+        ] {
+            if libc::setns(fd, kind) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
         Ok(())
     }
 }

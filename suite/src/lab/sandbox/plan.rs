@@ -14,8 +14,9 @@
 //!   A directory with mount points below it is not overlaid whole (overlayfs does not cross
 //!   mounts, and in a user namespace refuses a lower layer with locked submounts): it is rebuilt
 //!   in the new root and its entries are handled one by one;
-//! - fresh `/proc` (the lab's PID namespace), `/sys` (the lab's network namespace) with the
-//!   machine's cgroup hierarchies, a small `/dev`, and private tmpfs on `/run` and `/var/lib/cni`;
+//! - fresh `/proc` (the lab's PID namespace) and `/sys` (the lab's network namespace), read-only
+//!   except for the lab's own network settings, the machine's cgroup hierarchies, a small `/dev`,
+//!   and private tmpfs on `/run` and `/var/lib/cni`;
 //! - then `pivot_root` into the new root and detach the old one, so no path leads back to the
 //!   machine's `/proc` or files.
 
@@ -419,6 +420,16 @@ fn special_mounts(plan: &mut Plan, mounts: &[Mount]) -> Result<(), PlanError> {
         OnError::Fallback(sysfs_fallback),
         "mount the lab's /sys".into(),
     );
+    // Writable only where the lab's own links are (every link of a lab is virtual); the rest of
+    // sysfs is the kernel's.
+    plan.bind(
+        &root("/sys/devices/virtual/net"),
+        &root("/sys/devices/virtual/net"),
+        false,
+        OnError::Ignore,
+    )?;
+    plan.bind(&root("/sys"), &root("/sys"), true, OnError::Ignore)?;
+    plan.remount_readonly(&root("/sys"))?;
     if mounts.iter().any(|m| m.point.starts_with("/sys/fs/cgroup")) {
         plan.bind(
             Path::new("/sys/fs/cgroup"),

@@ -1,17 +1,64 @@
-"""Mutants a reviewer tries on hygiene: what a plugin leaves behind on the host, what it does to
-other attachments, and what it prints or keeps running. They run inside the suite's lab (its
-network and mount namespaces), so everything they change is the lab's."""
+"""Mutants for the del/* cases: DEL in every situation (twice, without ADD, netns gone) and what it leaves behind."""
+
 import glob
 import hashlib
 import json
 import os
 import subprocess
 import sys
-import time
 
-from mutantlib import after_add, emit, passthrough, real
+from mutantlib import Mutant, after_add, emit, passthrough, real, HOST_LOCAL
 
-HOST_LOCAL = "/usr/lib/cni/host-local"
+
+def del_fails_twice(cmd, stdin):
+    if cmd == "DEL":
+        marker = "/run/mutant-del-" + os.environ.get("CNI_CONTAINERID", "")
+        if os.path.exists(marker):
+            emit({"code": 3, "msg": "container already deleted"}, 1)
+        open(marker, "w").close()
+    passthrough(real(stdin))
+
+
+def del_needs_add(cmd, stdin):
+    if cmd == "DEL" and "prevResult" not in json.loads(stdin or b"{}"):
+        emit({"code": 3, "msg": "unknown container"}, 1)
+    passthrough(real(stdin))
+
+
+def del_noop(cmd, stdin):
+    if cmd == "DEL":
+        sys.exit(0)
+    passthrough(real(stdin))
+
+
+def del_needs_netns(cmd, stdin):
+    if cmd == "DEL" and not os.path.exists(os.environ.get("CNI_NETNS", "")):
+        emit({"code": 100, "msg": "failed to open netns"}, 1)
+    passthrough(real(stdin))
+
+
+def del_needs_netns_noop(cmd, stdin):
+    if cmd == "DEL" and not os.path.exists(os.environ.get("CNI_NETNS", "")):
+        sys.exit(0)
+    passthrough(real(stdin))
+
+
+def del_empty_netns_fails(cmd, stdin):
+    if cmd == "DEL" and not os.environ.get("CNI_NETNS"):
+        emit({"code": 4, "msg": "required env variables [CNI_NETNS] missing"}, 1)
+    passthrough(real(stdin))
+
+
+def del_empty_netns_noop(cmd, stdin):
+    if cmd == "DEL" and not os.environ.get("CNI_NETNS"):
+        sys.exit(0)
+    passthrough(real(stdin))
+
+
+def del_without_prevresult_noop(cmd, stdin):
+    if cmd == "DEL" and "prevResult" not in json.loads(stdin or b"{}"):
+        sys.exit(0)
+    passthrough(real(stdin))
 
 
 def short(text):
@@ -74,25 +121,6 @@ def cache_file(cmd, stdin):
     passthrough(real(stdin))
 
 
-def daemonises(cmd, stdin):
-    """ADD leaves a helper daemon behind: it forks twice, starts a new session and closes every
-    inherited descriptor, so neither the process group nor the output pipes give it away."""
-    if cmd == "ADD":
-        p = real(stdin)
-        if p.returncode == 0 and os.fork() == 0:
-            os.setsid()
-            if os.fork() == 0:
-                null = os.open("/dev/null", os.O_RDWR)
-                for fd in (0, 1, 2):
-                    os.dup2(null, fd)
-                os.closerange(3, 1024)
-                time.sleep(20)
-            os._exit(0)
-        time.sleep(0.1)
-        passthrough(p)
-    passthrough(real(stdin))
-
-
 def del_prints(cmd, stdin):
     """DEL prints the prevResult back on stdout."""
     p = real(stdin)
@@ -138,17 +166,25 @@ def release_by_ifname(cmd, stdin):
     passthrough(real(stdin))
 
 
-MUTANTS = {
-    "hyg-leaks-veth": (leaks_veth, "del/leaves-no-trace", "warn"),
-    "hyg-leaks-rule": (leaks_rule, "del/leaves-no-trace", "warn"),
-    "hyg-host-default-route": (host_default_route, "del/host-state-kept", "warn"),
-    "hyg-sysctl-kept": (sysctl_kept, "del/restores-host-sysctls", "warn"),
-    "hyg-sysctl-kept-unlisted": (sysctl_kept_unlisted, "del/restores-host-sysctls", "warn"),
-    "hyg-cache-file": (cache_file, "del/leaves-no-trace", "warn"),
-    "hyg-daemonises": (daemonises, "safety/exits-cleanly", "warn"),
-    "hyg-del-prints": (del_prints, "del/prints-nothing", "warn"),
-    "hyg-del-ignores-ifname": (del_ignores_ifname, "del/other-ifname-intact", "warn"),
-    "hyg-release-by-container": (release_by_container, "del/other-ifname-intact", "warn", HOST_LOCAL,
-                                 "host-local.json"),
-    "hyg-release-by-ifname": (release_by_ifname, "del/leaves-no-trace", "warn", HOST_LOCAL, "host-local.json"),
-}
+MUTANTS = [
+    Mutant(name="del-fails-twice", run=del_fails_twice, case="del/idempotent", status="fail"),
+    Mutant(name="del-needs-add", run=del_needs_add, case="del/without-add", status="fail"),
+    Mutant(name="del-noop", run=del_noop, case="del/leaves-no-trace", status="warn"),
+    Mutant(name="del-needs-netns", run=del_needs_netns, case="del/netns-gone", status="fail"),
+    Mutant(name="del-netns-gone-noop", run=del_needs_netns_noop, case="del/netns-gone-leaves-no-trace", status="warn"),
+    Mutant(name="del-empty-netns-fails", run=del_empty_netns_fails, case="del/empty-netns", status="warn"),
+    Mutant(name="del-empty-netns-noop", run=del_empty_netns_noop, case="del/empty-netns-leaves-no-trace", status="warn"),
+    Mutant(name="del-without-prevresult-noop", run=del_without_prevresult_noop, case="del/without-prevresult-leaves-no-trace", status="warn"),
+    Mutant(name="del-without-prevresult-fails", run=del_needs_add, case="del/without-prevresult", status="warn"),
+    Mutant(name="del-needs-add-after-failure", run=del_needs_add, case="del/after-failed-add", status="fail"),
+    Mutant(name="hyg-leaks-veth", run=leaks_veth, case="del/leaves-no-trace", status="warn"),
+    Mutant(name="hyg-leaks-rule", run=leaks_rule, case="del/leaves-no-trace", status="warn"),
+    Mutant(name="hyg-host-default-route", run=host_default_route, case="del/host-state-kept", status="warn"),
+    Mutant(name="hyg-sysctl-kept", run=sysctl_kept, case="del/restores-host-sysctls", status="warn"),
+    Mutant(name="hyg-sysctl-kept-unlisted", run=sysctl_kept_unlisted, case="del/restores-host-sysctls", status="warn"),
+    Mutant(name="hyg-cache-file", run=cache_file, case="del/leaves-no-trace", status="warn"),
+    Mutant(name="hyg-del-prints", run=del_prints, case="del/prints-nothing", status="warn"),
+    Mutant(name="hyg-del-ignores-ifname", run=del_ignores_ifname, case="del/other-ifname-intact", status="warn"),
+    Mutant(name="hyg-release-by-container", run=release_by_container, case="del/other-ifname-intact", status="warn", wraps=HOST_LOCAL, config="host-local.json"),
+    Mutant(name="hyg-release-by-ifname", run=release_by_ifname, case="del/leaves-no-trace", status="warn", wraps=HOST_LOCAL, config="host-local.json"),
+]

@@ -1,6 +1,10 @@
 //! IP addresses with a prefix length (`10.1.2.3/24`) and the little address arithmetic the
-//! plugins need. Addresses are handled as integers (`u128`, IPv4 in the low 32 bits) together
-//! with their family, so ranges of either family use one code path.
+//! plugins need: the crate's one `IpNet`, used by the CNI types, host-local, the netlink client
+//! and the masquerade alike. Addresses are handled as integers (`u128`, IPv4 in the low 32 bits)
+//! together with their family, so ranges of either family use one code path. Hand-written rather
+//! than the `ipnet` crate: CNI's rules for IPv4-mapped addresses (Go's) and the integer
+//! arithmetic host-local needs are most of the code either way, and the plugins keep their
+//! dependencies to libc and serde.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -96,14 +100,28 @@ impl IpNet {
         Some(IpNet { addr, prefix })
     }
 
+    /// An address with a prefix length taken as written: an IPv4-mapped IPv6 address stays
+    /// IPv6, as the kernel reports and expects it. The prefix must not exceed the written
+    /// family's bit count.
+    pub fn as_written(addr: IpAddr, prefix: u8) -> Option<IpNet> {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
     /// The address family.
     pub fn family(&self) -> Family {
         Family::of(&self.addr)
     }
 
+    /// Whether the address is written as IPv6 (as the kernel sees it).
+    pub fn is_ipv6(&self) -> bool {
+        self.addr.is_ipv6()
+    }
+
     fn host_mask(&self) -> u128 {
         let bits = u32::from(self.family().bits());
-        let host_bits = bits - u32::from(self.prefix);
+        // Saturating: an IPv4-mapped address taken as written may carry an IPv6 prefix length.
+        let host_bits = bits.saturating_sub(u32::from(self.prefix));
         if host_bits == 0 {
             0
         } else if host_bits >= 128 {
@@ -154,26 +172,36 @@ impl fmt::Display for IpNet {
     }
 }
 
+/// Why a string is not a valid [`IpNet`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid CIDR address {text:?}: {reason}")]
+pub struct IpNetParseError {
+    /// The text as given.
+    text: String,
+    /// What is wrong with it ("missing /prefix", "prefix too long", ...).
+    reason: &'static str,
+}
+
 impl FromStr for IpNet {
-    type Err = String;
+    type Err = IpNetParseError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (addr, prefix) = text
-            .split_once('/')
-            .ok_or_else(|| format!("invalid CIDR address {text:?}: missing /prefix"))?;
-        let addr = IpAddr::from_str(addr).map_err(|_| format!("invalid CIDR address {text:?}: bad IP address"))?;
-        let prefix = prefix
-            .parse::<u8>()
-            .map_err(|_| format!("invalid CIDR address {text:?}: bad prefix length"))?;
+        let bad = |reason| IpNetParseError {
+            text: text.to_string(),
+            reason,
+        };
+        let (addr, prefix) = text.split_once('/').ok_or_else(|| bad("missing /prefix"))?;
+        let addr = IpAddr::from_str(addr).map_err(|_| bad("bad IP address"))?;
+        let prefix = prefix.parse::<u8>().map_err(|_| bad("bad prefix length"))?;
         // A prefix is checked against the family as written (`::ffff:1.2.3.4/120` is IPv6).
         let written_bits = if addr.is_ipv4() { 32 } else { 128 };
         if prefix > written_bits {
-            return Err(format!("invalid CIDR address {text:?}: prefix too long"));
+            return Err(bad("prefix too long"));
         }
         let (addr, prefix) = match (addr, canonical(addr)) {
             (IpAddr::V6(_), IpAddr::V4(v4)) => {
                 if prefix < 96 {
-                    return Err(format!("invalid CIDR address {text:?}: prefix too short"));
+                    return Err(bad("prefix too short"));
                 }
                 (IpAddr::V4(v4), prefix - 96)
             }
@@ -213,5 +241,29 @@ mod tests {
         assert_eq!(next_ip("10.0.0.255".parse().unwrap()).to_string(), "10.0.1.0");
         assert!("10.0.0.0/33".parse::<IpNet>().is_err());
         assert!("10.0.0.0".parse::<IpNet>().is_err());
+        let v6: IpNet = "fd00::1:5/64".parse().unwrap();
+        assert_eq!(v6.network().to_string(), "fd00::/64");
+        assert!(v6.is_ipv6());
+    }
+
+    #[test]
+    fn parse_errors_name_the_text_and_the_reason() {
+        let e = "10.0.0.0".parse::<IpNet>().unwrap_err();
+        assert_eq!(e.to_string(), "invalid CIDR address \"10.0.0.0\": missing /prefix");
+        let e = "::ffff:1.2.3.4/80".parse::<IpNet>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid CIDR address \"::ffff:1.2.3.4/80\": prefix too short"
+        );
+    }
+
+    #[test]
+    fn as_written_keeps_the_kernel_family() {
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        let n = IpNet::as_written(mapped, 120).unwrap();
+        assert!(n.is_ipv6());
+        assert_eq!(n.to_string(), "::ffff:10.1.2.3/120");
+        assert_eq!(IpNet::new(mapped, 120), None);
+        assert!(IpNet::as_written("10.0.0.1".parse().unwrap(), 33).is_none());
     }
 }
