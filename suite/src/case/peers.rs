@@ -107,7 +107,12 @@ impl Ctx<'_> {
             }
         }
         for (idx, lines) in by_call {
-            self.report_peer(idx, message, lines.join("; "));
+            let by = format!(
+                "{message} (made by {}'s {})",
+                self.peer_name(idx),
+                self.invocations.get(idx).map_or("", |r| r.command.as_str())
+            );
+            self.report_peer(idx, &by, lines.join("; "));
         }
         charged.own
     }
@@ -126,11 +131,9 @@ impl Ctx<'_> {
 
     /// Adds a peer finding about invocation `idx`.
     pub fn report_peer(&mut self, idx: usize, message: &str, seen: String) {
-        let peer = self.peer_name(idx);
-        let command = self.invocations.get(idx).map_or("", |r| r.command.as_str()).to_string();
         self.peers.push(PeerFinding {
-            message: format!("{message} (made by {peer}'s {command})"),
-            peer,
+            peer: self.peer_name(idx),
+            message: message.to_string(),
             seen,
             invocation: idx,
         });

@@ -166,6 +166,15 @@ def release_by_ifname(cmd, stdin):
     passthrough(real(stdin))
 
 
+def route_on_lo(cmd, stdin):
+    """ADD also routes a prefix through the host's lo (acting on the wrong namespace) and never
+    removes it."""
+    p = real(stdin)
+    if cmd == "ADD" and p.returncode == 0:
+        subprocess.run(["ip", "route", "replace", "203.0.113.0/24", "dev", "lo"], capture_output=True)
+    passthrough(p)
+
+
 MUTANTS = [
     Mutant(name="del-fails-twice", run=del_fails_twice, case="del/idempotent", status="fail"),
     Mutant(name="del-needs-add", run=del_needs_add, case="del/without-add", status="fail"),
@@ -186,5 +195,6 @@ MUTANTS = [
     Mutant(name="hyg-del-prints", run=del_prints, case="del/prints-nothing", status="warn"),
     Mutant(name="hyg-del-ignores-ifname", run=del_ignores_ifname, case="del/other-ifname-intact", status="warn"),
     Mutant(name="hyg-release-by-container", run=release_by_container, case="del/other-ifname-intact", status="warn", wraps=HOST_LOCAL, config="host-local.json"),
+    Mutant(name="host-route-on-lo", run=route_on_lo, case="del/keeps-only-network-state", status="warn"),
     Mutant(name="hyg-release-by-ifname", run=release_by_ifname, case="del/leaves-no-trace", status="warn", wraps=HOST_LOCAL, config="host-local.json"),
 ]

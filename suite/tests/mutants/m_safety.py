@@ -41,8 +41,20 @@ def leaves_daemon(cmd, stdin):
     passthrough(real(stdin))
 
 
+def writes_etc(cmd, stdin):
+    """ADD writes a file under /etc, which DEL removes again."""
+    path = "/etc/cni-conformance-mutant-" + os.environ.get("CNI_CONTAINERID", "")
+    if cmd == "ADD":
+        with open(path, "w") as f:
+            f.write("written by ADD\n")
+    elif cmd == "DEL" and os.path.exists(path):
+        os.unlink(path)
+    passthrough(real(stdin))
+
+
 MUTANTS = [
     Mutant(name="hyg-daemonises", run=daemonises, case="safety/exits-cleanly", status="warn"),
     Mutant(name="no-netns-guard", run=no_netns_guard, case="safety/host-netns-refused", status="warn"),
     Mutant(name="leaves-daemon", run=leaves_daemon, case="safety/exits-cleanly", status="warn"),
+    Mutant(name="writes-etc", run=writes_etc, case="safety/writes-only-data-places", status="warn"),
 ]
