@@ -29,14 +29,16 @@ fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
 fn a_closed_stdout_ends_the_run_quietly() {
     let host_local = upstream("host-local");
     let host_local = host_local.to_str().unwrap();
-    for args in [
-        vec!["--list"],
-        vec![host_local, "--filter", "^version/answers$"],
-        vec![host_local, "--filter", "^version/answers$", "--format", "json"],
+    // (arguments, the run's own verdict: runtime mode fails `true`, which attaches nothing)
+    for (args, verdict) in [
+        (vec!["--list"], 0),
+        (vec![host_local, "--filter", "^version/answers$"], 0),
+        (vec![host_local, "--filter", "^version/answers$", "--format", "json"], 0),
+        (vec!["runtime", "--", "true"], 1),
     ] {
         let (code, err) = with_closed_stdout(&args);
         assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert_eq!(code, Some(verdict), "{args:?}: {err}");
     }
 }
 
@@ -46,6 +48,7 @@ fn a_full_stdout_is_one_line_and_exit_2() {
     for args in [
         vec!["--list"],
         vec![host_local, "--filter", "^version/answers$", "--format", "json"],
+        vec!["runtime", "--format", "json", "--", "true"],
     ] {
         let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
         let out = suite().args(&args).stdout(full).output().unwrap();
