@@ -4,6 +4,7 @@
 
 mod app;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -24,7 +25,8 @@ fn main() -> ExitCode {
             // One line, whatever the error chain holds (regex errors come with a caret diagram).
             let text = format!("{e:#}");
             let words: Vec<&str> = text.split_whitespace().collect();
-            eprintln!("cni-conformance: {}", words.join(" "));
+            // Best effort: a closed or full stderr must not turn the exit status into a panic.
+            let _ = writeln!(std::io::stderr(), "cni-conformance: {}", words.join(" "));
             ExitCode::from(2)
         }
     }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::lab::DhcpServerSpec;
+use crate::version::SpecVersion;
 
 /// What kind of plugin is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -71,6 +72,9 @@ pub struct Profile {
     /// The configuration can hold one attachment at a time (vlan: the kernel allows one link per
     /// master and tag), so cases never keep a first attachment while they make a second.
     pub one_attachment_at_a_time: bool,
+    /// Set when the attachment has no peer to reach by design (loopback, a dummy link, a tap
+    /// device), with the reason: connectivity cases skip instead of expecting packets to flow.
+    pub no_peer: Option<String>,
 }
 
 impl Profile {
@@ -227,6 +231,7 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
         unavailable: None,
         fixed_ifname: None,
         one_attachment_at_a_time: false,
+        no_peer: None,
     };
     let chained = |obj: Value| mk(PluginKind::Chained, vec![bridge_object(), obj]);
     let profile = match plugin_name {
@@ -299,6 +304,7 @@ pub fn builtin(plugin_name: &str) -> Result<Profile, ProfileError> {
         "loopback" => {
             let mut p = mk(PluginKind::Interface, vec![json!({"type": "loopback"})]);
             p.fixed_ifname = Some("lo".into());
+            p.no_peer = Some("loopback sets up lo, which reaches only its own namespace".into());
             p
         }
         "tuning" => chained(json!({"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.arp_notify": "1"}})),
@@ -339,8 +345,32 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
         path: shown.into(),
         problem: problem.into(),
     };
+    let mut doc = doc;
+    let annotation = doc.as_object_mut().and_then(|o| o.remove(annotation::KEY));
+    let no_peer = annotation::no_peer(annotation).map_err(|p| invalid(&p))?;
     let obj = doc.as_object().ok_or_else(|| invalid("not a JSON object"))?;
-    let network = obj.get("name").and_then(Value::as_str).unwrap_or(NETWORK).to_string();
+    let network = match obj.get("name") {
+        None => NETWORK.to_string(),
+        Some(Value::String(name)) if valid_network_name(name) => name.clone(),
+        Some(other) => {
+            return Err(invalid(&format!(
+                "network name {other} is not one the spec allows (an ASCII letter or digit, then letters, digits, '_', '.' or '-')"
+            )))
+        }
+    };
+    if let Some(v) = obj.get("cniVersion") {
+        let known = v
+            .as_str()
+            .and_then(|s| s.parse::<SpecVersion>().ok())
+            .is_some_and(|s| s.is_released());
+        if !known {
+            let released: Vec<String> = crate::version::RELEASED.iter().map(ToString::to_string).collect();
+            return Err(invalid(&format!(
+                "cniVersion {v} is not a released spec version ({})",
+                released.join(", ")
+            )));
+        }
+    }
     let plugins: Vec<Value> = match obj.get("plugins") {
         Some(Value::Array(list)) if !list.is_empty() => list.clone(),
         Some(_) => return Err(invalid("\"plugins\" must be a non-empty array")),
@@ -349,6 +379,13 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
     for p in &plugins {
         if !p.get("type").is_some_and(Value::is_string) {
             return Err(invalid("every plugin object needs a string \"type\""));
+        }
+        for ty in [p.get("type"), p.pointer("/ipam/type")].into_iter().flatten() {
+            if ty.as_str().is_some_and(|t| t.is_empty() || t.contains(['/', '\\'])) {
+                return Err(invalid(&format!(
+                    "type {ty} is not a file name (the spec forbids characters disallowed in file paths)"
+                )));
+            }
         }
     }
     let last = plugins.last().ok_or_else(|| invalid("no plugin"))?;
@@ -384,7 +421,43 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
         unavailable: None,
         fixed_ifname: None,
         one_attachment_at_a_time: false,
+        no_peer,
     })
+}
+
+/// A network name the spec allows: "Must start with an alphanumeric character, optionally
+/// followed by any combination of one or more alphanumeric characters, underscore, dot (.) or
+/// hyphen (-)" (libcni checks the same, with ASCII letters and digits).
+pub fn valid_network_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// The suite's own key in a `--config` file, removed before any plugin sees the configuration.
+mod annotation {
+    use serde_json::Value;
+
+    /// `"cniConformance": {"noPeer": "why"}` (or `true`) says the attachment has no peer to
+    /// reach by design, so connectivity cases skip.
+    pub const KEY: &str = "cniConformance";
+
+    /// The `noPeer` reason, if the annotation gives one.
+    pub fn no_peer(annotation: Option<Value>) -> Result<Option<String>, String> {
+        let Some(annotation) = annotation else { return Ok(None) };
+        let obj = annotation
+            .as_object()
+            .ok_or_else(|| format!("{KEY} must be an object, e.g. {{\"noPeer\": \"a dummy link has no peer\"}}"))?;
+        if let Some(unknown) = obj.keys().find(|k| k.as_str() != "noPeer") {
+            return Err(format!("{KEY}.{unknown} is not a setting the suite knows (noPeer)"));
+        }
+        match obj.get("noPeer") {
+            None | Some(Value::Bool(false)) => Ok(None),
+            Some(Value::Bool(true)) => Ok(Some(format!("the configuration says so ({KEY}.noPeer)"))),
+            Some(Value::String(why)) if !why.trim().is_empty() => Ok(Some(why.clone())),
+            Some(other) => Err(format!("{KEY}.noPeer must be true or a reason, not {other}")),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use regex::Regex;
 
-use crate::case::{status_of, Case, Ctx, Finding, Status, Target, Verdict};
+use crate::case::{review, status_of, Case, Ctx, Finding, Status, Target, Verdict};
 use crate::invocation::Record;
 use crate::lab::KeptLab;
 use crate::version::SpecVersion;
@@ -75,6 +75,9 @@ fn not_runnable(case: &Case, target: &Target) -> Option<String> {
     if let Some(reason) = &target.profile.unavailable {
         return Some(reason.clone());
     }
+    if let (Some(why), "connectivity") = (&target.profile.no_peer, case.area()) {
+        return Some(format!("the plugin has no peer to reach: {why}"));
+    }
     // The VERSION cases judge the answer itself, so they run even when it is unusable.
     if case.area() == "version" {
         return None;
@@ -126,6 +129,7 @@ pub fn run_case(case: &'static Case, target: &Target, opts: &RunOptions) -> Case
     }
     let (verdict, ctx) = match Ctx::new(target) {
         Ok(mut ctx) => {
+            ctx.purpose = case.id;
             // A bug in a case body must cost that case, not the run.
             let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (case.body)(&mut ctx)))
                 .unwrap_or_else(|p| {
@@ -136,6 +140,7 @@ pub fn run_case(case: &'static Case, target: &Target, opts: &RunOptions) -> Case
                         .unwrap_or_default();
                     Err(Verdict::Broken(format!("case body panicked: {what}")))
                 });
+            let verdict = review(&mut ctx, verdict);
             (verdict, Some(ctx))
         }
         Err(e) => (Err(Verdict::Broken(format!("could not build the lab: {e}"))), None),
@@ -143,7 +148,7 @@ pub fn run_case(case: &'static Case, target: &Target, opts: &RunOptions) -> Case
     result.status = status_of(case.level, &verdict, opts.strict);
     result.finding = match verdict {
         Ok(()) => None,
-        Err(Verdict::Violation(f)) => Some(f),
+        Err(Verdict::Violation(f) | Verdict::Should(f)) => Some(f),
         Err(Verdict::Quirk(f)) => {
             result.quirk = true;
             Some(f)

@@ -248,13 +248,14 @@ fn writes_to_etc_and_tmp_stay_in_the_lab_and_are_reported() {
     );
     settle(&before);
     assert_same(&before, &machine(std::slice::from_ref(&dir)), "writes");
-    assert_eq!(run.code, Some(1), "a file left after DEL is a must failure");
+    // DEL "should ... undo any modifications" (SPEC §2 DEL): a file left behind is a warning.
+    assert_eq!(run.code, Some(0), "a file left after DEL is a should finding");
     let writes = finding(&run.report, "safety/writes-only-data-places");
     for path in ["/etc/hosts", "/etc/cniconf-hostile", "/tmp/cniconf-hostile"] {
         assert!(writes.contains(path), "{path} not named: {writes}");
     }
     let trace = finding(&run.report, "del/leaves-no-trace");
-    assert!(trace.contains("fail") && trace.contains("/etc/hosts"), "{trace}");
+    assert!(trace.contains("warn") && trace.contains("/etc/hosts"), "{trace}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -202,6 +202,8 @@ fn target(plugin: &Path) -> Target {
         timeout: Duration::from_secs(30),
         strict: false,
         path_env: std::env::var("PATH").unwrap(),
+        hangs: Default::default(),
+        add_premise: Default::default(),
     };
     cni_conformance::preflight::versions(&mut t).unwrap();
     t

@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Result};
 
-use super::{usage, Usage};
+use super::{limits, output, usage, Usage};
 use cni_conformance::cli::CriArgs;
 use cni_conformance::cri::pod::{self, DnsSpec, PodSpec, PortSpec};
 use cni_conformance::cri::record::RECORD_ENV;
@@ -23,8 +23,8 @@ pub fn run(args: CriArgs) -> Result<u8, Usage> {
         return Err(Usage(anyhow!("cri: {e}")));
     }
     let r = &outcome.record;
-    println!(
-        "pod {}/{}: sandbox {}, ip {}; stopped and removed",
+    output::stdout(&format!(
+        "pod {}/{}: sandbox {}, ip {}; stopped and removed\n",
         r.pod.namespace,
         r.pod.name,
         r.sandbox_id.as_deref().unwrap_or("?"),
@@ -33,14 +33,12 @@ pub fn run(args: CriArgs) -> Result<u8, Usage> {
         } else {
             r.pod_ips.join(", ")
         }
-    );
+    ))?;
     Ok(0)
 }
 
 fn plan(args: CriArgs) -> Result<Plan> {
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(anyhow!("--timeout must be a positive number of seconds"));
-    }
+    let timeout = limits::seconds("--timeout", args.timeout).map_err(|Usage(e)| e)?;
     let port_mappings = args
         .ports
         .iter()
@@ -86,7 +84,7 @@ fn plan(args: CriArgs) -> Result<Plan> {
     });
     Ok(Plan {
         endpoint: args.endpoint,
-        timeout: Duration::from_secs_f64(args.timeout),
+        timeout,
         pod,
         record,
         netns_dir: args.netns_dir,

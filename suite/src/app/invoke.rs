@@ -3,25 +3,22 @@
 //! operation failed (the CNI error object on stdout, the message on stderr), 2 for usage errors.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 
-use super::{usage, Usage};
+use super::{limits, output, usage, Usage};
 use cni_conformance::cli::{InvokeArgs, InvokeVerb};
 use cni_conformance::invoke::{Attachment, Cache, Executor, NetworkList};
 
 /// Runs invoke mode.
 pub fn run(args: InvokeArgs) -> Result<u8, Usage> {
     let list = usage(NetworkList::from_file(&args.config).map_err(anyhow::Error::from))?;
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
-    }
+    let timeout = limits::seconds("--timeout", args.timeout)?;
     let executor = Executor {
         cni_path: cni_path(args.cni_path.as_deref()),
         cache: Cache::new(&args.cache_dir),
-        timeout: Duration::from_secs_f64(args.timeout),
+        timeout,
     };
     let needs_attachment = matches!(args.verb, InvokeVerb::Add | InvokeVerb::Check | InvokeVerb::Del);
     let att = if needs_attachment {
@@ -43,13 +40,16 @@ pub fn run(args: InvokeArgs) -> Result<u8, Usage> {
     match outcome {
         Ok(result) => {
             if let Some(r) = result {
-                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                output::stdout(&format!("{}\n", serde_json::to_string_pretty(&r).unwrap_or_default()))?;
             }
             Ok(0)
         }
         Err(e) => {
-            println!("{}", serde_json::to_string_pretty(&e.to_json()).unwrap_or_default());
-            eprintln!("cni-conformance invoke: {e}");
+            output::stdout(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&e.to_json()).unwrap_or_default()
+            ))?;
+            output::stderr_line(&format!("cni-conformance invoke: {e}"));
             Ok(1)
         }
     }

@@ -3,6 +3,8 @@
 
 pub mod cri;
 pub mod invoke;
+pub mod limits;
+pub mod output;
 pub mod plugin;
 pub mod runtime;
 pub mod vm;

@@ -1,14 +1,15 @@
 //! Plugin mode: `cni-conformance [OPTIONS] <PLUGIN>`.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::limits;
+use super::output::{self, ReportFile};
 use super::{usage, Usage};
-use cni_conformance::case::Target;
+use cni_conformance::case::{AddPremise, HangMemory, Target};
 use cni_conformance::cli::{Format, PluginArgs};
 use cni_conformance::report::{self, PluginInfo, Report};
 use cni_conformance::runner::{self, RunOptions, Selector};
@@ -20,21 +21,25 @@ pub fn run(cli: PluginArgs) -> Result<u8, Usage> {
         return super::vm::run_plugin(cli);
     }
     if cli.list {
-        let mut out = std::io::stdout().lock();
-        for c in cases::all() {
-            let _ = writeln!(
-                out,
-                "{:<40} {:<6} {}",
-                c.id,
-                format!("{:?}", c.level).to_lowercase(),
-                c.title
-            );
-        }
+        let text: String = cases::all()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{:<40} {:<6} {}\n",
+                    c.id,
+                    format!("{:?}", c.level).to_lowercase(),
+                    c.title
+                )
+            })
+            .collect();
+        output::stdout(&text)?;
         return Ok(0);
     }
-    if !(cli.timeout.is_finite() && cli.timeout > 0.0) {
-        return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
-    }
+    let limits = Limits {
+        timeout: limits::seconds("--timeout", cli.timeout)?,
+        jobs: limits::jobs(cli.jobs)?,
+    };
+    let report_file = cli.output.as_deref().map(ReportFile::open).transpose()?;
     let plugins = match cli.plugin.as_deref() {
         Some(p) => vec![usage(check_plugin(Some(p)))?],
         None => usage(bundled_plugins())?,
@@ -43,7 +48,7 @@ pub fn run(cli: PluginArgs) -> Result<u8, Usage> {
     usage(ns::bootstrap_unprivileged().map_err(anyhow::Error::from))?;
     let mut reports = Vec::new();
     for plugin in plugins {
-        reports.push(judge(&cli, plugin)?);
+        reports.push(judge(&cli, &limits, plugin)?);
     }
     let text = match (cli.format, reports.as_slice()) {
         (Format::Human, _) => reports.iter().map(report::human).collect::<Vec<_>>().join("\n"),
@@ -51,11 +56,17 @@ pub fn run(cli: PluginArgs) -> Result<u8, Usage> {
         (Format::Json, many) => serde_json::to_string_pretty(many).unwrap_or_default(),
         (Format::Junit, many) => report::junit_many(many),
     };
-    print!("{text}");
-    if let Some(path) = &cli.output {
-        usage(std::fs::write(path, &text).with_context(|| format!("cannot write --output {}", path.display())))?;
+    output::stdout(&text)?;
+    if let Some(file) = report_file {
+        file.write(&text)?;
     }
     Ok(reports.iter().map(Report::exit_code).max().unwrap_or(0) as u8)
+}
+
+/// The numeric options, checked.
+struct Limits {
+    timeout: Duration,
+    jobs: usize,
 }
 
 /// Without a plugin argument the command judges the reference plugins built next to it: bridge
@@ -89,11 +100,12 @@ pub(super) fn load_profile(cli: &PluginArgs, plugin: &Path) -> Result<(String, p
     Ok((plugin_name, profile))
 }
 
-/// Judges one plugin and returns its report.
-fn judge(cli: &PluginArgs, plugin: PathBuf) -> Result<Report, Usage> {
+/// Judges one plugin and returns its report. Every set-up problem is found before the first case.
+fn judge(cli: &PluginArgs, limits: &Limits, plugin: PathBuf) -> Result<Report, Usage> {
     let (plugin_name, profile) = load_profile(cli, &plugin)?;
     let selector = usage(Selector::new(&cli.filter, &cli.skip).context("invalid --filter/--skip pattern"))?;
     let cni_path = cni_path(&plugin, cli.cni_path.as_deref());
+    usage(preflight::check_setup(&plugin, &plugin_name, &profile, &cni_path).map_err(anyhow::Error::from))?;
 
     let start = Instant::now();
     let mut target = Target {
@@ -104,20 +116,12 @@ fn judge(cli: &PluginArgs, plugin: PathBuf) -> Result<Report, Usage> {
         supported: Vec::new(),
         version: None,
         common_versions: Vec::new(),
-        timeout: Duration::from_secs_f64(cli.timeout),
+        timeout: limits.timeout,
         strict: cli.strict,
         path_env: std::env::var("PATH")
             .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
-    };
-    usage(preflight::versions(&mut target).context("cannot build a lab (network and mount namespaces)"))?;
-
-    let opts = RunOptions {
-        jobs: cli
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-            .max(1),
-        strict: cli.strict,
-        keep: cli.keep,
+        hangs: HangMemory::default(),
+        add_premise: AddPremise::Untried,
     };
     let all = cases::all();
     let chosen = runner::applicable(&all, &target, &selector);
@@ -127,10 +131,18 @@ fn judge(cli: &PluginArgs, plugin: PathBuf) -> Result<Report, Usage> {
             target.profile.kind
         )));
     }
+    usage(preflight::versions(&mut target).map_err(anyhow::Error::from))?;
+    usage(preflight::trial_add(&mut target).map_err(anyhow::Error::from))?;
+
+    let opts = RunOptions {
+        jobs: limits.jobs,
+        strict: cli.strict,
+        keep: cli.keep,
+    };
     let human = cli.format == Format::Human || cli.vm.progress;
     let progress = |r: &runner::CaseResult, done: usize, total: usize| {
         if human {
-            eprintln!("{}", report::progress_line(r, done, total));
+            output::stderr_line(&report::progress_line(r, done, total));
         }
     };
     let results = runner::run_all(&chosen, &target, &opts, &progress);
@@ -141,8 +153,7 @@ fn judge(cli: &PluginArgs, plugin: PathBuf) -> Result<Report, Usage> {
         kind: target.profile.kind,
         profile: target.profile.origin.clone(),
     };
-    let report = Report::new(info, results, start.elapsed().as_millis() as u64);
-    Ok(report)
+    Ok(Report::new(info, results, start.elapsed().as_millis() as u64))
 }
 
 /// The plugin path must name an executable regular file (also used by `--vm`, which checks it on

@@ -2,11 +2,10 @@
 //! [`cni_conformance::runtime::mode`] does the work; this edge checks arguments, prints progress
 //! and writes the report.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{anyhow, Context};
-
-use super::{usage, Usage};
+use super::output::{self, ReportFile};
+use super::{limits, usage, Usage};
 use cni_conformance::cli::{Format, RuntimeArgs};
 use cni_conformance::ns;
 use cni_conformance::profile::PluginKind;
@@ -16,16 +15,15 @@ use cni_conformance::runtime::scenario;
 
 /// Runs runtime mode; returns the exit status.
 pub fn run(args: RuntimeArgs) -> Result<u8, Usage> {
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
-    }
+    let timeout = limits::seconds("--timeout", args.timeout)?;
     if args.vm.vm {
         return super::vm::run_runtime(args);
     }
+    let report_file = args.output.as_deref().map(ReportFile::open).transpose()?;
     usage(ns::bootstrap_unprivileged().map_err(anyhow::Error::from))?;
     let opts = Options {
         command: args.command.clone(),
-        timeout: Duration::from_secs_f64(args.timeout),
+        timeout,
         strict: args.strict,
         cri: args.cri,
     };
@@ -33,12 +31,12 @@ pub fn run(args: RuntimeArgs) -> Result<u8, Usage> {
     let start = Instant::now();
     let progress = |r: &cni_conformance::runtime::evidence::ScenarioRun, done: usize, total: usize| {
         if human {
-            eprintln!(
+            output::stderr_line(&format!(
                 "[{done:>2}/{total}] scenario {:<9} {} plugin calls, {}",
                 r.scenario.slug,
                 r.entries.len(),
                 r.command.exit
-            );
+            ));
         }
     };
     let cases = usage(mode::run(&opts, &progress).map_err(anyhow::Error::from))?;
@@ -61,9 +59,9 @@ pub fn run(args: RuntimeArgs) -> Result<u8, Usage> {
         Format::Json => report.json(),
         Format::Junit => report::junit(&report),
     };
-    print!("{text}");
-    if let Some(path) = &args.output {
-        usage(std::fs::write(path, &text).with_context(|| format!("cannot write --output {}", path.display())))?;
+    output::stdout(&text)?;
+    if let Some(file) = report_file {
+        file.write(&text)?;
     }
     Ok(report.exit_code() as u8)
 }

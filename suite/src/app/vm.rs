@@ -3,21 +3,20 @@
 //! host files the guest needs, and renders the guest's JSON report in the user's format with the
 //! same exit status as a host run.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 
+use super::output::{self, ReportFile};
 use super::plugin::{check_plugin, load_profile};
-use super::{usage, Usage};
+use super::{limits, usage, Usage};
 use cni_conformance::cli::{
     Format, PluginArgs, RuntimeArgs, VmAccel, VmArgs, PLUGIN_KERNEL_PACKAGE, RUNTIME_KERNEL_PACKAGE,
 };
 use cni_conformance::report::{self, Report};
 use cni_conformance::runner::Selector;
-use cni_conformance::vm;
+use cni_conformance::{preflight, vm};
 
 /// Runs plugin mode inside a VM.
 pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
@@ -33,11 +32,12 @@ pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
     }
     let cwd = usage(std::env::current_dir().context("cannot read the current directory"))?;
     let plugin = usage(check_plugin(cli.plugin.as_deref()))?;
-    let (_, profile) = load_profile(&cli, &plugin)?;
+    let (plugin_name, profile) = load_profile(&cli, &plugin)?;
     // What the guest would refuse, refused here without a boot.
-    if !(cli.timeout.is_finite() && cli.timeout > 0.0) {
-        return Err(Usage(anyhow!("--timeout must be a positive number of seconds")));
-    }
+    limits::seconds("--timeout", cli.timeout)?;
+    limits::jobs(cli.jobs)?;
+    let vm_timeout = limits::whole_seconds("--vm-timeout", cli.vm.vm_timeout)?;
+    let report_file = cli.output.as_deref().map(ReportFile::open).transpose()?;
     usage(Selector::new(&cli.filter, &cli.skip).context("invalid --filter/--skip pattern"))?;
     let mut files = vec![vm::GuestFile {
         guest: plugin.clone(),
@@ -51,6 +51,7 @@ pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
         });
     }
     let dirs = cni_path(&plugin, cli.cni_path.as_deref(), &cwd);
+    usage(preflight::check_setup(&plugin, &plugin_name, &profile, &dirs).map_err(anyhow::Error::from))?;
     let mut types = Vec::new();
     for p in &profile.plugins {
         plugin_types(p, &mut types);
@@ -89,12 +90,12 @@ pub fn run_plugin(mut cli: PluginArgs) -> Result<u8, Usage> {
         files,
         kernel: kernel_choice(&cli.vm, PLUGIN_KERNEL_PACKAGE),
         accel: accel_choice(cli.vm.vm_accel),
-        timeout: Duration::from_secs(cli.vm.vm_timeout.max(1)),
+        timeout: vm_timeout,
         cache: vm::default_cache_dir(),
         share_host_root: false,
         env: Vec::new(),
     };
-    boot_and_report(&request, cli.format, cli.output.as_deref())
+    boot_and_report(&request, cli.format, report_file)
 }
 
 /// Runs runtime mode inside a VM that sees the host's files (read-only, with a writable layer in
@@ -104,6 +105,9 @@ pub fn run_runtime(args: RuntimeArgs) -> Result<u8, Usage> {
         return Err(Usage(anyhow!("runtime: no command given after --")));
     }
     // What the guest would refuse, refused here without a boot.
+    limits::seconds("--timeout", args.timeout)?;
+    let vm_timeout = limits::whole_seconds("--vm-timeout", args.vm.vm_timeout)?;
+    let report_file = args.output.as_deref().map(ReportFile::open).transpose()?;
     let suite = usage(std::env::current_exe().context("cannot find the suite's own executable"))?;
     usage(cni_conformance::runtime::mode::recorder_path().map_err(anyhow::Error::from))?;
     let cwd = usage(std::env::current_dir().context("cannot read the current directory"))?;
@@ -130,12 +134,12 @@ pub fn run_runtime(args: RuntimeArgs) -> Result<u8, Usage> {
         files: Vec::new(),
         kernel: kernel_choice(&args.vm, RUNTIME_KERNEL_PACKAGE),
         accel: accel_choice(args.vm.vm_accel),
-        timeout: Duration::from_secs(args.vm.vm_timeout.max(1)),
+        timeout: vm_timeout,
         cache: vm::default_cache_dir(),
         share_host_root: true,
         env: passed_env(),
     };
-    boot_and_report(&request, args.format, args.output.as_deref())
+    boot_and_report(&request, args.format, report_file)
 }
 
 /// The host environment the runtime command sees in the guest too: the search path, locale,
@@ -174,22 +178,22 @@ fn accel_choice(accel: VmAccel) -> vm::AccelChoice {
 
 /// Boots the guest, shows its progress (human format), and prints its report in `format` on
 /// stdout (and to `output`); returns the guest's exit status, which the report must agree with.
-fn boot_and_report(request: &vm::Request, format: Format, output: Option<&Path>) -> Result<u8, Usage> {
+fn boot_and_report(request: &vm::Request, format: Format, report_file: Option<ReportFile>) -> Result<u8, Usage> {
     let human = format == Format::Human;
     let mut say = |line: &str| {
         if human {
-            eprintln!("vm: {line}");
+            output::stderr_line(&format!("vm: {line}"));
         }
     };
     let mut progress = |line: &str| {
         if human {
-            eprintln!("{line}");
+            output::stderr_line(line);
         }
     };
     let outcome = usage(vm::run(request, &mut say, &mut progress).map_err(anyhow::Error::from))?;
     if human {
         let t = outcome.timings;
-        eprintln!(
+        output::stderr_line(&format!(
             "vm: kernel {}, {}, {} vCPUs; initramfs {}; build {:.1} s, boot {:.1} s, suite {:.1} s, shutdown {:.1} s, total {:.1} s; guest CPU busy {}, QEMU CPU {:.1} s",
             outcome.kernel,
             outcome.accel.name(),
@@ -202,9 +206,9 @@ fn boot_and_report(request: &vm::Request, format: Format, output: Option<&Path>)
             t.total.as_secs_f64(),
             t.guest_busy.map_or("unknown".to_string(), |b| format!("{:.0}%", b * 100.0)),
             t.qemu_cpu.as_secs_f64()
-        );
+        ));
         if let Some(note) = &outcome.module_note {
-            eprintln!("vm: {note}");
+            output::stderr_line(&format!("vm: {note}"));
         }
     }
     if outcome.status == 2 || outcome.status < 0 || outcome.status > 1 {
@@ -226,11 +230,9 @@ fn boot_and_report(request: &vm::Request, format: Format, output: Option<&Path>)
         Format::Json => report.json(),
         Format::Junit => report::junit(&report),
     };
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-    if let Some(path) = output {
-        usage(std::fs::write(path, &text).with_context(|| format!("cannot write --output {}", path.display())))?;
+    output::stdout(&text)?;
+    if let Some(file) = report_file {
+        file.write(&text)?;
     }
     let code = report.exit_code() as u8;
     if i32::from(code) != outcome.status {

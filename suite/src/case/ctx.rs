@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::hangs::HangMemory;
 use super::{Finding, Verdict};
-use crate::invocation::{self, Invocation, Record};
+use crate::invocation::{self, Exit, Invocation, Record};
 use crate::lab::{ContainerNs, Lab, LabError};
 use crate::profile::{LabNeed, Profile};
 use crate::schema::{self, DocKind};
@@ -36,6 +37,23 @@ pub struct Target {
     pub strict: bool,
     /// The value of `PATH` plugins get.
     pub path_env: String,
+    /// Verbs of the plugin under test that have timed out in this run (shared by every case).
+    pub hangs: HangMemory,
+    /// Whether a valid ADD of the plugin works at all, as preflight's trial ADD found.
+    pub add_premise: AddPremise,
+}
+
+/// What preflight's trial ADD (a valid request in a fresh lab) showed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AddPremise {
+    /// Not tried (a library caller that skipped preflight's trial).
+    #[default]
+    Untried,
+    /// The ADD succeeded.
+    Works,
+    /// The ADD failed; the text says how. A case whose pass rests only on ADDs failing proves
+    /// nothing then.
+    Fails(String),
 }
 
 impl Target {
@@ -94,6 +112,10 @@ pub struct Ctx<'a> {
     pub invocations: Vec<Record>,
     /// The invocation a failure is about (index into `invocations`); the last one when unset.
     pub blame: Option<usize>,
+    /// What the invocations are for (the case id, or "preflight"), named when a verb times out.
+    pub purpose: &'static str,
+    /// Indexes of invocations that were not run because their verb hangs (see [`HangMemory`]).
+    not_run: Vec<usize>,
     /// What peers (chain members, delegates) did wrong in this case: reported, never judged.
     pub peers: Vec<super::PeerFinding>,
     /// While set, every invocation is bracketed by host snapshots (see [`Ctx::track_changes`]).
@@ -161,6 +183,8 @@ impl<'a> Ctx<'a> {
             lab,
             invocations: Vec::new(),
             blame: None,
+            purpose: "a case",
+            not_run: Vec::new(),
             peers: Vec::new(),
             tracking: false,
             changes: Vec::new(),
@@ -278,8 +302,13 @@ impl<'a> Ctx<'a> {
         self.request(self.target.profile.plugins.len().saturating_sub(1), version, prev)
     }
 
-    /// Runs `program` in the lab with exactly `env` and `stdin`, and keeps the record.
+    /// Runs `program` in the lab with exactly `env` and `stdin`, and keeps the record. A verb of
+    /// the plugin under test that already timed out in this run is not run again: its record says
+    /// so and ends as [`Exit::TimedOut`] at once.
     pub fn invoke(&mut self, program: &Path, env: Vec<(String, String)>, stdin: Vec<u8>) -> usize {
+        if let Some(idx) = self.skip_if_hung(program, &env, &stdin) {
+            return idx;
+        }
         let inv = Invocation {
             program: program.to_path_buf(),
             env,
@@ -308,6 +337,63 @@ impl<'a> Ctx<'a> {
             self.changes.push((idx, made));
         }
         idx
+    }
+
+    /// The record of an invocation that is not run because its verb of the plugin under test
+    /// hangs, or `None` when it may run.
+    fn skip_if_hung(&mut self, program: &Path, env: &[(String, String)], stdin: &[u8]) -> Option<usize> {
+        if program != self.target.plugin {
+            return None;
+        }
+        let verb = env.iter().find(|(k, _)| k == "CNI_COMMAND").map(|(_, v)| v.as_str())?;
+        let first = self.target.hangs.hung(verb)?;
+        self.invocations.push(Record {
+            program: program.display().to_string(),
+            command: verb.to_string(),
+            env: env.to_vec(),
+            stdin: String::from_utf8_lossy(stdin).into_owned(),
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_dropped: 0,
+            stderr_dropped: 0,
+            exit: Exit::TimedOut,
+            duration_ms: 0,
+            notes: vec![format!("not run: {}", first.describe(verb))],
+        });
+        let idx = self.invocations.len() - 1;
+        self.not_run.push(idx);
+        Some(idx)
+    }
+
+    /// Runs `program` like [`Ctx::invoke`] with a request of the profile's own, valid
+    /// configuration: when the plugin under test times out on it, the run remembers that the
+    /// verb hangs. (A timeout on a deliberately broken request is that case's finding alone.)
+    fn invoke_valid(&mut self, program: &Path, env: Vec<(String, String)>, stdin: Vec<u8>) -> usize {
+        let idx = self.invoke(program, env, stdin);
+        let rec = &self.invocations[idx];
+        if program == self.target.plugin && rec.exit == Exit::TimedOut && !self.not_run.contains(&idx) {
+            self.target
+                .hangs
+                .remember(&rec.command, self.purpose, self.target.timeout);
+        }
+        idx
+    }
+
+    /// Why invocation `idx` of the plugin under test never returned, when it did not: it hangs
+    /// (not run, an earlier call timed out) or it ran into the limit here.
+    pub fn timeout_of(&self, idx: usize) -> Option<String> {
+        let rec = self.invocations.get(idx)?;
+        if rec.exit != Exit::TimedOut || rec.program != self.target.plugin.display().to_string() {
+            return None;
+        }
+        Some(match self.target.hangs.hung(&rec.command) {
+            Some(first) if self.not_run.contains(&idx) => first.describe(&rec.command),
+            _ => format!(
+                "{} of the plugin under test did not return within {} s; the suite killed it",
+                rec.command,
+                self.target.timeout.as_secs_f64()
+            ),
+        })
     }
 
     /// Runs the plugin under test with the standard environment for `command`.
@@ -372,7 +458,11 @@ impl<'a> Ctx<'a> {
             }
             let stdin = self.request(i, version, prev.as_ref()).to_string().into_bytes();
             let env = self.env("ADD", Some(att));
-            let idx = self.invoke(&program, env, stdin);
+            let idx = self.invoke_valid(&program, env, stdin);
+            if let Some(hang) = self.timeout_of(idx) {
+                self.blame = Some(idx);
+                return Err(Verdict::violation(hang, "ADD returns within --timeout", "no answer"));
+            }
             let rec = &self.invocations[idx];
             if !rec.exit.success() {
                 if i + 1 < n {
@@ -427,7 +517,7 @@ impl<'a> Ctx<'a> {
                 .to_string()
                 .into_bytes();
             let env = self.env("DEL", Some(att));
-            let idx = self.invoke(&program, env, stdin);
+            let idx = self.invoke_valid(&program, env, stdin);
             if i + 1 == n {
                 own = idx;
             }
@@ -449,6 +539,13 @@ impl<'a> Ctx<'a> {
             return Ok(());
         }
         self.blame = Some(idx);
+        if let Some(hang) = self.timeout_of(idx) {
+            return Err(Verdict::violation(
+                hang,
+                format!("{what} returns within --timeout"),
+                "no answer",
+            ));
+        }
         Err(Verdict::violation(
             format!("{what} failed"),
             "exit 0",
@@ -510,7 +607,7 @@ impl Ctx<'_> {
             let program = self.chain_program(i)?;
             let stdin = self.request(i, version, Some(prev)).to_string().into_bytes();
             let env = self.env("CHECK", Some(att));
-            let idx = self.invoke(&program, env, stdin);
+            let idx = self.invoke_valid(&program, env, stdin);
             if !self.invocations[idx].exit.success() {
                 if i + 1 < n {
                     // An earlier chain member refused: the plugin under test was never asked.

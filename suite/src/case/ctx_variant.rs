@@ -207,6 +207,9 @@ impl Ctx<'_> {
             Ok(out) => Ok(out),
             Err(idx) => {
                 self.blame = Some(idx);
+                if let Some(hang) = self.timeout_of(idx) {
+                    return Err(Verdict::violation(hang, "ADD returns within --timeout", "no answer"));
+                }
                 let rec = self.record(idx);
                 Err(Verdict::Violation(Finding {
                     message: format!("ADD failed ({})", rec.exit),
@@ -254,6 +257,13 @@ impl Ctx<'_> {
         }
         let version = self.version()?;
         let program = self.variant_program(v, 0)?;
+        if let Some(first) = self.target.hangs.hung("ADD").filter(|_| program == self.target.plugin) {
+            return Err(Verdict::violation(
+                first.describe("ADD"),
+                "ADD returns within --timeout",
+                "no answer (the parallel ADDs were not started)",
+            ));
+        }
         let planned: Vec<Planned> = atts
             .iter()
             .map(|a| Planned {

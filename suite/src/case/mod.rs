@@ -8,12 +8,16 @@
 mod ctx;
 mod ctx_variant;
 mod delegate;
+mod evidence;
+mod hangs;
 mod peers;
 
 pub(crate) use ctx::{first_line, truncate};
-pub use ctx::{AddOutcome, Attachment, Ctx, Target};
+pub use ctx::{AddOutcome, AddPremise, Attachment, Ctx, Target};
 pub use ctx_variant::Variant;
 pub use delegate::Delegate;
+pub use evidence::review;
+pub use hangs::{FirstTimeout, HangMemory};
 pub use peers::{Charged, PeerFinding};
 
 use crate::profile::PluginKind;
@@ -60,6 +64,9 @@ pub struct Finding {
 pub enum Verdict {
     /// The rule is broken.
     Violation(Finding),
+    /// A part of the rule that the spec words as "should" (or calls "not critical") is broken,
+    /// in a case whose rule is otherwise `must`: a warning (a failure under `--strict`).
+    Should(Finding),
     /// The plugin follows the reference code where it differs from the spec (digest §10).
     Quirk(Finding),
     /// The case cannot run here.
@@ -84,6 +91,24 @@ impl Verdict {
             message: message.into(),
             ..Default::default()
         })
+    }
+
+    /// A broken "should" part of a `must` case, with expected and seen values.
+    pub fn should(message: impl Into<String>, expected: impl Into<String>, seen: impl Into<String>) -> Self {
+        Verdict::Should(Finding {
+            message: message.into(),
+            expected: Some(expected.into()),
+            seen: Some(seen.into()),
+        })
+    }
+
+    /// The same finding at `should` level: for the part of a `must` case that the spec words as
+    /// "should" (anything but a violation is returned unchanged).
+    pub fn soften(self) -> Self {
+        match self {
+            Verdict::Violation(f) => Verdict::Should(f),
+            other => other,
+        }
     }
 
     /// A spec-versus-reference difference.
@@ -157,7 +182,7 @@ pub fn status_of(level: Level, verdict: &Result<(), Verdict>, strict: bool) -> S
         Err(Verdict::Skip(_)) => Status::Skip,
         Err(Verdict::Broken(_)) => Status::Fail,
         Err(Verdict::Violation(_)) if level == Level::Must || strict => Status::Fail,
-        Err(Verdict::Quirk(_)) if strict => Status::Fail,
+        Err(Verdict::Quirk(_) | Verdict::Should(_)) if strict => Status::Fail,
         Err(_) => Status::Warn,
     }
 }

@@ -69,7 +69,7 @@ pub const CASES: &[Case] = &[
     Case {
         id: "add/ipam-result-shape",
         title: "an IPAM plugin's ADD result has no interfaces and no ips[].interface",
-        level: Level::Should,
+        level: Level::Must,
         spec: "SPEC §4 Delegation (an IPAM plugin returns an abbreviated Success result without interfaces), 0.3.0+",
         applies: Applies {
             kinds: &[PluginKind::Ipam],
@@ -104,14 +104,21 @@ fn ipam_result_shape(ctx: &mut Ctx) -> Result<(), Verdict> {
         }
     }
     if extra.is_empty() {
-        Ok(())
-    } else {
-        Err(Verdict::violation(
-            "the IPAM result describes interfaces, which the calling plugin owns",
-            "no interfaces and no ips[].interface",
-            extra.join(", "),
-        ))
+        return Ok(());
     }
+    let finding = Verdict::violation(
+        "the IPAM result describes interfaces, which the calling plugin owns",
+        "no interfaces and no ips[].interface",
+        extra.join(", "),
+    );
+    // 1.0.0 on: "Delegated IPAM plugins must return an abbreviated Success object"; before,
+    // "IPAM plugins should return an abbreviated Result structure".
+    let version: SpecVersion = ctx.version()?.parse().unwrap_or(ALWAYS);
+    Err(if version >= SpecVersion(1, 0, 0) {
+        finding
+    } else {
+        finding.soften()
+    })
 }
 
 fn custom_ifname(ctx: &mut Ctx) -> Result<(), Verdict> {

@@ -87,6 +87,26 @@ impl Cache {
             .join(format!("{network}-{container_id}-{ifname}"))
     }
 
+    /// Fails unless an entry can be stored: the `results` directory exists (it is created) and a
+    /// file can be created in it. Checked before ADD runs any plugin, so an unwritable cache
+    /// never leaves an attachment the cache does not know of.
+    pub fn ensure_writable(&self) -> Result<(), CacheError> {
+        let results = self.dir.join("results");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&results)
+            .map_err(io(&results))?;
+        let probe = results.join(format!(".write-test-{}", std::process::id()));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&probe)
+            .map_err(io(&probe))?;
+        std::fs::remove_file(&probe).map_err(io(&probe))
+    }
+
     /// Stores the final ADD result with the attachment's parameters and the config bytes.
     pub fn write(&self, e: &Entry, config: &[u8]) -> Result<(), CacheError> {
         let results = self.dir.join("results");

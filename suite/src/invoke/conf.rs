@@ -82,7 +82,14 @@ impl NetworkList {
         let doc: Value = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
         let obj = doc.as_object().ok_or_else(|| invalid("not a JSON object"))?;
         let name = match obj.get("name") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            // The name is a file name in the cache and names the folder of sibling plugins, so a
+            // name the spec forbids (`a/b/../c`) is refused before it is used as a path.
+            Some(Value::String(s)) if crate::profile::valid_network_name(s) => s.clone(),
+            Some(Value::String(s)) if !s.is_empty() => {
+                return Err(invalid(format!(
+                    "network name {s:?} is not one the spec allows (an ASCII letter or digit, then letters, digits, '_', '.' or '-')"
+                )))
+            }
             Some(Value::String(_)) | None => return Err(invalid("no name")),
             Some(_) => return Err(invalid("name is not a string")),
         };

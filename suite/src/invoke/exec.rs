@@ -99,7 +99,8 @@ pub fn exec(
         lab: None,
     };
     let rec = invocation::run(&inv);
-    eprint!("{}", rec.stderr);
+    // The plugin's stderr is passed on as libcni does; a closed stderr is no reason to fail.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), rec.stderr.as_bytes());
     outcome(&rec, kind, verb)
 }
 

@@ -78,16 +78,23 @@ pub enum InvokeError {
 }
 
 impl InvokeError {
-    /// The error as a CNI error object for stdout.
+    /// The error as a CNI error object for stdout. The executor's own failures carry the
+    /// spec's well-known codes (5, I/O failure, for the result cache); a plugin's error keeps the
+    /// code the plugin printed (0, libcni's "unknown", when it printed no error object).
     pub fn to_json(&self) -> Value {
         match self {
             InvokeError::Plugin(p) => p.to_json(),
             InvokeError::Invalid { code, msg } => json!({"code": code, "msg": msg}),
-            InvokeError::Cache(e) => json!({"code": 0, "msg": e.to_string()}),
+            InvokeError::Cache(e) => json!({"code": IO_FAILURE, "msg": e.to_string()}),
             InvokeError::Many(v) => json!({"code": v.first().map_or(0, |e| e.code), "msg": self.to_string()}),
         }
     }
 }
+
+/// Well-known error code 5: I/O failure.
+const IO_FAILURE: u64 = 5;
+/// Well-known error code 7: invalid network configuration.
+const INVALID_CONFIG: u64 = 7;
 
 fn valid_id(s: &str) -> bool {
     let mut bytes = s.bytes();
@@ -155,7 +162,7 @@ impl Executor {
         let path = exec::find_in_path(&kind, &self.cni_path).map_err(|msg| PluginError {
             plugin: kind.clone(),
             verb,
-            code: 0,
+            code: INVALID_CONFIG,
             msg,
             details: None,
         })?;
@@ -188,6 +195,16 @@ impl Executor {
                 msg: format!("invalid interface name {:?}", att.ifname),
             });
         }
+        // Everything ADD needs after the plugins ran is checked before the first one runs: an
+        // attachment made and then forgotten is worse than none.
+        for plugin in &list.plugins {
+            let kind = plugin_type(plugin);
+            exec::find_in_path(&kind, &self.cni_path).map_err(|msg| InvokeError::Invalid {
+                code: INVALID_CONFIG,
+                msg: format!("plugin type={kind:?}: {msg}"),
+            })?;
+        }
+        self.cache.ensure_writable()?;
         let p = self.params("ADD", att);
         let mut prev: Option<Value> = None;
         for plugin in &list.plugins {

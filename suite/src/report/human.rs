@@ -67,8 +67,32 @@ fn details(c: &CaseReport, out: &mut String) {
     out.push('\n');
 }
 
-/// Renders the human report.
+/// Renders the human report. Everything a plugin printed is in it (stdout, stderr, messages), so
+/// control characters are escaped: a plugin must not clear the reader's screen, retitle the
+/// terminal or hide text behind a carriage return. Newlines and tabs stay.
 pub fn render(report: &Report) -> String {
+    escape_controls(&render_raw(report))
+}
+
+/// `\x1b`-style escapes for every control character except newline and tab.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() && (c as u32) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn render_raw(report: &Report) -> String {
     let mut out = String::new();
     let p = &report.plugin;
     if let Some(cmd) = p.path.strip_prefix("runtime: ") {
@@ -138,4 +162,18 @@ pub fn render(report: &Report) -> String {
         s.duration_ms as f64 / 1000.0
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn control_characters_are_escaped_newlines_and_tabs_kept() {
+        let plugin_said = "clear\x1b[2J\x1b]0;pwned\x07 nul\0 cr\rend\n\ttab \u{9b}csi";
+        assert_eq!(
+            escape_controls(plugin_said),
+            "clear\\x1b[2J\\x1b]0;pwned\\x07 nul\\x00 cr\\x0dend\n\ttab \\x9bcsi"
+        );
+    }
 }

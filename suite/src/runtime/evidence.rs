@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::log::Entry;
 use super::scenario::Scenario;
+use crate::case::Finding;
 use crate::cni::NormalResult;
 use crate::invocation::{Exit, Record};
 
@@ -103,6 +104,27 @@ impl ScenarioRun {
             (exit, false) => format!("runtime command: {exit}; stderr ends: {tail}"),
         }
     }
+}
+
+/// When some scenario's runtime command made no plugin call at all, the finding every rule gets
+/// in place of a pass or a skip (no rule holds "in every scenario" on no evidence), with the
+/// index of the first such run.
+pub fn silent_scenarios(runs: &[ScenarioRun]) -> Option<(usize, Finding)> {
+    let silent: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].entries.is_empty()).collect();
+    let first = *silent.first()?;
+    let slugs: Vec<&str> = silent.iter().map(|&i| runs[i].scenario.slug).collect();
+    Some((
+        first,
+        Finding {
+            message: format!(
+                "the runtime made no plugin call in scenario{} {}, so no rule can pass on it",
+                if slugs.len() == 1 { "" } else { "s" },
+                slugs.join(", ")
+            ),
+            expected: Some("the runtime command ADDs a container to the network and DELs it again".into()),
+            seen: Some(format!("no plugin call; {}", runs[first].command_outcome())),
+        },
+    ))
 }
 
 /// Two results describe the same attachment: same interfaces, addresses and routes (after the

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::cri_evidence::{self, CriContext, CriRun};
-use super::evidence::ScenarioRun;
+use super::evidence::{silent_scenarios, ScenarioRun};
 use super::kubernetes;
 use super::log;
 use super::rules::{self, Blame, Outcome};
@@ -83,20 +83,35 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The command with its program made absolute (it runs with `/` as working directory).
+/// The command with its program made absolute (it runs with `/` as working directory). A
+/// program that is not an executable file (or, without a `/`, not on `PATH`) cannot be started:
+/// a usage error before any scenario, not eleven scenarios of a command that never ran.
 fn resolve(command: &[String]) -> Result<Vec<String>, ModeError> {
     let (prog, rest) = command
         .split_first()
         .ok_or_else(|| ModeError::Command("no command given after --".into()))?;
-    let prog = if prog.contains('/') {
-        std::path::absolute(prog)
-            .map_err(|e| ModeError::Command(format!("{prog}: {e}")))?
-            .display()
-            .to_string()
+    let found = if prog.contains('/') {
+        Some(std::path::absolute(prog).map_err(|e| ModeError::Command(format!("{prog}: {e}")))?)
     } else {
-        prog.clone()
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|d| d.join(prog))
+            .find(|p| executable(p))
+    };
+    let prog = match found {
+        Some(p) if executable(&p) => p.display().to_string(),
+        Some(p) => {
+            let why = std::fs::metadata(&p).map_or_else(|e| e.to_string(), |_| "not an executable file".into());
+            return Err(ModeError::Command(format!("{}: {why}", p.display())));
+        }
+        None => return Err(ModeError::Command(format!("{prog} is not on PATH"))),
     };
     Ok(std::iter::once(prog).chain(rest.iter().cloned()).collect())
+}
+
+fn executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Everything one scenario produced: the run, and the CRI record if the command wrote one.
@@ -202,11 +217,19 @@ pub fn run(opts: &Options, progress: &dyn Fn(&ScenarioRun, usize, usize)) -> Res
     Ok(judge(&runs, &cri, opts.strict))
 }
 
-/// Judges every rule over the runs: the `runtime/*` rules, then the Kubernetes rules.
+/// Judges every rule over the runs: the `runtime/*` rules, then the Kubernetes rules. When a
+/// scenario saw no plugin call, every `runtime/*` rule that did not fail already fails with that
+/// (a pass or a skip would rest on nothing).
 pub fn judge(runs: &[ScenarioRun], cri: &CriContext, strict: bool) -> Vec<CaseReport> {
+    let silent = silent_scenarios(runs);
     let general = rules::all().into_iter().map(|rule| {
         let start = Instant::now();
-        let outcome = (rule.body)(runs);
+        let outcome = match ((rule.body)(runs), &silent) {
+            (Ok(()) | Err(Outcome::Skip(_)), Some((run, finding))) => {
+                Err(Outcome::Violation(finding.clone(), Blame { run: *run, entry: None }))
+            }
+            (outcome, _) => outcome,
+        };
         let meta = Meta {
             id: rule.id,
             title: rule.title,
@@ -258,7 +281,7 @@ fn judge_one(
             message: m,
             ..Default::default()
         },
-        Err(Verdict::Violation(f)) | Err(Verdict::Quirk(f)) => f,
+        Err(Verdict::Violation(f)) | Err(Verdict::Should(f)) | Err(Verdict::Quirk(f)) => f,
     };
     let (invocations, blame_index) = match (blame, status) {
         (Some(b), s) if s != Status::Pass => {

@@ -175,7 +175,7 @@ pub fn all() -> Vec<Rule> {
         Rule {
             id: "runtime/cni-path",
             title: "CNI_PATH is set on every call",
-            level: Level::Should,
+            level: Level::Must,
             spec: "SPEC 1.1 §2 (CNI_PATH; required for GC); libcni always sets it",
             body: cni_path,
         },
@@ -196,7 +196,7 @@ pub fn all() -> Vec<Rule> {
         Rule {
             id: "runtime/plugin-in-runtime-netns",
             title: "plugins run in the runtime's network namespace, not the container's",
-            level: Level::Should,
+            level: Level::Must,
             spec: "SPEC 1.1 §2 (overview: the runtime's networking domain)",
             body: plugin_netns,
         },
@@ -259,7 +259,7 @@ pub fn all() -> Vec<Rule> {
         Rule {
             id: "runtime/del-after-failed-add",
             title: "a failed ADD is followed by a DEL",
-            level: Level::Should,
+            level: Level::Must,
             spec: "SPEC 1.1 §3 (lifecycle: every ADD is eventually followed by a DEL)",
             body: del_after_failed,
         },
