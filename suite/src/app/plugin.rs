@@ -77,6 +77,10 @@ fn bundled_plugins() -> Result<Vec<PathBuf>> {
         .parent()
         .ok_or_else(|| anyhow!("no directory for {}", exe.display()))?;
     let plugins: Vec<PathBuf> = ["bridge", "host-local"].iter().map(|n| dir.join(n)).collect();
+    let recorder = dir.join(cni_conformance::runtime::mode::RECORDER_BIN);
+    if plugins.iter().chain([&recorder]).any(|p| !p.is_file()) {
+        build_bundled(dir)?;
+    }
     if let Some(missing) = plugins.iter().find(|p| !p.is_file()) {
         bail!(
             "no plugin given, and the bundled reference plugin {} is not built (cargo build --release builds it)",
@@ -84,6 +88,36 @@ fn bundled_plugins() -> Result<Vec<PathBuf>> {
         );
     }
     Ok(plugins)
+}
+
+/// Under `cargo run` (which builds only this binary), builds what a bare run judges and uses
+/// beside it: the reference plugins and the recording plugin, into the same target directory.
+/// Outside a cargo build tree it does nothing (the caller reports what is missing).
+fn build_bundled(bin_dir: &Path) -> Result<()> {
+    let (Some(cargo), Some(target_dir)) = (std::env::var_os("CARGO"), bin_dir.parent()) else {
+        return Ok(());
+    };
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    if !manifest.is_file() {
+        return Ok(());
+    }
+    let release = bin_dir.file_name().is_some_and(|n| n == "release");
+    eprintln!("cni-conformance: building the bundled reference plugins and the recording plugin first");
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "cni-reference-plugins", "-p", "cni-conformance"])
+        .args(["--bin", "bridge", "--bin", "host-local", "--bin", cni_conformance::runtime::mode::RECORDER_BIN])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().context("running cargo build for the bundled plugins")?;
+    if !status.success() {
+        bail!("building the bundled reference plugins failed ({status})");
+    }
+    Ok(())
 }
 
 /// The plugin's file name and the profile it is judged with (`--config`, else the built-in one
