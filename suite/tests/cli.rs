@@ -277,8 +277,46 @@ fn gateway_of_an_l2_only_network_is_skipped_not_failed() {
     assert!(case["message"].as_str().unwrap().contains("isGateway"), "{case}");
 }
 
+/// The main job (no plugin: the bundled reference pair) without the test packages: the upstream
+/// plugins and the administration programs (`ip`, `nft`, `iptables`, `dnsmasq` in /usr/sbin) are
+/// hidden behind empty tmpfs in a mount namespace of the test's own, and `PATH` names nothing, so
+/// no program of the machine can be found. The reference plugins and the suite need none.
+fn the_bundled_run_needs_no_system_package() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let script = format!(
+        "for d in /usr/lib/cni /usr/sbin; do [ -d $d ] && mount -t tmpfs none $d; done; \
+         exec /usr/bin/env -i PATH=/nonexistent CARGO={cargo} {} --format json",
+        env!("CARGO_BIN_EXE_cni-conformance")
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    for report in reports.as_array().unwrap() {
+        let st = statuses(report);
+        let failed: Vec<&String> = st
+            .iter()
+            .filter(|(_, s)| *s == "fail" || *s == "warn")
+            .map(|(id, _)| id)
+            .collect();
+        assert!(failed.is_empty(), "{}: {failed:?}", report["plugin"]["path"]);
+        assert!(
+            st.values().filter(|s| *s == "pass").count() > 40,
+            "{}",
+            report["plugin"]["path"]
+        );
+    }
+}
+
 fn main() {
     harness::run(vec![
+        Test::new(
+            "the_bundled_run_needs_no_system_package",
+            the_bundled_run_needs_no_system_package,
+        ),
         Test::new("list_prints_area_slug_ids", list_prints_area_slug_ids),
         Test::new(
             "bad_input_exits_2_with_one_clear_line",

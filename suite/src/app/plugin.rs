@@ -104,12 +104,26 @@ fn build_bundled(bin_dir: &Path) -> Result<()> {
     let release = bin_dir.file_name().is_some_and(|n| n == "release");
     eprintln!("cni-conformance: building the bundled reference plugins and the recording plugin first");
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "cni-reference-plugins", "-p", "cni-conformance"])
-        .args(["--bin", "bridge", "--bin", "host-local", "--bin", cni_conformance::runtime::mode::RECORDER_BIN])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(target_dir);
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        "cni-reference-plugins",
+        "-p",
+        "cni-conformance",
+    ])
+    .args([
+        "--bin",
+        "bridge",
+        "--bin",
+        "host-local",
+        "--bin",
+        cni_conformance::runtime::mode::RECORDER_BIN,
+    ])
+    .arg("--manifest-path")
+    .arg(&manifest)
+    .arg("--target-dir")
+    .arg(target_dir);
     if release {
         cmd.arg("--release");
     }
