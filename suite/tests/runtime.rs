@@ -573,6 +573,7 @@ fn docker_with_the_invoke_recipe_is_judged() {
     let never_sent = [
         "runtime/prev-result-check",
         "runtime/gc-request",
+        "runtime/gc-not-del",
         "runtime/gc-disabled",
         "runtime/status-request",
     ];
