@@ -63,6 +63,9 @@ fn ignored() -> Option<regex::Regex> {
         .map(|r| regex::Regex::new(&r).expect("CNI_CONFORMANCE_SEALING_IGNORE is a regular expression"))
 }
 
+/// The kernel's flag for its own threads (kworkers come and go and are nobody's leftovers).
+const PF_KTHREAD: u64 = 0x0020_0000;
+
 /// Live processes outside the machine's PID namespace (a lab's), and any carrying [`MARKER`].
 fn processes() -> BTreeSet<String> {
     let own = std::fs::read_link("/proc/1/ns/pid").ok();
@@ -72,18 +75,30 @@ fn processes() -> BTreeSet<String> {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let zombie = std::fs::read_to_string(e.path().join("stat"))
-            .map(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
-            .unwrap_or(true);
+        // After the `(comm)` field: state, ppid, pgrp, session, tty, tpgid, flags.
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
+        let state = fields.first().copied().unwrap_or("Z");
+        let kernel_thread = fields
+            .get(6)
+            .and_then(|f| f.parse::<u64>().ok())
+            .is_some_and(|flags| flags & PF_KTHREAD != 0);
+        if state == "Z" || kernel_thread {
+            continue;
+        }
         let ns = std::fs::read_link(e.path().join("ns/pid")).ok();
         let cmd = std::fs::read(e.path().join("cmdline"))
             .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
             .unwrap_or_default();
-        if zombie || ignore.as_ref().is_some_and(|r| r.is_match(&cmd)) {
+        if ignore.as_ref().is_some_and(|r| r.is_match(&cmd)) {
             continue;
         }
         if ns.is_some() && ns != own || cmd.contains(MARKER) {
-            out.insert(format!("{pid} {cmd}"));
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            out.insert(format!("{pid} [{} {state}] {cmd}", comm.trim()));
         }
     }
     out
