@@ -1,4 +1,5 @@
-//! `connectivity/*`: real packets through what the plugin built (DESIGN §2).
+//! `connectivity/*`: real packets through what the plugin built, between containers, the host and
+//! the outside the lab stands in for.
 //!
 //! Every probe is the suite's own socket code (`crate::probe`, `crate::probe_rate`). Cases judge
 //! what the configuration promises: addresses in the result must carry traffic (ICMP, UDP, TCP),

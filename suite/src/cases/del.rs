@@ -500,7 +500,8 @@ fn other_ifname_intact(ctx: &mut Ctx) -> Result<(), Verdict> {
     if !rec.exit.success() {
         return Err(Verdict::quirk(
             "DEL of net1 failed while eth0 of the same container is attached (upstream's Go bridge \
-             cannot delete the masquerade chain both share, digest §8.5)",
+             cannot delete the masquerade chain both share: \
+             docs/spec-notes.md#upstream-bridge-one-masquerade-chain-per-container)",
             "exit 0",
             format!("{}: {}", rec.exit, crate::case::first_line(&rec.stdout, &rec.stderr)),
         ));
@@ -509,7 +510,7 @@ fn other_ifname_intact(ctx: &mut Ctx) -> Result<(), Verdict> {
         return Err(Verdict::quirk(
             "DEL of net1 (through the whole chain) removed packet-filter state that eth0 of the same \
              container relies on; upstream's Go bridge keys its masquerade chain on network and \
-             container id only (digest §8.5)",
+             container id only (docs/spec-notes.md#upstream-bridge-one-masquerade-chain-per-container)",
             "the first attachment's rules untouched",
             firewall.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
         ));

@@ -1,4 +1,5 @@
-//! `error/*`: how a plugin fails (SPEC §2 "Error", §5 "Error"; digest §2.9).
+//! `error/*`: how a plugin fails: a non-zero exit (SPEC.md 1.1.0 §"Errors") and an Error object with
+//! the well-known code (SPEC.md 1.1.0 §"Error"; the codes: docs/spec-notes.md#error-codes).
 
 use serde_json::Value;
 

@@ -1,4 +1,4 @@
-//! Reports (DESIGN §5): JSON, JUnit and human text, all built from one [`Report`].
+//! Reports: JSON, JUnit and human text, all built from one [`Report`].
 
 mod human;
 mod junit;
@@ -57,7 +57,8 @@ pub struct CaseReport {
     /// What the plugin did, when the case failed or warned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seen: Option<String>,
-    /// True when the finding is a spec-versus-reference-code difference (digest §10).
+    /// True when the finding is a difference between the spec and the reference code (libcni, skel,
+    /// upstream plugins), explained in docs/spec-notes.md.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spec_vs_reference: bool,
     /// Wall time.
@@ -199,7 +200,7 @@ impl Report {
         }
     }
 
-    /// Exit status (DESIGN §4): 1 when any case failed, else 0.
+    /// Exit status: 1 when any case failed, else 0.
     pub fn exit_code(&self) -> i32 {
         i32::from(self.summary.failed > 0)
     }

@@ -1,4 +1,6 @@
-//! The runtime rules (digest §6 and §9.4), each judged over the recorded logs of every scenario.
+//! The runtime rules, each judged over the recorded logs of every scenario: how a runtime runs a
+//! network configuration (SPEC.md 1.1.0 §"Section 3: Execution of Network Configurations") and
+//! what it passes to each plugin.
 //!
 //! A rule body returns `Ok(())` when the rule holds in every scenario it applies to, or the first
 //! [`Outcome`] that says otherwise, naming the scenario and the invocation.
@@ -41,7 +43,7 @@ pub struct Blame {
 pub enum Outcome {
     /// The rule is broken.
     Violation(Finding, Blame),
-    /// The runtime follows the reference code where it differs from the spec (digest §10).
+    /// The runtime follows the reference code where it differs from the spec (docs/spec-notes.md).
     Quirk(Finding, Blame),
     /// Nothing in the logs lets the rule be judged.
     Skip(String),
