@@ -5,10 +5,10 @@
 //! A `spec` field is one or more references separated by `; `, each optionally followed by a
 //! remark in parentheses:
 //!
-//! - `SPEC.md 1.1.0 §"<heading>"`: a section of the CNI spec, by its exact heading, in the text of
-//!   a release (or `main@f1cb561`, the text after 1.1.0). A heading the text repeats is named
-//!   with its parent: `§"Section 2: Execution Protocol" > "Overview"`.
-//! - `CONVENTIONS.md 1.1.0 §"<heading>"`: the CNI repository's conventions, as of that tag.
+//! - `SPEC.md <version> §"<heading>"`: a section of the CNI spec, by its exact heading, in the
+//!   text of a release (`1.1.0`), or of the main branch after 1.1.0 (`main@f1cb561`). A heading
+//!   the text repeats is named with its parent: `§"Section 2: Execution Protocol" > "Overview"`.
+//! - `CONVENTIONS.md <version> §"<heading>"`: the CNI repository's conventions, as of that tag.
 //! - `docs/<file>.md#<anchor>` (or any path): a file of this repository, optionally at a heading.
 //! - `https://…`: a public upstream source (the Kubernetes rules cite kubelet and the CRI API).
 //!
@@ -21,7 +21,7 @@ mod parse;
 
 pub use anchor::{anchors, markdown_headings, slug};
 pub use headings::EDITIONS;
-pub use parse::{parse, ParseError};
+pub use parse::{parse, parse_first, ParseError};
 
 /// Where the CNI repository is published; links point into it.
 const CNI_REPO_URL: &str = "https://github.com/containernetworking/cni";
