@@ -1,6 +1,6 @@
 //! ADD and DEL latency of the reference bridge + host-local with `ipMasq`, side by side with the
 //! upstream Go plugins in /usr/lib/cni, how the cost moves from the first to the last
-//! attachment on one bridge, and the peak memory of an invocation (DESIGN §8).
+//! attachment on one bridge, and the peak memory of an invocation.
 //!
 //! Runs inside private network and mount namespaces (like the bridge tests), with tmpfs over
 //! `/run` and `/var/lib`. The two plugin sets are interleaved in one run, so machine load hits

@@ -12,7 +12,7 @@
 //! - [`masq`]: ipMasq through nftables over netlink.
 //!
 //! # Where they differ from the upstream Go plugins (on purpose)
-//! - Validation follows skel's order and codes (digest §2.9), but `CNI_NETNS` naming the
+//! - Validation follows skel's order and codes, but `CNI_NETNS` naming the
 //!   plugin's own namespace is refused with code 8 *before* anything is done (ADD, DEL, CHECK);
 //!   VERSION echoes the request's `cniVersion`; Errors carry `cniVersion` when it is one we
 //!   speak; plugin-specific failures use codes ≥ 100 (see [`cni::error`]) instead of 999.
@@ -31,7 +31,7 @@
 //!   cni_rs_masquerade`, one set element per address, see [`masq`]) — `ipMasqBackend:
 //!   "iptables"` is refused with code 2; `isGateway` together with `vlan` puts the gateway on a
 //!   `<bridge>.<vlan>` veth gateway port as upstream does (CHECK verifies its addresses).
-//! - bridge, for speed (issue 4): when the IPAM plugin found in `CNI_PATH` is this crate's
+//! - bridge, for speed: when the IPAM plugin found in `CNI_PATH` is this crate's
 //!   `host-local` from the same build (an ELF note with a build fingerprint, see [`builtin`]), it
 //!   runs in-process through the same dispatcher instead of being executed
 //!   (`CNI_REF_NO_INPROCESS_DELEGATE=1` turns that off). DEL does not wait for the kernel to

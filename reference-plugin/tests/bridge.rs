@@ -1,7 +1,8 @@
-//! bridge against its contract (digest §8, §9.3), run only inside private namespaces: `main`
-//! moves the test process into new network and mount namespaces (see `nsharness`), mounts
-//! tmpfs over `/run` and `/var/lib/cni`, and every plugin it starts inherits them. Container
-//! namespaces are bind-mounted files under that private `/run/netns`.
+//! bridge against its contract (the upstream plugin's behaviour plus this crate's additions),
+//! run only inside private namespaces: `main` moves the test process into new network and mount
+//! namespaces (see `nsharness`), mounts tmpfs over `/run` and `/var/lib/cni`, and every plugin it
+//! starts inherits them. Container namespaces are bind-mounted files under that private
+//! `/run/netns`.
 
 mod common;
 mod nsharness;

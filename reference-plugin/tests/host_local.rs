@@ -1,7 +1,8 @@
-//! host-local against its contract (digest §7, §9.2): allocation, the on-disk store compared
-//! byte for byte with the upstream Go plugin, interoperability in both directions, locking under
-//! 64 parallel ADDs, ADDs killed with SIGKILL at any moment, exhaustion, requested addresses, GC, STATUS, CHECK and the result shape of
-//! every spec version. No namespace is needed: host-local only touches its data directory.
+//! host-local against its contract (the upstream plugin's behaviour plus this crate's additions):
+//! allocation, the on-disk store compared byte for byte with the upstream Go plugin,
+//! interoperability in both directions, locking under 64 parallel ADDs, ADDs killed with SIGKILL
+//! at any moment, exhaustion, requested addresses, GC, STATUS, CHECK and the result shape of every
+//! spec version. No namespace is needed: host-local only touches its data directory.
 
 mod common;
 

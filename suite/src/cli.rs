@@ -1,4 +1,4 @@
-//! The command line (DESIGN §4, a fixed contract).
+//! The command line: a fixed contract (options, formats and exit codes are what scripts rely on).
 
 use std::path::PathBuf;
 
@@ -31,7 +31,7 @@ pub struct Cli {
 /// The command's modes besides judging a plugin.
 #[derive(Debug, Subcommand)]
 pub enum Mode {
-    /// Judge how a runtime invokes plugins (DESIGN §6): cni-conformance runtime [OPTIONS] -- CMD...
+    /// Judge how a runtime invokes plugins: cni-conformance runtime [OPTIONS] -- CMD...
     Runtime(RuntimeArgs),
     /// Run a plugin or network configuration by hand, like libcni: invoke add|check|del|gc|status ...
     Invoke(InvokeArgs),
@@ -60,7 +60,7 @@ pub struct RuntimeArgs {
     #[arg(long)]
     pub cri: bool,
     /// The QEMU VM options (`--vm` runs the same command in a guest that sees the host's files
-    /// read-only, DESIGN §7).
+    /// read-only).
     #[command(flatten)]
     pub vm: VmArgs,
     /// The runtime command, after `--`.
@@ -228,7 +228,7 @@ pub struct PluginArgs {
     #[arg(long)]
     pub keep: bool,
 
-    /// The QEMU VM options (`--vm`, DESIGN §7).
+    /// The QEMU VM options (`--vm`).
     #[command(flatten)]
     pub vm: VmArgs,
 }
@@ -242,7 +242,7 @@ pub const RUNTIME_KERNEL_PACKAGE: &str = "linux-image-amd64";
 /// Options of `--vm`, the same in plugin and runtime mode.
 #[derive(Debug, Args)]
 pub struct VmArgs {
-    /// Run the same command inside a QEMU VM (DESIGN §7).
+    /// Run the same command inside a QEMU VM.
     #[arg(long)]
     pub vm: bool,
 

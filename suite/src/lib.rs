@@ -3,7 +3,7 @@
 //! Modules by job: [`ns`] namespace primitives, [`net`] rtnetlink, [`lab`] hermetic labs and host
 //! snapshots, [`invocation`] one sandboxed run of a plugin binary, [`probe`] packets, [`schema`] per-version JSON Schemas,
 //! [`cni`] reading CNI documents, [`profile`] plugin configurations, [`case`] the case model,
-//! [`cases`] the catalogue, [`runner`] case selection and parallel execution, [`report`] output,
+//! [`cases`] the catalogue, [`spec_ref`] the references it cites, [`runner`] case selection and parallel execution, [`report`] output,
 //! [`invoke`] the libcni-like executor of network configurations, [`runtime`] runtime mode (recorder, scenarios, rules), [`vm`]
 //! the same run inside a QEMU guest, [`cri`] the kubelet stand-in (a CRI client).
 #![deny(missing_docs)]
@@ -27,5 +27,6 @@ pub mod report;
 pub mod runner;
 pub mod runtime;
 pub mod schema;
+pub mod spec_ref;
 pub mod version;
 pub mod vm;

@@ -139,8 +139,8 @@ fn interpreter(program: &Path) -> Option<PathBuf> {
 }
 
 /// What a VERSION answer says about support. A plugin that rejects VERSION as an unknown command
-/// is a 0.1.0 plugin (spec-upgrades); an answer of `{"cniVersion":"0.2.0"}` alone means 0.1.0 and
-/// 0.2.0 (libcni's reading).
+/// is a 0.1.0 plugin; an answer of `{"cniVersion":"0.2.0"}` alone means 0.1.0 and 0.2.0 (libcni's
+/// reading: docs/spec-notes.md#plugins-without-a-usable-version-answer).
 pub fn supported_from_answer(stdout: &str, success: bool) -> Vec<String> {
     let doc: Option<Value> = serde_json::from_str(stdout.trim()).ok();
     if !success {

@@ -1,6 +1,6 @@
 //! Profiles: the network configuration a plugin is judged with, and what the lab must provide.
 //!
-//! A built-in profile is chosen from the binary's file name (DESIGN §3); `--config FILE` (a plugin
+//! A built-in profile is chosen from the binary's file name; `--config FILE` (a plugin
 //! object or a conflist whose last plugin is the one under test) replaces it for any other plugin.
 
 use std::path::{Path, PathBuf};

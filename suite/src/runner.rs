@@ -83,7 +83,8 @@ fn not_runnable(case: &Case, target: &Target) -> Option<String> {
         return None;
     }
     let claimed: Vec<SpecVersion> = if target.supported.is_empty() {
-        // No usable VERSION answer: a runtime assumes 0.1.0 only (spec-upgrades).
+        // No usable VERSION answer: a runtime assumes 0.1.0 only
+        // (docs/spec-notes.md#plugins-without-a-usable-version-answer).
         vec![SpecVersion(0, 1, 0)]
     } else {
         target.supported.iter().filter_map(|v| v.parse().ok()).collect()

@@ -1,4 +1,4 @@
-//! Honest verdicts (issue 12): no pass without evidence, a hanging plugin judged within about
+//! Honest verdicts: no pass without evidence, a hanging plugin judged within about
 //! twice `--timeout`, no connectivity expected of a plugin without a peer, and levels from the
 //! spec's words (a DHCP lease left after DEL is a `should` finding). Each test failed before the
 //! change it covers.
@@ -79,7 +79,7 @@ fn refusals_of_a_plugin_that_never_adds_are_not_passes() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The benchmark of the issue: a plugin whose ADD never returns, judged with `--timeout 5`,
+/// The benchmark: a plugin whose ADD never returns, judged with `--timeout 5`,
 /// finishes in under 30 s (each ADD-based case used to wait its own timeout: about 3 minutes).
 /// It prints the figure.
 fn a_plugin_whose_add_hangs_is_judged_within_twice_the_timeout() {

@@ -1,4 +1,4 @@
-//! The reference plugins are interchangeable with Debian's upstream ones one at a time (issue 4):
+//! The reference plugins are interchangeable with Debian's upstream ones one at a time:
 //! the reference `bridge` delegating to upstream `host-local`, and upstream `bridge` delegating to
 //! the reference `host-local`, each judged by the suite like any plugin.
 

@@ -1,4 +1,4 @@
-//! Rough edges of issue 12, one test each (each failed before its fix): stdout closed by the
+//! Rough edges, one test each (each failed before its fix): stdout closed by the
 //! reader or full, plugin output with terminal escapes in the human report, `invoke` with a
 //! read-only cache directory.
 

@@ -337,7 +337,8 @@ fn judge_real_runtime(script: &str) -> std::collections::BTreeMap<String, String
             "{script}: {rule}\n{report:#}"
         );
     }
-    // libcni leaves `capabilities` in the plugin's stdin (digest §10.2): a warning, not a failure.
+    // libcni leaves `capabilities` in the plugin's stdin (docs/spec-notes.md#capabilities-left-in-the-request):
+    // a warning, not a failure.
     assert_eq!(st["runtime/capabilities-removed"], "warn");
     let failed = st.values().any(|s| s == "fail");
     assert_eq!(code, i32::from(failed));

@@ -1,4 +1,4 @@
-//! bridge ADD (digest §8.2): bridge, veth pair, IPAM, addresses, routes, gateway, forwarding,
+//! bridge ADD: bridge, veth pair, IPAM, addresses, routes, gateway, forwarding,
 //! masquerading, in that order; a failure at any step after the veth exists undoes the steps
 //! already done (masquerading removed, veth deleted, IPAM DEL).
 

@@ -1,4 +1,4 @@
-//! bridge CHECK (digest §8.4) plus what issue 4 asks: the bridge and the container interface
+//! bridge CHECK, stricter than the upstream one: the bridge and the container interface
 //! of `prevResult` exist with the right type, MAC, MTU and promiscuous state; a host veth in
 //! `prevResult` is the container interface's peer and a port of the bridge; every address of
 //! `prevResult` is on the container interface; every route of `prevResult` is in the

@@ -1,4 +1,4 @@
-//! The bridge configuration (digest §8.1), validated before anything is touched.
+//! The bridge configuration, validated before anything is touched.
 
 use crate::cni::args::CniArgs;
 use crate::cni::env::validate_interface_name;

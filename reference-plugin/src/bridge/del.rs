@@ -1,4 +1,4 @@
-//! bridge DEL (digest §8.3), best effort and idempotent. Unlike upstream it also cleans up when
+//! bridge DEL, best effort and idempotent. Unlike upstream it also cleans up when
 //! the netns is gone or `CNI_NETNS` is empty:
 //!
 //! 1. container side: when the netns opens, remember `CNI_IFNAME`'s addresses and retire the

@@ -1,4 +1,4 @@
-//! The VLAN gateway port (digest §8.2, step 5 and 7): with `isGateway` and `vlan` both set the
+//! The VLAN gateway port: with `isGateway` and `vlan` both set the
 //! gateway address cannot sit on the bridge itself (the bridge's own port is not in the VLAN),
 //! so a veth pair stands in for it. The end named `<bridge>.<vlan>` stays in the host namespace
 //! and carries the gateway address(es); the other end is a port of the bridge with the VLAN as

@@ -1,7 +1,7 @@
-//! The `bridge` interface plugin (digest §8), on the crate's own rtnetlink client
+//! The `bridge` interface plugin, on the crate's own rtnetlink client
 //! ([`crate::netlink`]) and nftables masquerading ([`crate::masq`]).
 //!
-//! What it adds to the upstream behaviour (issue 4):
+//! What it adds to the upstream behaviour:
 //! - DEL removes everything ADD made even when the netns is gone or `CNI_NETNS` is empty: the
 //!   host veth is found through `prevResult`, the masquerade entries through the attachment's
 //!   identity and `prevResult`'s addresses;

@@ -1,5 +1,5 @@
 //! The plugin main loop: the same checks, in the same order and with the same codes, as the Go
-//! `skel` package (digest §2.9), with three deliberate differences:
+//! `skel` package, with three deliberate differences:
 //!
 //! - VERSION reads stdin and echoes the request's `cniVersion` (the spec rule; skel prints its
 //!   library version);

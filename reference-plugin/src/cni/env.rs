@@ -1,5 +1,5 @@
 //! The `CNI_*` environment of one invocation, read and validated in the order the Go `skel`
-//! package uses (digest §2.9), so that the reference plugins fail with the same codes:
+//! package uses, so that the reference plugins fail with the same codes:
 //!
 //! 1. the variables are scanned in the order `CNI_COMMAND, CNI_CONTAINERID, CNI_NETNS,
 //!    CNI_IFNAME, CNI_ARGS, CNI_PATH, CNI_NETNS_OVERRIDE`; a variable the verb requires that is

@@ -1,4 +1,4 @@
-//! The host-local configuration (digest §7.1): the `ipam` section, `runtimeConfig.ipRanges`,
+//! The host-local configuration: the `ipam` section, `runtimeConfig.ipRanges`,
 //! and the requested addresses from `CNI_ARGS` `IP=`, `args.cni.ips` and `runtimeConfig.ips`.
 
 use super::range::{Range, RangeSet};

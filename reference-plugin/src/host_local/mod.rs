@@ -1,4 +1,4 @@
-//! The `host-local` IPAM plugin (digest §7), spec 1.1.0 complete.
+//! The `host-local` IPAM plugin, a drop-in for the upstream one, covering spec 1.1.0 completely.
 //!
 //! - ADD: one address per range set, round robin from `last_reserved_ip.N`, requested addresses
 //!   honoured (`CNI_ARGS` `IP=`, `args.cni.ips`, `runtimeConfig.ips`), all-or-nothing: a failure

@@ -1,4 +1,4 @@
-//! Address ranges and range sets (digest §7.1) and the round-robin walk over a set (§7.4).
+//! Address ranges and range sets (host-local's `ranges`) and the round-robin walk over a set.
 
 use crate::ipnet::{self, Family, IpNet};
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The on-disk reservation store, byte-compatible with the upstream Go plugin (digest §7.3), so
+//! The on-disk reservation store, byte-compatible with the upstream Go plugin, so
 //! either implementation can take over a node's existing state:
 //!
 //! ```text

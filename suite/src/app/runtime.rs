@@ -1,4 +1,4 @@
-//! Runtime mode: `cni-conformance runtime [OPTIONS] -- CMD...` (DESIGN §6). The library's
+//! Runtime mode: `cni-conformance runtime [OPTIONS] -- CMD...`. The library's
 //! [`cni_conformance::runtime::mode`] does the work; this edge checks arguments, prints progress
 //! and writes the report.
 

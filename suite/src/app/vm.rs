@@ -1,4 +1,4 @@
-//! `--vm`: the same run inside a QEMU guest (DESIGN §7). The library module `vm` boots the guest;
+//! `--vm`: the same run inside a QEMU guest. The library module `vm` boots the guest;
 //! this edge checks the arguments on the host (so a usage error costs no boot), decides which
 //! host files the guest needs, and renders the guest's JSON report in the user's format with the
 //! same exit status as a host run.

@@ -67,7 +67,7 @@ pub enum Verdict {
     /// A part of the rule that the spec words as "should" (or calls "not critical") is broken,
     /// in a case whose rule is otherwise `must`: a warning (a failure under `--strict`).
     Should(Finding),
-    /// The plugin follows the reference code where it differs from the spec (digest §10).
+    /// The plugin follows the reference code where it differs from the spec (docs/spec-notes.md).
     Quirk(Finding),
     /// The case cannot run here.
     Skip(String),

@@ -15,7 +15,7 @@ pub const CASES: &[Case] = &[
         id: "add/result-schema",
         title: "the ADD result matches the result schema of the requested version",
         level: Level::Must,
-        spec: "SPEC §5 Success (per version)",
+        spec: r#"SPEC.md 1.1.0 §"ADD Success"; docs/spec-notes.md#result-shapes-by-version"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: ALWAYS,
@@ -26,7 +26,7 @@ pub const CASES: &[Case] = &[
         id: "add/result-version",
         title: "the ADD result's cniVersion equals the request's cniVersion",
         level: Level::Must,
-        spec: "SPEC §2 ADD, §5 (output cniVersion = input cniVersion)",
+        spec: r#"SPEC.md 1.1.0 §"ADD Success" (cniVersion is the version supplied on input)"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: ALWAYS,
@@ -37,7 +37,7 @@ pub const CASES: &[Case] = &[
         id: "add/result-matches-kernel",
         title: "every interface, MAC, MTU, address, route and sandbox in the ADD result exists in the kernel",
         level: Level::Must,
-        spec: "SPEC §5 Success (interfaces, ips, routes, sandbox); §2 ADD (create CNI_IFNAME in CNI_NETNS)",
+        spec: r#"SPEC.md 1.1.0 §"ADD Success" (interfaces, ips, routes, sandbox); SPEC.md 1.1.0 §"`ADD`: Add container to network, or apply modifications" (CNI_IFNAME inside CNI_NETNS)"#,
         applies: Applies {
             kinds: WITH_INTERFACES,
             since: ALWAYS,
@@ -48,7 +48,7 @@ pub const CASES: &[Case] = &[
         id: "add/custom-ifname",
         title: "ADD honours a non-default CNI_IFNAME (net1) and the result names it",
         level: Level::Must,
-        spec: "SPEC §2 ADD (create CNI_IFNAME or fail), 0.3.0+",
+        spec: r#"SPEC.md 1.1.0 §"Parameters" (CNI_IFNAME: the interface to create; a name the plugin cannot use is an error); SPEC.md 1.1.0 §"ADD Success" (interfaces)"#,
         applies: Applies {
             kinds: &[PluginKind::Interface],
             since: SpecVersion(0, 3, 0),
@@ -59,7 +59,7 @@ pub const CASES: &[Case] = &[
         id: "add/interface-exists",
         title: "ADD fails when CNI_IFNAME already exists in the container",
         level: Level::Must,
-        spec: "SPEC 1.0.0 §2 ADD (if an interface of that name exists, the plugin must fail)",
+        spec: r#"SPEC.md 1.0.0 §"`ADD`: Add container to network, or apply modifications" (an interface of the requested name that already exists is an error)"#,
         applies: Applies {
             kinds: &[PluginKind::Interface],
             since: SpecVersion(1, 0, 0),
@@ -70,7 +70,7 @@ pub const CASES: &[Case] = &[
         id: "add/ipam-result-shape",
         title: "an IPAM plugin's ADD result has no interfaces and no ips[].interface",
         level: Level::Must,
-        spec: "SPEC §4 Delegation (an IPAM plugin returns an abbreviated Success result without interfaces), 0.3.0+",
+        spec: r#"SPEC.md 1.1.0 §"Delegated plugins (IPAM)" (an abbreviated result: no interfaces, no ips[].interface)"#,
         applies: Applies {
             kinds: &[PluginKind::Ipam],
             since: SpecVersion(0, 3, 0),

@@ -13,7 +13,7 @@ pub const CASES: &[Case] = &[Case {
     title:
         "a chained plugin's ADD result keeps every interface, address, gateway, route and DNS setting of its prevResult",
     level: Level::Must,
-    spec: "SPEC §2 ADD (a plugin given prevResult must pass it through or modify it), 0.3.0+",
+    spec: r#"SPEC.md 1.1.0 §"`ADD`: Add container to network, or apply modifications" (prevResult is passed through or modified); SPEC.md 1.1.0 §"ADD Success" (a plugin given prevResult outputs it with its own changes)"#,
     applies: Applies {
         kinds: &[PluginKind::Chained],
         since: SpecVersion(0, 3, 0),

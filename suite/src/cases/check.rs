@@ -19,7 +19,7 @@ pub const CASES: &[Case] = &[
         id: "check/after-add",
         title: "CHECK right after ADD, with the ADD result as prevResult, succeeds and prints nothing",
         level: Level::Must,
-        spec: "SPEC §2 CHECK (must cope with CHECK right after ADD), 0.4.0+",
+        spec: r#"SPEC.md 1.1.0 §"`CHECK`: Check container's networking is as expected" (a plugin must handle CHECK right after ADD); docs/spec-notes.md#output-of-del-check-gc-and-status"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: SINCE,
@@ -30,7 +30,7 @@ pub const CASES: &[Case] = &[
         id: "check/tolerates-extra-route",
         title: "CHECK still succeeds after a later plugin added a route and an address in the container",
         level: Level::Must,
-        spec: "SPEC §2 CHECK (must tolerate changes by later plugins in the chain), 0.4.0+",
+        spec: r#"SPEC.md 1.1.0 §"`CHECK`: Check container's networking is as expected" (a plugin must allow later plugins of the chain to change resources)"#,
         applies: Applies {
             kinds: WITH_INTERFACES,
             since: SINCE,
@@ -41,7 +41,7 @@ pub const CASES: &[Case] = &[
         id: "check/missing-address",
         title: "CHECK fails once an address from the result is removed from the container",
         level: Level::Should,
-        spec: "SPEC §2 CHECK (should fail when a resource in the result is missing), 0.4.0+",
+        spec: r#"SPEC.md 1.1.0 §"`CHECK`: Check container's networking is as expected" (an error when a resource listed in prevResult is missing)"#,
         applies: Applies {
             kinds: &[PluginKind::Interface],
             since: SINCE,
@@ -52,7 +52,7 @@ pub const CASES: &[Case] = &[
         id: "check/missing-route",
         title: "CHECK fails once a route from the result is removed from the container",
         level: Level::Should,
-        spec: "SPEC §2 CHECK (should fail when a resource in the result is missing), 0.4.0+",
+        spec: r#"SPEC.md 1.1.0 §"`CHECK`: Check container's networking is as expected" (an error when a resource listed in prevResult is missing)"#,
         applies: Applies {
             kinds: &[PluginKind::Interface],
             since: SINCE,
@@ -63,7 +63,7 @@ pub const CASES: &[Case] = &[
         id: "check/missing-interface",
         title: "CHECK fails once the container interface is deleted",
         level: Level::Should,
-        spec: "SPEC §2 CHECK (should fail when an interface in the result is missing), 0.4.0+",
+        spec: r#"SPEC.md 1.1.0 §"`CHECK`: Check container's networking is as expected" (an error when an interface listed in prevResult is missing)"#,
         applies: Applies {
             kinds: &[PluginKind::Interface],
             since: SINCE,
@@ -74,7 +74,7 @@ pub const CASES: &[Case] = &[
         id: "check/host-end-gone",
         title: "CHECK fails once the host end of the container's link (e.g. the host veth) is deleted",
         level: Level::Should,
-        spec: "SPEC §2 CHECK (should fail when a resource in the result is missing), 0.4.0+",
+        spec: r#"SPEC.md 1.1.0 §"`CHECK`: Check container's networking is as expected" (an error when a resource listed in prevResult is missing)"#,
         applies: Applies {
             kinds: &[PluginKind::Interface],
             since: SINCE,
@@ -85,7 +85,7 @@ pub const CASES: &[Case] = &[
         id: "check/changed-mac",
         title: "CHECK fails once the container interface's MAC differs from the one in the result",
         level: Level::Should,
-        spec: "SPEC §2 CHECK (should fail when a resource in the result is in a bad state), 0.4.0+",
+        spec: r#"SPEC.md 1.1.0 §"`CHECK`: Check container's networking is as expected" (an error when a resource listed in prevResult is in an invalid state)"#,
         applies: Applies {
             kinds: &[PluginKind::Interface],
             since: SINCE,
@@ -96,7 +96,7 @@ pub const CASES: &[Case] = &[
         id: "check/interface-down",
         title: "CHECK fails once the container interface is set administratively down",
         level: Level::Should,
-        spec: "SPEC §2 CHECK (should fail when a resource in the result is in a bad state, or the container is unreachable), 0.4.0+",
+        spec: r#"SPEC.md 1.1.0 §"`CHECK`: Check container's networking is as expected" (an error when a resource is in an invalid state or the container is unreachable)"#,
         applies: Applies {
             kinds: &[PluginKind::Interface],
             since: SINCE,

@@ -1,4 +1,5 @@
-//! `connectivity/*`: real packets through what the plugin built (DESIGN §2).
+//! `connectivity/*`: real packets through what the plugin built, between containers, the host and
+//! the outside the lab stands in for.
 //!
 //! Every probe is the suite's own socket code (`crate::probe`, `crate::probe_rate`). Cases judge
 //! what the configuration promises: addresses in the result must carry traffic (ICMP, UDP, TCP),
@@ -64,7 +65,7 @@ pub const CASES: &[Case] = &[
         id: "connectivity/container-to-gateway",
         title: "the container reaches every gateway in its ADD result with ICMP echo",
         level: Level::Must,
-        spec: "SPEC §5 Success (ips[].gateway is the subnet's gateway)",
+        spec: r#"SPEC.md 1.1.0 §"ADD Success" (ips[].gateway is the subnet's gateway)"#,
         applies: Applies {
             kinds: &[PluginKind::Interface],
             since: ALWAYS,
@@ -75,70 +76,70 @@ pub const CASES: &[Case] = &[
         "connectivity/container-to-container",
         "two containers on the network reach each other over IPv4 (ICMP, UDP, TCP) with their own source addresses",
         Level::Should,
-        "SPEC §5 Success (ips[] are the container's addresses on the network)",
+        r#"SPEC.md 1.1.0 §"ADD Success" (ips[] are the container's addresses on the network)"#,
         container_to_container_v4,
     ),
     case(
         "connectivity/container-to-container-ipv6",
         "two containers on a dual-stack network reach each other over IPv6 (ICMP, UDP, TCP)",
         Level::Should,
-        "SPEC §5 Success (ips[] are the container's addresses on the network)",
+        r#"SPEC.md 1.1.0 §"ADD Success" (ips[] are the container's addresses on the network)"#,
         container_to_container_v6,
     ),
     case(
         "connectivity/host-to-container",
         "the host reaches the container's IPv4 address when it has a route to it",
         Level::Should,
-        "SPEC §5 Success (ips[], routes)",
+        r#"SPEC.md 1.1.0 §"ADD Success" (ips[], routes)"#,
         host_to_container_v4,
     ),
     case(
         "connectivity/host-to-container-ipv6",
         "the host reaches the container's IPv6 address on a dual-stack network when it has a route to it",
         Level::Should,
-        "SPEC §5 Success (ips[], routes)",
+        r#"SPEC.md 1.1.0 §"ADD Success" (ips[], routes)"#,
         host_to_container_v6,
     ),
     case(
         "connectivity/mtu",
         "with mtu configured, the largest unfragmented packet passes and one byte more with DF does not",
         Level::Should,
-        "plugin configuration mtu (bridge, ptp, macvlan, ipvlan, vlan documentation)",
+        r#"docs/spec-notes.md#plugin-configuration-beyond-the-spec (mtu of bridge, ptp, macvlan, ipvlan, vlan)"#,
         mtu,
     ),
     case(
         "connectivity/masquerade",
         "with ipMasq, traffic to the outside leaves with the host's uplink address and replies return; traffic between containers keeps its source",
         Level::Should,
-        "plugin configuration ipMasq (bridge, ptp documentation)",
+        r#"SPEC.md 1.1.0 §"Plugin configuration objects:" (ipMasq); docs/spec-notes.md#plugin-configuration-beyond-the-spec"#,
         masquerade,
     ),
     case(
         "connectivity/masquerade-del",
         "with ipMasq, DEL removes the container's NAT rules from the host's packet filter",
         Level::Should,
-        "SPEC §2 DEL (undo what ADD did); plugin configuration ipMasq",
+        r#"SPEC.md 1.1.0 §"`DEL`: Remove container from network, or un-apply modifications" (undo what ADD did); SPEC.md 1.1.0 §"Plugin configuration objects:" (ipMasq)"#,
         masquerade_del,
     ),
     case(
         "connectivity/portmap",
         "portMappings forward a host port to the container port, reached from outside the host (TCP and UDP)",
         Level::Should,
-        "CONVENTIONS.md capabilities (portMappings)",
+        r#"CONVENTIONS.md 1.1.0 §"Well-known Capabilities" (portMappings)"#,
         portmap,
     ),
     case(
         "connectivity/portmap-del",
         "DEL removes the port mappings: the host port no longer forwards and no rule of the attachment is left",
         Level::Should,
-        "SPEC §2 DEL (undo what ADD did); CONVENTIONS.md capabilities (portMappings)",
+        r#"SPEC.md 1.1.0 §"`DEL`: Remove container from network, or un-apply modifications" (undo what ADD did); CONVENTIONS.md 1.1.0 §"Well-known Capabilities" (portMappings)"#,
         portmap_del,
     ),
     case(
         "connectivity/bandwidth",
         "configured ingress and egress rates cap a measured TCP transfer (below 1.5x the rate plus the burst)",
         Level::Should,
-        "CONVENTIONS.md capabilities (bandwidth); bandwidth plugin configuration",
+        r#"CONVENTIONS.md 1.1.0 §"Well-known Capabilities" (bandwidth); docs/spec-notes.md#plugin-configuration-beyond-the-spec"#,
         bandwidth,
     ),
 ];

@@ -1,4 +1,5 @@
-//! `error/*`: how a plugin fails (SPEC §2 "Error", §5 "Error"; digest §2.9).
+//! `error/*`: how a plugin fails: a non-zero exit (SPEC.md 1.1.0 §"Errors") and an Error object with
+//! the well-known code (SPEC.md 1.1.0 §"Error"; the codes: docs/spec-notes.md#error-codes).
 
 use serde_json::Value;
 
@@ -16,7 +17,7 @@ pub const CASES: &[Case] = &[
         id: "error/non-json-stdin",
         title: "ADD with stdin that is not JSON fails (non-zero exit) and creates nothing",
         level: Level::Must,
-        spec: "SPEC §2 (exit non-zero on failure); §1 configuration is JSON",
+        spec: r#"SPEC.md 1.1.0 §"Errors" (exit non-zero on failure); SPEC.md 1.1.0 §"Section 2: Execution Protocol" > "Overview" (the configuration is JSON)"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: ALWAYS,
@@ -27,7 +28,7 @@ pub const CASES: &[Case] = &[
         id: "error/non-json-stdin-code",
         title: "non-JSON stdin gives an Error object on stdout with code 6 (decoding failure)",
         level: Level::Should,
-        spec: "SPEC 1.0.0 §5 Error, well-known code 6",
+        spec: r#"SPEC.md 1.0.0 §"Error" (code 6: failed to decode content); docs/spec-notes.md#error-codes"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: V1,
@@ -38,7 +39,7 @@ pub const CASES: &[Case] = &[
         id: "error/missing-env",
         title: "ADD without CNI_CONTAINERID, CNI_NETNS and CNI_IFNAME fails and creates nothing",
         level: Level::Must,
-        spec: "SPEC §2 Parameters (required for ADD)",
+        spec: r#"SPEC.md 1.1.0 §"`ADD`: Add container to network, or apply modifications" (required environment parameters); SPEC.md 1.1.0 §"Errors" (exit non-zero on failure)"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: ALWAYS,
@@ -49,7 +50,7 @@ pub const CASES: &[Case] = &[
         id: "error/missing-env-code",
         title: "missing variables give an Error object with code 4 naming every missing variable",
         level: Level::Should,
-        spec: "SPEC 1.0.0 §5 Error, code 4 (message must name the variables)",
+        spec: r#"SPEC.md 1.0.0 §"Error" (code 4: the message names the invalid variables); docs/spec-notes.md#error-codes"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: V1,
@@ -60,7 +61,7 @@ pub const CASES: &[Case] = &[
         id: "error/incompatible-version",
         title: "ADD with a cniVersion the plugin does not support fails with code 1",
         level: Level::Must,
-        spec: "SPEC §5 Error, code 1 (incompatible CNI version)",
+        spec: r#"SPEC.md 1.1.0 §"Errors" (exit non-zero on failure); SPEC.md 1.1.0 §"Error" (code 1: incompatible CNI version)"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: ALWAYS,
@@ -71,7 +72,7 @@ pub const CASES: &[Case] = &[
         id: "error/bad-ifname",
         title: "ADD with an interface name the kernel cannot use (empty, 16 bytes, '..', '/', ':', blank) fails",
         level: Level::Must,
-        spec: "SPEC §2 Parameters CNI_IFNAME (if the plugin cannot use the name it must return an error)",
+        spec: r#"SPEC.md 1.1.0 §"Parameters" (CNI_IFNAME: a name the plugin cannot use is an error)"#,
         applies: Applies {
             kinds: WITH_INTERFACES,
             since: ALWAYS,
@@ -82,7 +83,7 @@ pub const CASES: &[Case] = &[
         id: "error/missing-netns",
         title: "ADD with a CNI_NETNS path that does not exist fails (no fallback to another namespace)",
         level: Level::Must,
-        spec: "SPEC §2 ADD (create CNI_IFNAME inside CNI_NETNS); §2 Transport (exit non-zero when the operation fails)",
+        spec: r#"SPEC.md 1.1.0 §"`ADD`: Add container to network, or apply modifications" (the interface goes inside CNI_NETNS); SPEC.md 1.1.0 §"Errors" (exit non-zero on failure)"#,
         applies: Applies {
             kinds: &[crate::profile::PluginKind::Interface],
             since: ALWAYS,
@@ -93,7 +94,7 @@ pub const CASES: &[Case] = &[
         id: "error/bad-container-id",
         title: "ADD with a container id outside [a-zA-Z0-9_.-] fails with code 4",
         level: Level::Should,
-        spec: "SPEC 1.0.0 §2 Parameters CNI_CONTAINERID (allowed characters); §5 code 4",
+        spec: r#"SPEC.md 1.0.0 §"Parameters" (CNI_CONTAINERID: the characters allowed); SPEC.md 1.0.0 §"Error" (code 4)"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: V1,
@@ -104,7 +105,7 @@ pub const CASES: &[Case] = &[
         id: "error/missing-network-name",
         title: "ADD with a configuration without \"name\" fails with code 7",
         level: Level::Should,
-        spec: "SPEC 1.0.0 §1 (name is required); §5 code 7 (invalid network config)",
+        spec: r#"SPEC.md 1.0.0 §"Deriving execution configuration from plugin configuration" (name is always inserted); SPEC.md 1.0.0 §"Error" (code 7: invalid network config)"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: V1,
@@ -115,7 +116,7 @@ pub const CASES: &[Case] = &[
         id: "error/unknown-command",
         title: "an unknown CNI_COMMAND fails with code 4",
         level: Level::Should,
-        spec: "SPEC 1.0.0 §2 CNI_COMMAND; §5 code 4 (invalid environment variables)",
+        spec: r#"SPEC.md 1.0.0 §"Parameters" (CNI_COMMAND names an operation); SPEC.md 1.0.0 §"Error" (code 4: invalid environment variables)"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: V1,
@@ -126,7 +127,7 @@ pub const CASES: &[Case] = &[
         id: "error/check-below-0-4-0",
         title: "CHECK with a 0.3.x configuration fails with code 1 (CHECK exists from 0.4.0)",
         level: Level::Should,
-        spec: "SPEC 0.4.0 §2 CHECK; §5 code 1 (incompatible version)",
+        spec: r#"SPEC.md 0.4.0 §"Parameters" (CHECK arrives in 0.4.0); SPEC.md 0.4.0 §"Well-known Error Codes" (code 1: incompatible CNI version)"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: SpecVersion(0, 4, 0),
@@ -137,7 +138,7 @@ pub const CASES: &[Case] = &[
         id: "error/gc-status-below-1-1-0",
         title: "GC and STATUS with a 1.0.0 configuration fail with code 1 (they exist from 1.1.0)",
         level: Level::Should,
-        spec: "SPEC 1.1.0 §2 GC, STATUS; §5 code 1 (incompatible version)",
+        spec: r#"SPEC.md 1.1.0 §"`GC`: Clean up any stale resources" (new in 1.1.0); SPEC.md 1.1.0 §"`STATUS`: Check plugin status" (new in 1.1.0); SPEC.md 1.1.0 §"Error" (code 1: incompatible CNI version)"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: SpecVersion(1, 1, 0),

@@ -15,7 +15,7 @@ pub const CASES: &[Case] = &[
         id: "gc/keeps-valid",
         title: "GC listing every attachment as valid exits 0, prints nothing and changes nothing",
         level: Level::Must,
-        spec: "SPEC 1.1.0 §2 GC (output nothing on success; only attachments not in the list are stale)",
+        spec: r#"SPEC.md 1.1.0 §"`GC`: Clean up any stale resources" (no output on success; only attachments missing from the list are stale); docs/spec-notes.md#the-gc-attachment-key"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: V11,
@@ -26,7 +26,7 @@ pub const CASES: &[Case] = &[
         id: "gc/removes-stale",
         title: "GC removes the host resources (NAT rules, IPAM reservation) of an attachment missing from the list",
         level: Level::Should,
-        spec: "SPEC 1.1.0 §2 GC (should remove every resource of attachments not in the set)",
+        spec: r#"SPEC.md 1.1.0 §"`GC`: Clean up any stale resources" (remove the resources of attachments missing from the list); docs/spec-notes.md#the-gc-attachment-key"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: V11,
@@ -37,7 +37,7 @@ pub const CASES: &[Case] = &[
         id: "gc/empty-list",
         title: "GC with an empty list removes everything of the network's attachments that names them",
         level: Level::Should,
-        spec: "SPEC 1.1.0 §2 GC (an attachment not in the set is stale)",
+        spec: r#"SPEC.md 1.1.0 §"`GC`: Clean up any stale resources" (an attachment missing from the list is stale); docs/spec-notes.md#the-gc-attachment-key"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: V11,
@@ -48,7 +48,7 @@ pub const CASES: &[Case] = &[
         id: "gc/legacy-key",
         title: "GC accepts the 1.1.0 tag's key cni.dev/attachments without the newer cni.dev/valid-attachments",
         level: Level::Should,
-        spec: "SPEC 1.1.0 tag §2 GC (cni.dev/attachments); digest §10.1",
+        spec: r#"SPEC.md 1.1.0 §"`GC`: Clean up any stale resources" (the tag names the list cni.dev/attachments); docs/spec-notes.md#the-gc-attachment-key"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: V11,

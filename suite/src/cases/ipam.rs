@@ -31,7 +31,7 @@ pub const CASES: &[Case] = &[
         id: "ipam/unique-parallel",
         title: "32 ADDs for different containers run at once all succeed and never share an address",
         level: Level::Must,
-        spec: "SPEC §3 Lifecycle (parallel operations for different containers; plugins lock shared state)",
+        spec: r#"SPEC.md 1.1.0 §"Lifecycle & Ordering" (parallel operations for different containers; plugins lock shared state)"#,
         applies: Applies {
             kinds: ADDRESSED,
             since: ALWAYS,
@@ -42,7 +42,7 @@ pub const CASES: &[Case] = &[
         id: "ipam/no-leak-cycles",
         title: "ADD/DEL cycles of three times a 1-address pool keep getting the address (DEL releases it)",
         level: Level::Should,
-        spec: "SPEC §2 DEL (undo what ADD did, release IPAM)",
+        spec: r#"SPEC.md 1.1.0 §"`DEL`: Remove container from network, or un-apply modifications" (undo what ADD did; release IPAM)"#,
         applies: Applies {
             kinds: ADDRESSED,
             since: ALWAYS,
@@ -53,7 +53,7 @@ pub const CASES: &[Case] = &[
         id: "ipam/exhaustion-fails",
         title: "ADD on an exhausted pool exits non-zero instead of handing out an address again",
         level: Level::Must,
-        spec: "SPEC §2 Transport (exit 0 means success) and §5 Error",
+        spec: r#"SPEC.md 1.1.0 §"Errors" (exit 0 only on success)"#,
         applies: Applies {
             kinds: ADDRESSED,
             since: ALWAYS,
@@ -64,7 +64,7 @@ pub const CASES: &[Case] = &[
         id: "ipam/exhaustion-error",
         title: "ADD on an exhausted pool prints an Error object (not a well-known code that blames the request) and leaves nothing allocated",
         level: Level::Should,
-        spec: "SPEC §2 Transport (on failure the plugin should print an Error) and §5 Error",
+        spec: r#"SPEC.md 1.1.0 §"Errors" (on failure, print an Error); docs/spec-notes.md#error-codes"#,
         applies: Applies {
             kinds: ADDRESSED,
             since: ALWAYS,
@@ -75,7 +75,7 @@ pub const CASES: &[Case] = &[
         id: "ipam/requested-ip-args",
         title: "an IP requested in args.cni.ips is the one allocated",
         level: Level::Should,
-        spec: "CONVENTIONS.md args (cni.ips)",
+        spec: r#"CONVENTIONS.md 1.1.0 §""args" in network config" (cni.ips)"#,
         applies: Applies {
             kinds: ADDRESSED,
             since: ALWAYS,
@@ -86,7 +86,7 @@ pub const CASES: &[Case] = &[
         id: "ipam/requested-ip-runtimeconfig",
         title: "an IP requested in runtimeConfig.ips (capability ips) is the one allocated",
         level: Level::Should,
-        spec: "CONVENTIONS.md capabilities (ips)",
+        spec: r#"CONVENTIONS.md 1.1.0 §"Well-known Capabilities" (ips)"#,
         applies: Applies {
             kinds: ADDRESSED,
             since: ALWAYS,
@@ -97,7 +97,7 @@ pub const CASES: &[Case] = &[
         id: "ipam/requested-ip-cni-args",
         title: "an IP requested with CNI_ARGS IP= is the one allocated",
         level: Level::Should,
-        spec: "CONVENTIONS.md CNI_ARGS (IP)",
+        spec: r#"CONVENTIONS.md 1.1.0 §"CNI_ARGS" (IP)"#,
         applies: Applies {
             kinds: ADDRESSED,
             since: ALWAYS,
@@ -108,7 +108,7 @@ pub const CASES: &[Case] = &[
         id: "ipam/requested-ip-taken",
         title: "requesting an IP another container holds fails and reserves nothing",
         level: Level::Should,
-        spec: "CONVENTIONS.md args (cni.ips); SPEC §5 Error",
+        spec: r#"CONVENTIONS.md 1.1.0 §""args" in network config" (cni.ips); SPEC.md 1.1.0 §"Error""#,
         applies: Applies {
             kinds: ADDRESSED,
             since: ALWAYS,
@@ -119,7 +119,7 @@ pub const CASES: &[Case] = &[
         id: "ipam/release-netns-gone",
         title: "DEL after the netns was deleted releases the address: a later ADD gets it",
         level: Level::Should,
-        spec: "SPEC §2 DEL (an IPAM plugin should release the address even if the netns no longer exists)",
+        spec: r#"SPEC.md 1.1.0 §"`DEL`: Remove container from network, or un-apply modifications" (an IPAM plugin releases the address even if the netns is gone)"#,
         applies: Applies {
             kinds: ADDRESSED,
             since: ALWAYS,
@@ -130,7 +130,7 @@ pub const CASES: &[Case] = &[
         id: "ipam/no-reserved-addresses",
         title: "the network address, the broadcast address and the gateway of a /29 are never handed out",
         level: Level::Should,
-        spec: "SPEC §5 Success (ips[].gateway is the network's gateway); host-local documentation",
+        spec: r#"SPEC.md 1.1.0 §"ADD Success" (ips[].gateway is the network's gateway); docs/spec-notes.md#plugin-configuration-beyond-the-spec (host-local)"#,
         applies: Applies {
             kinds: ADDRESSED,
             since: ALWAYS,

@@ -1,4 +1,5 @@
-//! Kernel truth: everything an ADD result claims is checked against the kernel (DESIGN §1.2).
+//! Kernel truth: everything an ADD result claims (interfaces, MACs, MTUs, addresses, routes,
+//! sandboxes) is checked against what the kernel holds, never taken on the result's word.
 
 use serde_json::Value;
 

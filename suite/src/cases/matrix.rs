@@ -13,7 +13,7 @@ pub const CASES: &[Case] = &[Case {
     id: "matrix/add-check-del",
     title: "ADD, CHECK (0.4.0+) and DEL work at every released version the plugin claims, each result in that version's shape",
     level: Level::Must,
-    spec: "SPEC §1 (results per version: ip4/ip6, ips[].version, 1.1 extras); §2 (output cniVersion = input)",
+    spec: r#"docs/spec-notes.md#result-shapes-by-version; SPEC.md 0.2.0 §"Result" (ip4/ip6); SPEC.md 0.4.0 §"Result" (ips[].version); SPEC.md 1.1.0 §"ADD Success" (cniVersion is the version supplied on input)"#,
     applies: Applies { kinds: ANY_KIND, since: SpecVersion(0, 1, 0) },
     body: add_check_del,
 }];

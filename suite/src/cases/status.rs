@@ -14,7 +14,7 @@ pub const CASES: &[Case] = &[
         id: "status/ready",
         title: "STATUS of a healthy plugin exits 0 and prints nothing",
         level: Level::Must,
-        spec: "SPEC 1.1.0 §2 STATUS (exit 0 when able to serve ADD)",
+        spec: r#"SPEC.md 1.1.0 §"`STATUS`: Check plugin status" (exit 0 when able to serve ADD); docs/spec-notes.md#output-of-del-check-gc-and-status"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: SpecVersion(1, 1, 0),
@@ -25,7 +25,7 @@ pub const CASES: &[Case] = &[
         id: "status/exhausted",
         title: "STATUS fails with code 50 once the address pool is used up, and ADD still works after a DEL",
         level: Level::Should,
-        spec: "SPEC 1.1.0 §2 STATUS (resources exhausted: code 50; keep serving ADD/DEL after an error)",
+        spec: r#"SPEC.md 1.1.0 §"`STATUS`: Check plugin status" (resources exhausted: code 50; other operations still served)"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: SpecVersion(1, 1, 0),

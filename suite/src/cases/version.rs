@@ -14,7 +14,7 @@ pub const CASES: &[Case] = &[
         id: "version/answers",
         title: "VERSION with only CNI_COMMAND set prints cniVersion and a non-empty supportedVersions list",
         level: Level::Must,
-        spec: "SPEC §2 VERSION; §5 Version success (0.2.0+)",
+        spec: r#"SPEC.md 1.1.0 §"`VERSION`: probe plugin version support"; SPEC.md 1.1.0 §"VERSION Success" (VERSION exists from 0.2.0 on)"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: SINCE,
@@ -25,7 +25,7 @@ pub const CASES: &[Case] = &[
         id: "version/schema",
         title: "the VERSION answer matches the VERSION result schema",
         level: Level::Must,
-        spec: "SPEC §5 Version success (0.2.0+)",
+        spec: r#"SPEC.md 1.1.0 §"VERSION Success" (cniVersion and supportedVersions)"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: SINCE,
@@ -36,7 +36,7 @@ pub const CASES: &[Case] = &[
         id: "version/ignores-stdin",
         title: "VERSION still answers when stdin is empty or not JSON",
         level: Level::Should,
-        spec: "SPEC §2 VERSION (only CNI_COMMAND is required); libcni skel never reads stdin",
+        spec: r#"SPEC.md 1.1.0 §"`VERSION`: probe plugin version support" (only CNI_COMMAND is required); docs/spec-notes.md#version-ignores-stdin"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: SINCE,
@@ -47,7 +47,7 @@ pub const CASES: &[Case] = &[
         id: "version/echoes-request",
         title: "the VERSION answer's cniVersion echoes the request's cniVersion",
         level: Level::Must,
-        spec: "SPEC 1.1.0 §2 VERSION (output cniVersion = input cniVersion); digest §10.5",
+        spec: r#"SPEC.md 1.1.0 §"VERSION Success" (cniVersion is the request's); docs/spec-notes.md#version-answers-with-the-library-version"#,
         applies: Applies {
             kinds: ANY_KIND,
             since: SINCE,

@@ -1,4 +1,4 @@
-//! The result cache, in libcni's layout (digest §6.7):
+//! The result cache, in libcni's layout:
 //! `<cacheDir>/results/<network>-<containerID>-<ifname>`, a `cniCacheV1` JSON document, directory
 //! mode 0700 and file mode 0600. Legacy files holding only a result are still read.
 

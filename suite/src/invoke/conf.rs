@@ -1,6 +1,7 @@
-//! Reading a network configuration the way libcni does (digest §3.1 and §6.8): a conflist, or a
-//! single plugin object turned into a one-plugin list; version selection from `cniVersion` ∪
-//! `cniVersions`; boolean-or-string flags; plugin objects appended from `<dir>/<name>/*.conf`.
+//! Reading a network configuration the way libcni does: a conflist, or a single plugin object
+//! turned into a one-plugin list; version selection from `cniVersion` ∪ `cniVersions`;
+//! boolean-or-string flags (docs/spec-notes.md#disablecheck-as-a-string); plugin objects appended
+//! from `<dir>/<name>/*.conf` unless `loadOnlyInlinedPlugins` (docs/spec-notes.md#loadonlyinlinedplugins).
 
 use std::path::Path;
 

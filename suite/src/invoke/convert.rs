@@ -1,5 +1,5 @@
-//! Converting an ADD result between spec versions (digest §5.6), as a runtime must before it sends
-//! a cached result as `prevResult` in another version.
+//! Converting an ADD result between spec versions, as a runtime must before it sends a cached
+//! result as `prevResult` in another version (the shapes: docs/spec-notes.md#result-shapes-by-version).
 //!
 //! 0.3.0, 0.3.1, 0.4.0, 1.0.0 and 1.1.0 convert without loss of what the target can hold;
 //! 0.1.0/0.2.0 results (`ip4`/`ip6` blocks) convert to and from that family with the known losses.

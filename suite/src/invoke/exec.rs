@@ -1,4 +1,4 @@
-//! Finding a plugin on the search path and running it once (digest §6.9).
+//! Finding a plugin on the search path (`CNI_PATH`) and running it once.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

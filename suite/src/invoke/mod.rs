@@ -1,17 +1,19 @@
 //! A libcni-like executor: runs a network configuration list for one attachment the way the spec
-//! (digest §6) and libcni require. It is what `cni-conformance invoke` runs, and the control
-//! runtime that must pass runtime mode.
+//! (SPEC.md 1.1.0 §"Section 3: Execution of Network Configurations") and libcni require. It is
+//! what `cni-conformance invoke` runs, and the control runtime that must pass runtime mode.
 //!
 //! - ADD runs the plugins in order, chaining each result into the next plugin's `prevResult`,
-//!   stops at the first failure (nothing cached), and caches the final result (§6.2, §6.7).
+//!   stops at the first failure (nothing cached), and caches the final result
+//!   (SPEC.md 1.1.0 §"Adding an attachment").
 //! - DEL runs them in reverse order, each with the cached result converted to the list's version
-//!   (0.4.0+), and removes the cache entry only when every plugin succeeded (§6.3).
-//! - CHECK is refused below 0.4.0, a no-op with `disableCheck`, else forward order (§6.4).
+//!   (0.4.0+), and removes the cache entry only when every plugin succeeded
+//!   (SPEC.md 1.1.0 §"Deleting an attachment").
+//! - CHECK is refused below 0.4.0, a no-op with `disableCheck`, else forward order.
 //! - GC deletes cached attachments that are not valid, then (1.1.0+) sends GC to every plugin,
-//!   carrying on after errors (§6.5); STATUS (1.1.0+) stops at the first error (§6.6).
+//!   carrying on after errors; STATUS (1.1.0+) stops at the first error.
 //!
-//! Unlike libcni, `capabilities` is removed from what the plugin reads: the spec says so (digest
-//! §3.3 and §10.2), and the control runtime follows the spec.
+//! Unlike libcni, `capabilities` is removed from what the plugin reads: the spec says so, and the
+//! control runtime follows the spec (docs/spec-notes.md#capabilities-left-in-the-request).
 
 pub mod cache;
 pub mod conf;

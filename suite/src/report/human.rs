@@ -36,6 +36,9 @@ fn indent(text: &str, pad: &str) -> String {
 fn details(c: &CaseReport, out: &mut String) {
     let _ = writeln!(out, "{} {} [{:?}] {}", tag(c.status), c.id, c.level, c.title);
     let _ = writeln!(out, "    spec:     {}", c.spec);
+    for link in &c.links {
+        let _ = writeln!(out, "    see:      {link}");
+    }
     let _ = writeln!(out, "    finding:  {}", c.message);
     if let Some(e) = &c.expected {
         let _ = writeln!(out, "    expected: {e}");

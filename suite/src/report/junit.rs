@@ -25,6 +25,9 @@ fn esc(s: &str) -> String {
 
 fn detail(c: &CaseReport) -> String {
     let mut text = format!("{}\nspec: {}\n", c.message, c.spec);
+    for link in &c.links {
+        let _ = writeln!(text, "see: {link}");
+    }
     if let Some(e) = &c.expected {
         let _ = writeln!(text, "expected: {e}");
     }

@@ -1,4 +1,4 @@
-//! Reports (DESIGN §5): JSON, JUnit and human text, all built from one [`Report`].
+//! Reports: JSON, JUnit and human text, all built from one [`Report`].
 
 mod human;
 mod junit;
@@ -47,8 +47,13 @@ pub struct CaseReport {
     pub level: Level,
     /// pass / fail / warn / skip.
     pub status: Status,
-    /// Spec reference.
+    /// The references the case rests on (spec sections, docs of this repository), as written;
+    /// see [`crate::spec_ref`].
     pub spec: String,
+    /// Where to read each reference of `spec`, in order: an address of the spec text at the cited
+    /// version, or a path in this repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
     /// Finding or skip reason ("" on pass).
     pub message: String,
     /// What the rule expects, when the case failed or warned.
@@ -57,7 +62,8 @@ pub struct CaseReport {
     /// What the plugin did, when the case failed or warned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seen: Option<String>,
-    /// True when the finding is a spec-versus-reference-code difference (digest §10).
+    /// True when the finding is a difference between the spec and the reference code (libcni, skel,
+    /// upstream plugins), explained in docs/spec-notes.md.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spec_vs_reference: bool,
     /// Wall time.
@@ -150,6 +156,7 @@ impl Report {
                     level: r.case.level,
                     status: r.status,
                     spec: r.case.spec.into(),
+                    links: crate::spec_ref::links(r.case.spec),
                     message: f.message,
                     expected: f.expected,
                     seen: f.seen,
@@ -199,7 +206,7 @@ impl Report {
         }
     }
 
-    /// Exit status (DESIGN §4): 1 when any case failed, else 0.
+    /// Exit status: 1 when any case failed, else 0.
     pub fn exit_code(&self) -> i32 {
         i32::from(self.summary.failed > 0)
     }
@@ -207,5 +214,58 @@ impl Report {
     /// The JSON report.
     pub fn json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"cannot serialise report: {e}\"}}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_failed_case(spec: &str) -> Report {
+        let plugin = PluginInfo {
+            path: "/opt/cni/bin/example".into(),
+            versions: vec!["1.1.0".into()],
+            tested_version: Some("1.1.0".into()),
+            kind: crate::profile::PluginKind::Interface,
+            profile: "built-in".into(),
+        };
+        let case = CaseReport {
+            id: "del/idempotent".into(),
+            title: "DEL succeeds three times in a row after an ADD".into(),
+            level: Level::Must,
+            status: Status::Fail,
+            spec: spec.into(),
+            links: crate::spec_ref::links(spec),
+            message: "the second DEL failed".into(),
+            expected: None,
+            seen: None,
+            spec_vs_reference: false,
+            duration_ms: 1,
+            blame: None,
+            kept_lab: None,
+            invocations: Vec::new(),
+        };
+        Report::from_cases(plugin, vec![case], 1)
+    }
+
+    #[test]
+    fn every_format_shows_where_to_read_the_rule() {
+        let spec = r#"SPEC.md 1.1.0 §"`DEL`: Remove container from network, or un-apply modifications" (plugins must accept repeated DELs); docs/spec-notes.md#error-codes"#;
+        let report = one_failed_case(spec);
+        let url = "https://github.com/containernetworking/cni/blob/spec-v1.1.0/SPEC.md#del-remove-container-from-network-or-un-apply-modifications";
+        let json: serde_json::Value = serde_json::from_str(&report.json()).expect("the report is JSON");
+        assert_eq!(json["cases"][0]["spec"], spec);
+        assert_eq!(
+            json["cases"][0]["links"],
+            serde_json::json!([url, "docs/spec-notes.md#error-codes"])
+        );
+        let text = human(&report);
+        assert!(
+            text.contains(&format!(
+                "    see:      {url}\n    see:      docs/spec-notes.md#error-codes\n"
+            )),
+            "{text}"
+        );
+        assert!(junit(&report).contains(&format!("see: {url}")));
     }
 }

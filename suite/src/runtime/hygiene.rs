@@ -18,7 +18,7 @@ pub const NO_PROCESS_LEFT: Rule = Rule {
     id: "runtime/no-process-left",
     title: "the runtime command leaves no process running (no daemon, no descendant holding its output) when it ends",
     level: Level::Should,
-    spec: "docs/lab.md (what a runtime command may leave in its lab)",
+    spec: r#"docs/lab.md#what-the-report-shows (what a runtime command may leave in its lab)"#,
     body: no_process_left,
 };
 

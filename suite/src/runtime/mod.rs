@@ -1,4 +1,4 @@
-//! Runtime mode (DESIGN §6): judging how a runtime calls plugins.
+//! Runtime mode: judging how a runtime calls plugins.
 //!
 //! - [`scenario`]: the network configurations (one per scenario) and how they are staged: a conf
 //!   dir, a bin dir of recorder symlinks named after the plugin types, and the log file.

@@ -296,6 +296,7 @@ fn judge_one(
         level: rule.level,
         status,
         spec: rule.spec.into(),
+        links: crate::spec_ref::links(rule.spec),
         message: finding.message,
         expected: finding.expected,
         seen: finding.seen,

@@ -1,4 +1,4 @@
-//! `--vm` (DESIGN §7): the same run inside a QEMU guest.
+//! `--vm`: the same run inside a QEMU guest.
 //!
 //! The guest is a kernel ([`kernel`]: a Debian package fetched with apt and cached, or
 //! `--kernel`) and an initramfs (built by `initramfs` as an [`image`], written as newc by
