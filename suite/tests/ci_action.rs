@@ -101,7 +101,14 @@ struct ActionRun {
     outputs: BTreeMap<String, String>,
     /// Everything the steps printed.
     log: String,
+    /// RUNNER_TEMP of this run; removed with the run.
     temp: PathBuf,
+}
+
+impl Drop for ActionRun {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.temp);
+    }
 }
 
 /// Runs the composite action with these inputs (the rest take their defaults).
@@ -305,6 +312,7 @@ fn action_on_the_runner_passes_a_good_plugin_and_fails_a_broken_one() {
     let reports = PathBuf::from(bad.outputs.get("reports").unwrap());
     let (_, failures) = junit_counts(&reports.join("runner.xml"));
     assert!(failures > 0, "{}", bad.log);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn action_in_a_vm_writes_its_own_report() {

@@ -66,42 +66,84 @@ fn ignored() -> Option<regex::Regex> {
 /// The kernel's flag for its own threads (kworkers come and go and are nobody's leftovers).
 const PF_KTHREAD: u64 = 0x0020_0000;
 
-/// Live processes outside the machine's PID namespace (a lab's), and any carrying [`MARKER`].
+/// Set in this test process, so every suite it starts, and every lab init the suite forks,
+/// carries it: a PID namespace whose init has it is one of our labs, not another program's
+/// container (a build or a container running next to the tests).
+const RUN_TAG: &str = "CNI_CONFORMANCE_SEALING_RUN";
+
+fn run_tag() -> String {
+    format!("{RUN_TAG}={}", std::process::id())
+}
+
+/// One live process as /proc shows it.
+struct Proc {
+    pid: u32,
+    /// "comm [state] argv" for messages.
+    label: String,
+    cmd: String,
+    pid_ns: Option<PathBuf>,
+    /// PID 1 of its own namespace (the last NSpid field).
+    ns_init: bool,
+}
+
+fn read_proc(dir: &Path, pid: u32) -> Option<Proc> {
+    // After the `(comm)` field: state, ppid, pgrp, session, tty, tpgid, flags.
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let state = *fields.first()?;
+    let flags: u64 = fields.get(6)?.parse().ok()?;
+    if state == "Z" || flags & PF_KTHREAD != 0 {
+        return None;
+    }
+    let cmd = std::fs::read(dir.join("cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default();
+    let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+    let ns_init = std::fs::read_to_string(dir.join("status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .map(|v| v.split_whitespace().last() == Some("1"))
+        })
+        .unwrap_or(false);
+    Some(Proc {
+        pid,
+        label: format!("{pid} [{} {state}] {cmd}", comm.trim()),
+        cmd,
+        pid_ns: std::fs::read_link(dir.join("ns/pid")).ok(),
+        ns_init,
+    })
+}
+
+/// Live processes in a lab's PID namespace (one whose init carries [`RUN_TAG`]), and any
+/// carrying [`MARKER`].
 fn processes() -> BTreeSet<String> {
     let own = std::fs::read_link("/proc/1/ns/pid").ok();
     let ignore = ignored();
-    let mut out = BTreeSet::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        // After the `(comm)` field: state, ppid, pgrp, session, tty, tpgid, flags.
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, r)| r.split_whitespace().collect())
-            .unwrap_or_default();
-        let state = fields.first().copied().unwrap_or("Z");
-        let kernel_thread = fields
-            .get(6)
-            .and_then(|f| f.parse::<u64>().ok())
-            .is_some_and(|flags| flags & PF_KTHREAD != 0);
-        if state == "Z" || kernel_thread {
-            continue;
-        }
-        let ns = std::fs::read_link(e.path().join("ns/pid")).ok();
-        let cmd = std::fs::read(e.path().join("cmdline"))
-            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-            .unwrap_or_default();
-        if ignore.as_ref().is_some_and(|r| r.is_match(&cmd)) {
-            continue;
-        }
-        if ns.is_some() && ns != own || cmd.contains(MARKER) {
-            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-            out.insert(format!("{pid} [{} {state}] {cmd}", comm.trim()));
-        }
-    }
-    out
+    let tag = run_tag();
+    let all: Vec<Proc> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            read_proc(&e.path(), pid)
+        })
+        .filter(|p| !ignore.as_ref().is_some_and(|r| r.is_match(&p.cmd)))
+        .collect();
+    let labs: BTreeSet<&PathBuf> = all
+        .iter()
+        .filter(|p| p.ns_init && p.pid_ns.is_some() && p.pid_ns != own)
+        .filter(|p| {
+            std::fs::read(format!("/proc/{}/environ", p.pid))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == tag.as_bytes()))
+        })
+        .filter_map(|p| p.pid_ns.as_ref())
+        .collect();
+    all.iter()
+        .filter(|p| p.cmd.contains(MARKER) || p.pid_ns.as_ref().is_some_and(|ns| labs.contains(ns)))
+        .map(|p| p.label.clone())
+        .collect()
 }
 
 fn machine(skip: &[PathBuf]) -> Machine {
@@ -388,7 +430,12 @@ fn a_run_sigkilled_half_way_leaves_nothing() {
             break;
         }
     }
-    assert!(!processes().is_empty(), "the run had no lab process when it was killed");
+    // The leftover check finds labs by their init: it must see them while they run.
+    let seen = processes();
+    assert!(
+        seen.iter().any(|p| p.contains("[cni-conformance ")),
+        "no lab init seen while the run was going: {seen:?}"
+    );
     child.kill().unwrap();
     let _ = child.wait();
     settle(&before);
@@ -478,6 +525,12 @@ fn a_runtime_that_forks_a_daemon_is_named_and_sigkill_leaves_nothing() {
 }
 
 fn main() {
+    let (key, value) = run_tag()
+        .split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .unwrap();
+    // Before any thread starts.
+    std::env::set_var(key, value);
     harness::run(vec![
         Test::new(
             "escape_through_the_parents_namespaces_reaches_only_the_lab",

@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::cri_evidence::{cni_args, CriContext};
 use super::evidence::{short, ScenarioRun};
 use super::log::Entry;
-use super::rules::{Blame, Outcome};
-use crate::case::{Finding, Level};
+use super::rules::{violation, who, Outcome};
+use crate::case::Level;
 use crate::cri::record::{CallRecord, CriRecord};
 
 /// One Kubernetes rule.
@@ -84,29 +84,6 @@ pub fn all() -> Vec<KubeRule> {
     ]
 }
 
-fn violation(
-    runs: &[ScenarioRun],
-    run: usize,
-    entry: Option<usize>,
-    message: impl Into<String>,
-    expected: impl Into<String>,
-    seen: impl Into<String>,
-) -> Outcome {
-    let slug = runs.get(run).map_or("?", |r| r.scenario.slug);
-    Outcome::Violation(
-        Finding {
-            message: format!("scenario {slug}: {}", message.into()),
-            expected: Some(expected.into()),
-            seen: Some(seen.into()),
-        },
-        Blame { run, entry },
-    )
-}
-
-fn who(e: &Entry) -> String {
-    format!("{} {}", e.command(), e.plugin)
-}
-
 /// The runs that have a record, with it.
 fn with_records<'a>(
     runs: &'a [ScenarioRun],
@@ -149,9 +126,9 @@ fn pod_args(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outcome> {
             let ignore = get("IgnoreUnknown");
             if !matches!(ignore.map(str::to_ascii_lowercase).as_deref(), Some("1" | "true")) {
                 return Err(violation(
-                    runs,
                     r,
                     Some(i),
+                    runs,
                     format!(
                         "{} lacks IgnoreUnknown=1 in CNI_ARGS (plugins that do not know K8S_POD_* would fail)",
                         who(e)
@@ -170,9 +147,9 @@ fn pod_args(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outcome> {
             for key in ["K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID"] {
                 if get(key).is_none_or(str::is_empty) {
                     return Err(violation(
-                        runs,
                         r,
                         Some(i),
+                        runs,
                         format!("{} lacks {key} in CNI_ARGS", who(e)),
                         format!("{key}=<the pod's>"),
                         format!("CNI_ARGS={}", e.var("CNI_ARGS").unwrap_or("<unset>")),
@@ -187,9 +164,9 @@ fn pod_args(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outcome> {
                 let got = get(key).unwrap_or("");
                 if got != value {
                     return Err(violation(
-                        runs,
                         r,
                         Some(i),
+                        runs,
                         format!("{} got {key} that is not the pod's", who(e)),
                         format!("{key}={value}"),
                         format!("{key}={got}"),
@@ -236,9 +213,9 @@ fn capability_rule(
             if !declares(run, e, cap) {
                 if let Some(g) = got {
                     return Err(violation(
-                        runs,
                         r,
                         Some(i),
+                        runs,
                         format!(
                             "{} got runtimeConfig.{cap} though its plugin does not declare {cap}",
                             who(e)
@@ -255,9 +232,9 @@ fn capability_rule(
                 (None, Some(g)) if g.is_null() || g.as_array().is_some_and(Vec::is_empty) => {}
                 (None, Some(g)) => {
                     return Err(violation(
-                        runs,
                         r,
                         Some(i),
+                        runs,
                         format!("{} got runtimeConfig.{cap} the pod did not ask for", who(e)),
                         "nothing (the pod has none)",
                         short(&g, 200),
@@ -265,9 +242,9 @@ fn capability_rule(
                 }
                 (Some(w), None) => {
                     return Err(violation(
-                        runs,
                         r,
                         Some(i),
+                        runs,
                         format!("{} declares {cap} but got no runtimeConfig.{cap}", who(e)),
                         short(w, 200),
                         "absent",
@@ -277,9 +254,9 @@ fn capability_rule(
                     let spelled = conventional_keys(&g);
                     if spelled != g && matches(w, &spelled).is_ok() {
                         return Err(violation(
-                            runs,
                             r,
                             Some(i),
+                            runs,
                             format!(
                                 "{}'s runtimeConfig.{cap} has the pod's values under keys spelled otherwise than \
                                  CONVENTIONS.md (only a case-insensitive decoder, such as Go's encoding/json, reads them)",
@@ -291,9 +268,9 @@ fn capability_rule(
                     }
                     if let Err(why) = matches(w, &g) {
                         return Err(violation(
-                            runs,
                             r,
                             Some(i),
+                            runs,
                             format!("{}'s runtimeConfig.{cap} is not the pod's: {why}", who(e)),
                             short(w, 200),
                             short(&g, 200),
@@ -426,9 +403,9 @@ fn pod_ip(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outcome> {
         let have = result_ips(&result);
         if rec.pod_ips.is_empty() && !have.is_empty() {
             return Err(violation(
-                runs,
                 r,
                 Some(at),
+                runs,
                 "PodSandboxStatus reported no pod IP though the ADD result has addresses",
                 have.join(", "),
                 "no IP",
@@ -436,9 +413,9 @@ fn pod_ip(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outcome> {
         }
         if let Some(stray) = rec.pod_ips.iter().find(|ip| !have.contains(ip)) {
             return Err(violation(
-                runs,
                 r,
                 Some(at),
+                runs,
                 format!("PodSandboxStatus reported {stray}, which is not in the ADD result the runtime got"),
                 format!("one of {}", have.join(", ")),
                 rec.pod_ips.join(", "),
@@ -477,9 +454,9 @@ fn del_on_stop(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outcome> {
         judged = true;
         if let Some(err) = &stop.error {
             return Err(violation(
-                runs,
                 r,
                 None,
+                runs,
                 "StopPodSandbox failed",
                 "success, after DEL of every plugin",
                 err.clone(),
@@ -504,9 +481,9 @@ fn del_on_stop(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outcome> {
                 Some(_) => "DEL only after StopPodSandbox returned".into(),
             };
             return Err(violation(
-                runs,
                 r,
                 dels.first().map(|(j, _)| *j).or(Some(i)),
+                runs,
                 format!("{} was not undone by StopPodSandbox", who(add)),
                 format!("DEL {} while StopPodSandbox runs", add.plugin),
                 seen,
@@ -538,9 +515,9 @@ fn stop_del_netns(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outcome>
                     Some(n) => format!("{} is another network namespace than ADD's", n.path),
                 };
                 return Err(violation(
-                    runs,
                     r,
                     Some(i),
+                    runs,
                     format!("{} ran after the pod's network namespace was gone", who(d)),
                     "CNI_NETNS naming the pod's network namespace, still there",
                     seen,
@@ -564,9 +541,9 @@ fn clean_after_remove(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outc
         judged = true;
         if let Some(err) = &remove.error {
             return Err(violation(
-                runs,
                 r,
                 None,
+                runs,
                 "RemovePodSandbox failed",
                 "success",
                 err.clone(),
@@ -574,9 +551,9 @@ fn clean_after_remove(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outc
         }
         let Some(after) = &rec.after_remove else {
             return Err(violation(
-                runs,
                 r,
                 None,
+                runs,
                 "the CRI record has no look after RemovePodSandbox",
                 "PodSandboxStatus and ListPodSandbox after RemovePodSandbox",
                 "nothing recorded",
@@ -584,9 +561,9 @@ fn clean_after_remove(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outc
         };
         if !after.status_not_found {
             return Err(violation(
-                runs,
                 r,
                 None,
+                runs,
                 "PodSandboxStatus still answers for the removed sandbox",
                 "NOT_FOUND",
                 after.status_answer.clone().unwrap_or_default(),
@@ -594,9 +571,9 @@ fn clean_after_remove(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outc
         }
         if after.listed {
             return Err(violation(
-                runs,
                 r,
                 None,
+                runs,
                 "ListPodSandbox still lists the removed sandbox",
                 "not listed",
                 rec.sandbox_id.clone().unwrap_or_default(),
@@ -605,9 +582,9 @@ fn clean_after_remove(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outc
         let left: Vec<&String> = after.netns.iter().filter(|n| !rec.netns_before.contains(n)).collect();
         if !left.is_empty() {
             return Err(violation(
-                runs,
                 r,
                 None,
+                runs,
                 format!(
                     "network namespaces are left in {} after RemovePodSandbox",
                     rec.netns_dir
@@ -622,9 +599,9 @@ fn clean_after_remove(runs: &[ScenarioRun], cri: &CriContext) -> Result<(), Outc
                 .any(|(j, d)| j > i && d.plugin == add.plugin && d.end_ns <= remove.end_ns);
             if !undone {
                 return Err(violation(
-                    runs,
                     r,
                     Some(i),
+                    runs,
                     format!("{} had no DEL by the time RemovePodSandbox returned", who(add)),
                     format!("DEL {}", add.plugin),
                     "none",

@@ -64,7 +64,8 @@ pub struct Rule {
     pub body: fn(&[ScenarioRun]) -> Result<(), Outcome>,
 }
 
-fn violation(
+/// A violation found in run `run` (at log entry `entry`), its message prefixed with the scenario.
+pub(super) fn violation(
     run: usize,
     entry: Option<usize>,
     runs: &[ScenarioRun],
@@ -83,7 +84,8 @@ fn violation(
     )
 }
 
-fn who(e: &Entry) -> String {
+/// "ADD bridge": the verb and the plugin of a logged call.
+pub(super) fn who(e: &Entry) -> String {
     format!("{} {}", e.command(), e.plugin)
 }
 
