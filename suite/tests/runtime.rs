@@ -94,6 +94,8 @@ const BREAKAGES: &[Breakage] = &[
     Breakage { label: "prev_on_first", breakage: "prev-on-first", rule: "runtime/prev-result-first-add", status: "fail" },
     Breakage { label: "no_chain", breakage: "no-chain", rule: "runtime/prev-result-chained", status: "fail" },
     Breakage { label: "del_no_prev", breakage: "del-no-prev", rule: "runtime/prev-result-del", status: "fail" },
+    Breakage { label: "check_reverse", breakage: "check-reverse", rule: "runtime/check-order", status: "fail" },
+    Breakage { label: "status_with_prev", breakage: "status-with-prev", rule: "runtime/status-request", status: "fail" },
     Breakage { label: "check_stale_prev", breakage: "check-stale-prev", rule: "runtime/prev-result-check", status: "fail" },
     Breakage { label: "check_despite_disable", breakage: "check-despite-disable", rule: "runtime/check-disabled", status: "fail" },
     Breakage { label: "check_old_version", breakage: "check-old-version", rule: "runtime/check-version", status: "fail" },
@@ -131,6 +133,29 @@ const BREAKAGES: &[Breakage] = &[
     Breakage { label: "k8s_netns_gone_on_stop", breakage: "k8s-netns-gone-on-stop", rule: "kubernetes/stop-del-netns", status: "warn" },
     Breakage { label: "k8s_sandbox_left", breakage: "k8s-sandbox-left", rule: "kubernetes/clean-after-remove", status: "fail" },
 ];
+
+/// Rules proven by a test other than a `broken.py` breakage, and where.
+const PROVEN_ELSEWHERE: &[(&str, &str)] = &[(
+    "runtime/no-process-left",
+    "suite/tests/sealing.rs: a_runtime_that_forks_a_daemon_is_named_and_sigkill_leaves_nothing",
+)];
+
+/// Every runtime and Kubernetes rule has a broken runtime that it catches.
+fn every_rule_has_a_breakage() {
+    use cni_conformance::runtime::{kubernetes, rules};
+    let ids = rules::all()
+        .into_iter()
+        .map(|r| r.id)
+        .chain(kubernetes::all().into_iter().map(|r| r.id));
+    let missing: Vec<&str> = ids
+        .filter(|id| !BREAKAGES.iter().any(|b| b.rule == *id))
+        .filter(|id| !PROVEN_ELSEWHERE.iter().any(|(r, _)| r == id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "rules without a breakage in broken.py and BREAKAGES: {missing:?}"
+    );
+}
 
 /// One breakage of `broken.py` and the finding it must give.
 #[derive(Clone, Copy)]
@@ -602,6 +627,7 @@ fn docker_with_the_invoke_recipe_is_judged() {
 
 fn main() {
     let mut tests = vec![
+        Test::new("every_rule_has_a_breakage", every_rule_has_a_breakage),
         Test::new(
             "control_runtime_passes_every_rule_and_leaves_the_host_alone",
             control_runtime_passes_every_rule_and_leaves_the_host_alone,

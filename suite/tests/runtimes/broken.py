@@ -138,7 +138,7 @@ def check(final, results):
         for t in threads:
             t.join()
         return
-    for p in plugins:
+    for p in (list(reversed(plugins)) if BREAK == "check-reverse" else plugins):
         run(p, "CHECK", request(p, prev, "CHECK"))
 
 
@@ -154,7 +154,10 @@ def gc_status():
     if v < (1, 1, 0) and BREAK != "gc-low-version":
         return
     for p in plugins:
-        run(p, "STATUS", request(p, verb="STATUS"))
+        r = request(p, verb="STATUS")
+        if BREAK == "status-with-prev":
+            r["prevResult"] = {"cniVersion": version}
+        run(p, "STATUS", r)
     if conf.get("disableGC") and BREAK != "gc-ignore-disable":
         return
     if BREAK == "gc-deletes-live":
