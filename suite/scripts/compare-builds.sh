@@ -4,7 +4,9 @@
 # BASE_REV is built from a temporary git worktree (target/compare-base, reused across calls); the
 # working tree's release build is the other side. Each round runs every plugin once with each
 # build, alternating which goes first; the script prints per plugin the median wall time of each
-# build and their ratio. Default plugins: the reference bridge and upstream bridge.
+# build and their ratio. Only the cases both builds have are run (a `--filter` of their common
+# ids), so a grown catalogue does not count as a slower build. Default plugins: the reference
+# bridge and upstream bridge.
 set -eu
 base_rev=${1:?usage: compare-builds.sh BASE_REV [ROUNDS] [PLUGIN...]}
 rounds=${2:-5}
@@ -22,6 +24,12 @@ fi
 (cd "$tree" && cargo build --release --quiet -p cni-conformance --target-dir "$root/target/compare-base/target")
 old=$root/target/compare-base/target/release/cni-conformance
 
+# The ids both builds list, as one anchored alternation for --filter.
+common=$("$old" --list | awk '{print $1}' | sort >"$root/target/compare-base/old.ids"
+  "$new" --list | awk '{print $1}' | sort | comm -12 - "$root/target/compare-base/old.ids" | paste -sd'|')
+[ -n "$common" ] || { echo "the two builds share no case id" >&2; exit 2; }
+echo "cases both builds have: $(echo "$common" | tr '|' '\n' | wc -l) (base $(wc -l <"$root/target/compare-base/old.ids"), this $("$new" --list | wc -l))"
+
 if [ $# -eq 0 ]; then
   set -- "$root/target/release/bridge" /usr/lib/cni/bridge
 fi
@@ -29,7 +37,7 @@ fi
 # time_run BINARY PLUGIN: wall seconds of one judged run (its exit status does not matter here).
 time_run() {
   start=$(date +%s.%N)
-  "$1" "$2" >/dev/null 2>&1 || true
+  "$1" "$2" --filter "^($common)\$" >/dev/null 2>&1 || true
   end=$(date +%s.%N)
   awk -v a="$start" -v b="$end" 'BEGIN {print b - a}'
 }
