@@ -211,6 +211,13 @@ struct Run {
 }
 
 /// Runs the suite with a JSON report; `limit` bounds the run (a hang fails the test).
+/// Judges `plugin` with its built-in profile, within 5 minutes.
+fn judge_plugin(plugin: &Path) -> Run {
+    let mut c = suite();
+    c.arg(plugin);
+    judge(c, Duration::from_secs(300))
+}
+
 fn judge(mut cmd: Command, limit: Duration) -> Run {
     let start = Instant::now();
     let mut child = cmd
@@ -271,14 +278,7 @@ fn escape_through_the_parents_namespaces_reaches_only_the_lab() {
         &dir,
         "nsenter -t $PPID -a sh -c 'ip route add 203.0.113.0/24 dev lo; nft add table inet cniconfescape; touch /run/cniconf-escaped; hostname cniconf-escaped' >&2",
     );
-    let run = judge(
-        {
-            let mut c = suite();
-            c.arg(&plugin);
-            c
-        },
-        Duration::from_secs(300),
-    );
+    let run = judge_plugin(&plugin);
     settle(&before);
     assert_same(&before, &machine(std::slice::from_ref(&dir)), "escape");
     assert_eq!(run.code, Some(0), "{}", run.report);
@@ -295,14 +295,7 @@ fn writes_to_etc_and_tmp_stay_in_the_lab_and_are_reported() {
         &dir,
         "echo '10.9.9.9 hostile' >> /etc/hosts; echo x > /etc/cniconf-hostile; echo x > /tmp/cniconf-hostile",
     );
-    let run = judge(
-        {
-            let mut c = suite();
-            c.arg(&plugin);
-            c
-        },
-        Duration::from_secs(300),
-    );
+    let run = judge_plugin(&plugin);
     settle(&before);
     assert_same(&before, &machine(std::slice::from_ref(&dir)), "writes");
     // DEL "should ... undo any modifications" (SPEC §2 DEL): a file left behind is a warning.
@@ -321,14 +314,7 @@ fn a_setsid_daemon_is_named_and_ends_with_the_lab() {
     let dir = tempdir("seal-daemon");
     let before = machine(std::slice::from_ref(&dir));
     let plugin = hostile(&dir, &format!("setsid -f sleep {MARKER} >/dev/null 2>&1 </dev/null"));
-    let run = judge(
-        {
-            let mut c = suite();
-            c.arg(&plugin);
-            c
-        },
-        Duration::from_secs(300),
-    );
+    let run = judge_plugin(&plugin);
     settle(&before);
     assert_same(&before, &machine(std::slice::from_ref(&dir)), "daemon");
     let clean = finding(&run.report, "safety/exits-cleanly");

@@ -80,24 +80,10 @@ impl Ctx<'_> {
 
     /// Adds a call the delegate got to the case's invocations (so a finding can show it).
     pub fn record_delegate_call(&mut self, d: &Delegate, e: &Entry) -> usize {
-        self.invocations.push(crate::invocation::Record {
-            program: d.kind.clone(),
-            command: e.command().to_string(),
-            env: e
-                .env
-                .iter()
-                .filter(|(k, _)| k.starts_with("CNI_"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            stdin: e.stdin.clone(),
-            stdout: e.stdout.clone(),
-            stderr: e.stderr.clone(),
-            stdout_dropped: 0,
-            stderr_dropped: 0,
-            exit: crate::invocation::Exit::Code(e.exit_code),
-            duration_ms: e.end_ns.saturating_sub(e.start_ns) / 1_000_000,
-            notes: vec!["called by the plugin under test (seen through the suite's delegate stand-in)".into()],
-        });
+        self.invocations.push(e.record(
+            d.kind.clone(),
+            "called by the plugin under test (seen through the suite's delegate stand-in)".into(),
+        ));
         self.invocations.len() - 1
     }
 

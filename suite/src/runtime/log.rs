@@ -51,6 +51,28 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// This call as a report's invocation record, its environment cut to the `CNI_*` variables.
+    pub fn record(&self, program: String, note: String) -> crate::invocation::Record {
+        crate::invocation::Record {
+            program,
+            command: self.command().to_string(),
+            env: self
+                .env
+                .iter()
+                .filter(|(k, _)| k.starts_with("CNI_"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            stdin: self.stdin.clone(),
+            stdout: self.stdout.clone(),
+            stderr: self.stderr.clone(),
+            stdout_dropped: 0,
+            stderr_dropped: 0,
+            exit: crate::invocation::Exit::Code(self.exit_code),
+            duration_ms: self.end_ns.saturating_sub(self.start_ns) / 1_000_000,
+            notes: vec![note],
+        }
+    }
+
     /// `CNI_COMMAND`, or "" when unset.
     pub fn command(&self) -> &str {
         self.env.get("CNI_COMMAND").map_or("", String::as_str)

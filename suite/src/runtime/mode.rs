@@ -22,7 +22,7 @@ use super::rules::{self, Blame, Outcome};
 use super::scenario::{self, Scenario};
 use crate::case::{status_of, Finding, Level, Status, Verdict};
 use crate::cri::record::RECORD_ENV;
-use crate::invocation::{self, Exit, Invocation, Record};
+use crate::invocation::{self, Invocation, Record};
 use crate::lab::Lab;
 use crate::ns;
 use crate::report::CaseReport;
@@ -311,25 +311,10 @@ fn judge_one(
 /// The runtime command's record followed by every recorded plugin call of the scenario.
 fn records(run: &ScenarioRun) -> Vec<Record> {
     let mut out = vec![run.command.clone()];
-    out.extend(run.entries.iter().map(|e| {
-        Record {
-            program: e.plugin.clone(),
-            command: e.command().to_string(),
-            env: e
-                .env
-                .iter()
-                .filter(|(k, _)| k.starts_with("CNI_"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            stdin: e.stdin.clone(),
-            stdout: e.stdout.clone(),
-            stderr: e.stderr.clone(),
-            stdout_dropped: 0,
-            stderr_dropped: 0,
-            exit: Exit::Code(e.exit_code),
-            duration_ms: e.end_ns.saturating_sub(e.start_ns) / 1_000_000,
-            notes: vec![format!("scenario {}", run.scenario.slug)],
-        }
-    }));
+    out.extend(
+        run.entries
+            .iter()
+            .map(|e| e.record(e.plugin.clone(), format!("scenario {}", run.scenario.slug))),
+    );
     out
 }
