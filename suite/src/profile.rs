@@ -350,6 +350,12 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
     let no_peer = annotation::no_peer(annotation).map_err(|p| invalid(&p))?;
     let obj = doc.as_object().ok_or_else(|| invalid("not a JSON object"))?;
     let network = match obj.get("name") {
+        // A lone plugin object has no name of its own; a list must have one.
+        None if obj.contains_key("plugins") => {
+            return Err(invalid(
+                "a network configuration list needs a \"name\"",
+            ))
+        }
         None => NETWORK.to_string(),
         Some(Value::String(name)) if valid_network_name(name) => name.clone(),
         Some(other) => {
@@ -379,6 +385,13 @@ pub fn from_value(doc: Value, plugin_name: &str, shown: &str) -> Result<Profile,
     for p in &plugins {
         if !p.get("type").is_some_and(Value::is_string) {
             return Err(invalid("every plugin object needs a string \"type\""));
+        }
+        if p.get("ipam")
+            .is_some_and(|ipam| !ipam.get("type").is_some_and(Value::is_string))
+        {
+            return Err(invalid(
+                "an \"ipam\" object needs a string \"type\", the IPAM plugin to run",
+            ));
         }
         for ty in [p.get("type"), p.pointer("/ipam/type")].into_iter().flatten() {
             if ty.as_str().is_some_and(|t| t.is_empty() || t.contains(['/', '\\'])) {

@@ -248,6 +248,43 @@ fn a_runtime_that_makes_no_plugin_call_passes_no_rule() {
     }
 }
 
+/// A plugin whose result claims an address the kernel does not have: that lie is
+/// `add/result-matches-kernel`'s failure, and the CHECK cases that remove the claimed address
+/// cannot run, so they skip and say why instead of charging the plugin (or the suite) again.
+fn a_result_claiming_a_missing_address_fails_once() {
+    let bridge = upstream("bridge");
+    let dir = tempdir("wrong-ip");
+    let plugin = script(
+        &dir,
+        "bridge",
+        &format!(
+            "#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] || exec {b} \"$@\"\n\
+             out=$({b} \"$@\") || {{ printf '%s\\n' \"$out\"; exit 1; }}\n\
+             printf '%s\\n' \"$out\" | sed 's/10\\.88\\.0\\.\\([0-9]*\\)\\/24/10.88.0.20\\1\\/24/'\n",
+            b = bridge.display()
+        ),
+    );
+    let (code, report) = judge(&[
+        plugin.to_str().unwrap(),
+        "--filter",
+        "^(add/result-matches-kernel|check/missing-address)$",
+    ]);
+    let st = statuses(&report);
+    assert_eq!(
+        st.get("add/result-matches-kernel").map(String::as_str),
+        Some("fail"),
+        "{report:#}"
+    );
+    let missing = case(&report, "check/missing-address");
+    assert_eq!(missing["status"], "skip", "{missing:#}");
+    assert!(
+        missing["message"].as_str().unwrap().contains("result-matches-kernel"),
+        "{missing:#}"
+    );
+    assert_eq!(code, 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn main() {
     harness::run(vec![
         Test::new(
@@ -282,5 +319,10 @@ fn main() {
             "a_runtime_that_makes_no_plugin_call_passes_no_rule",
             a_runtime_that_makes_no_plugin_call_passes_no_rule,
         ),
+        Test::new(
+            "a_result_claiming_a_missing_address_fails_once",
+            a_result_claiming_a_missing_address_fails_once,
+        )
+        .needs(upstream_plugin("bridge")),
     ])
 }

@@ -210,6 +210,28 @@ esac
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A list without a name, and an `ipam` without the `type` of its plugin, are configuration
+/// mistakes: refused before the first case, not judged as the plugin's failures.
+fn a_config_without_a_list_name_or_an_ipam_type_is_refused() {
+    let bridge = upstream("bridge");
+    let dir = tempdir("setup-fields");
+    let unnamed = write(
+        &dir,
+        "unnamed.conflist",
+        r#"{"cniVersion":"1.0.0","plugins":[{"type":"bridge","bridge":"cni-set0","ipam":{"type":"host-local","subnet":"10.93.0.0/24"}}]}"#,
+    );
+    let line = refused(&["--config", unnamed.to_str().unwrap(), bridge.to_str().unwrap()]);
+    assert!(line.contains("needs a \"name\""), "{line}");
+    let untyped = write(
+        &dir,
+        "untyped.json",
+        r#"{"cniVersion":"1.0.0","name":"n","type":"bridge","bridge":"cni-set0","ipam":{"subnet":"10.93.0.0/24"}}"#,
+    );
+    let line = refused(&["--config", untyped.to_str().unwrap(), bridge.to_str().unwrap()]);
+    assert!(line.contains("\"ipam\" object needs a string \"type\""), "{line}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn main() {
     harness::run(vec![
         Test::new(
@@ -219,6 +241,11 @@ fn main() {
         .needs(upstream_plugin("bridge")),
         Test::new("an_unknown_cni_version_is_refused", an_unknown_cni_version_is_refused)
             .needs(upstream_plugin("bridge")),
+        Test::new(
+            "a_config_without_a_list_name_or_an_ipam_type_is_refused",
+            a_config_without_a_list_name_or_an_ipam_type_is_refused,
+        )
+        .needs(upstream_plugin("bridge")),
         Test::new(
             "a_cni_path_directory_that_does_not_exist_is_refused",
             a_cni_path_directory_that_does_not_exist_is_refused,

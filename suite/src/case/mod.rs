@@ -71,7 +71,8 @@ pub enum Verdict {
     Quirk(Finding),
     /// The case cannot run here.
     Skip(String),
-    /// The suite itself failed (lab or probe error); reported as a failure so it is never hidden.
+    /// The suite itself failed (lab or probe error); reported as a failure of a `must` case (a
+    /// warning of a `should` case) so it is never hidden.
     Broken(String),
 }
 
@@ -180,7 +181,8 @@ pub fn status_of(level: Level, verdict: &Result<(), Verdict>, strict: bool) -> S
     match verdict {
         Ok(()) => Status::Pass,
         Err(Verdict::Skip(_)) => Status::Skip,
-        Err(Verdict::Broken(_)) => Status::Fail,
+        // Never hidden, but a `should` case never fails a run on its own.
+        Err(Verdict::Broken(_)) if level == Level::Must || strict => Status::Fail,
         Err(Verdict::Violation(_)) if level == Level::Must || strict => Status::Fail,
         Err(Verdict::Quirk(_) | Verdict::Should(_)) if strict => Status::Fail,
         Err(_) => Status::Warn,

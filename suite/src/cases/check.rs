@@ -202,7 +202,12 @@ fn missing_address(ctx: &mut Ctx) -> Result<(), Verdict> {
     else {
         return Err(Verdict::Skip("the result has no container address".into()));
     };
-    rtnl.del_address(link.index, ip.address)?;
+    rtnl.del_address(link.index, ip.address).map_err(|e| {
+        Verdict::Skip(format!(
+            "cannot remove {} from {} ({e}): the result claims an address the kernel does not show (add/result-matches-kernel judges the claim)",
+            ip.address, att.ifname
+        ))
+    })?;
     check_fails(
         ctx,
         &att,
@@ -220,7 +225,12 @@ fn missing_route(ctx: &mut Ctx) -> Result<(), Verdict> {
     };
     let rtnl = ctx.lab.container_rtnl(&att.container)?;
     let dst = (route.dst.prefix != 0).then_some(route.dst);
-    rtnl.del_route(dst, route.gw, route.dst.is_ipv6())?;
+    rtnl.del_route(dst, route.gw, route.dst.is_ipv6()).map_err(|e| {
+        Verdict::Skip(format!(
+            "cannot remove the route to {} ({e}): the result claims a route the kernel does not show (add/result-matches-kernel judges the claim)",
+            route.dst
+        ))
+    })?;
     check_fails(
         ctx,
         &att,
