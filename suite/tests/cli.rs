@@ -31,6 +31,40 @@ fn list_prints_area_slug_ids() {
     insta::assert_snapshot!("case_list", text);
 }
 
+/// `--list --format json` is the same catalogue as the text list, each case with its spec
+/// reference and links; JUnit has no list form and is refused.
+fn list_as_json_matches_the_text_list() {
+    let text = assert_cmd()
+        .arg("--list")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let ids: Vec<String> = String::from_utf8(text)
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    let json = assert_cmd()
+        .args(["--list", "--format", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&json).unwrap();
+    let json_ids: Vec<String> = list.iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, json_ids);
+    for c in &list {
+        assert!(c["level"] == "must" || c["level"] == "should", "{c}");
+        assert!(!c["spec"].as_str().unwrap().is_empty(), "{c}");
+        assert!(!c["links"].as_array().unwrap().is_empty(), "{c}");
+    }
+    let line = usage_error(&["--list", "--format", "junit"]);
+    assert!(line.contains("--list"), "{line}");
+}
+
 /// Runs the CLI with `args`, expects exit 2 and exactly one line on stderr; returns that line.
 fn usage_error(args: &[&str]) -> String {
     let out = assert_cmd().args(args).assert().code(2).get_output().clone();
@@ -318,6 +352,7 @@ fn main() {
             the_bundled_run_needs_no_system_package,
         ),
         Test::new("list_prints_area_slug_ids", list_prints_area_slug_ids),
+        Test::new("list_as_json_matches_the_text_list", list_as_json_matches_the_text_list),
         Test::new(
             "bad_input_exits_2_with_one_clear_line",
             bad_input_exits_2_with_one_clear_line,

@@ -15,24 +15,44 @@ use cni_conformance::report::{self, PluginInfo, Report};
 use cni_conformance::runner::{self, RunOptions, Selector};
 use cni_conformance::{cases, ns, preflight, profile};
 
+/// `--list`: one line per case (id, level, title), or with `--format json` an array of
+/// `{id, level, title, spec, links}`.
+fn catalogue(format: Format) -> Result<String, Usage> {
+    let level = |c: &cni_conformance::case::Case| format!("{:?}", c.level).to_lowercase();
+    match format {
+        Format::Human => Ok(cases::all()
+            .iter()
+            .map(|c| format!("{:<40} {:<6} {}\n", c.id, level(c), c.title))
+            .collect()),
+        Format::Json => {
+            let list: Vec<serde_json::Value> = cases::all()
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "id": c.id,
+                        "level": level(c),
+                        "title": c.title,
+                        "spec": c.spec,
+                        "links": cni_conformance::spec_ref::links(c.spec),
+                    })
+                })
+                .collect();
+            let text = serde_json::to_string_pretty(&list).map_err(|e| Usage(anyhow!("--list: {e}")))?;
+            Ok(text + "\n")
+        }
+        Format::Junit => Err(Usage(anyhow!(
+            "--list prints text or JSON (--format human or json), not JUnit"
+        ))),
+    }
+}
+
 /// Runs plugin mode; returns the exit status.
 pub fn run(cli: PluginArgs) -> Result<u8, Usage> {
     if cli.vm.vm {
         return super::vm::run_plugin(cli);
     }
     if cli.list {
-        let text: String = cases::all()
-            .iter()
-            .map(|c| {
-                format!(
-                    "{:<40} {:<6} {}\n",
-                    c.id,
-                    format!("{:?}", c.level).to_lowercase(),
-                    c.title
-                )
-            })
-            .collect();
-        output::stdout(&text)?;
+        output::stdout(&catalogue(cli.format)?)?;
         return Ok(0);
     }
     let limits = Limits {
