@@ -57,6 +57,10 @@ pub struct Invocation<'a> {
     pub lab: Option<&'a Lab>,
 }
 
+/// How the note of a call that was not made starts (its verb of the plugin under test already
+/// hung, so the suite did not wait for another timeout).
+pub const NOT_RUN: &str = "not run:";
+
 /// How the run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "value")]

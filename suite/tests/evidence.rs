@@ -123,6 +123,22 @@ fn a_plugin_whose_add_hangs_is_judged_within_twice_the_timeout() {
     let d = case(&report, "del/without-add");
     assert_eq!(d["status"], "fail", "{d}");
     assert!(d["message"].as_str().unwrap().contains("DEL"), "{d}");
+    // The human report does not present a call that was never made as one that timed out.
+    let out = suite()
+        .arg(&plugin)
+        .args([
+            "--config",
+            conf.to_str().unwrap(),
+            "--timeout",
+            "1",
+            "--filter",
+            "^add/result-schema$",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ADD -> not run (see note)"), "{text}");
+    assert!(!text.contains("timed out (killed) in 0 ms"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -358,7 +358,7 @@ impl<'a> Ctx<'a> {
             stderr_dropped: 0,
             exit: Exit::TimedOut,
             duration_ms: 0,
-            notes: vec![format!("not run: {}", first.describe(verb))],
+            notes: vec![format!("{} {}", crate::invocation::NOT_RUN, first.describe(verb))],
         });
         let idx = self.invocations.len() - 1;
         self.not_run.push(idx);

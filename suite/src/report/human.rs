@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::{CaseReport, Report};
 use crate::case::Status;
+use crate::invocation::NOT_RUN;
 use crate::runner::CaseResult;
 
 fn tag(s: Status) -> &'static str {
@@ -50,11 +51,13 @@ fn details(c: &CaseReport, out: &mut String) {
         let _ = writeln!(out, "    lab kept: {k}");
     }
     if let Some(rec) = c.blame.and_then(|i| c.invocations.get(i)) {
-        let _ = writeln!(
-            out,
-            "    invocation: {} {} -> {} in {} ms",
-            rec.program, rec.command, rec.exit, rec.duration_ms
-        );
+        // A call skipped because its verb already hung was never made: no exit, no time.
+        let outcome = if rec.notes.iter().any(|n| n.starts_with(NOT_RUN)) {
+            "not run (see note)".to_string()
+        } else {
+            format!("{} in {} ms", rec.exit, rec.duration_ms)
+        };
+        let _ = writeln!(out, "    invocation: {} {} -> {outcome}", rec.program, rec.command);
         let env: Vec<String> = rec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "      env:    {}", env.join(" "));
         out.push_str("      stdin:\n");
