@@ -117,6 +117,18 @@ fn a_guest_past_its_timeout_is_stopped_and_exits_2() {
     let bridge = upstream("bridge");
     // The clock starts once this test has the guest slot (other tests' guests queue before it).
     let _guard = ONE_GUEST_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // A run killed before it could clean up (SIGKILL) left its scratch directory: the next run
+    // sweeps it, and leaves a live run's alone.
+    let tmp = std::env::temp_dir();
+    let dead_pid = (100_000..)
+        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
+        .unwrap();
+    let dead = tmp.join(format!("cni-conformance-vm-{dead_pid}-0"));
+    let live = tmp.join(format!("cni-conformance-vm-{}-999", std::process::id()));
+    for d in [&dead, &live] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("initrd.cpio"), b"x").unwrap();
+    }
     let start = std::time::Instant::now();
     let out = suite()
         .args([
@@ -136,6 +148,9 @@ fn a_guest_past_its_timeout_is_stopped_and_exits_2() {
     assert!(out.stdout.is_empty());
     // The kernel fetch (first run only) comes before the clock starts; the guest itself is cut.
     assert!(start.elapsed() < std::time::Duration::from_secs(60));
+    assert!(!dead.exists(), "the scratch of a dead run was not swept");
+    assert!(live.exists(), "the scratch of a live run was swept");
+    let _ = std::fs::remove_dir_all(live);
 }
 
 fn upstream_bridge_in_the_vm_passes_with_the_same_cases_as_on_the_host() {

@@ -195,6 +195,7 @@ struct Scratch(PathBuf);
 impl Scratch {
     fn new() -> Result<Self, VmError> {
         let base = std::env::temp_dir();
+        sweep_dead_scratch(&base);
         for n in 0..1000u32 {
             let p = base.join(format!("cni-conformance-vm-{}-{n}", std::process::id()));
             match std::fs::create_dir(&p) {
@@ -204,6 +205,35 @@ impl Scratch {
             }
         }
         Err(VmError::Guest("cannot create a scratch directory".into()))
+    }
+}
+
+/// Removes the scratch directories of runs that were killed before they could (SIGKILL): those
+/// whose process is gone, when they are ours.
+fn sweep_dead_scratch(base: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    // Only when /proc shows our own PID namespace: elsewhere a live run's pid would look dead.
+    let own_proc =
+        std::fs::read_link("/proc/self").is_ok_and(|p| p.to_str() == Some(std::process::id().to_string().as_str()));
+    if !own_proc {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(base) else { return };
+    let me = nix::unistd::geteuid().as_raw();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("cni-conformance-vm-"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let ours = std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if ours && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
