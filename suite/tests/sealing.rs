@@ -266,6 +266,15 @@ fn finding(report: &Value, id: &str) -> String {
     text
 }
 
+/// Removes a test's scratch directory also when the test fails half way.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn locked() -> std::sync::MutexGuard<'static, ()> {
     MACHINE.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -273,6 +282,7 @@ fn locked() -> std::sync::MutexGuard<'static, ()> {
 fn escape_through_the_parents_namespaces_reaches_only_the_lab() {
     let _lock = locked();
     let dir = tempdir("seal-escape");
+    let _cleanup = RemoveOnDrop(dir.clone());
     let before = machine(std::slice::from_ref(&dir));
     let plugin = hostile(
         &dir,
@@ -290,6 +300,7 @@ fn escape_through_the_parents_namespaces_reaches_only_the_lab() {
 fn writes_to_etc_and_tmp_stay_in_the_lab_and_are_reported() {
     let _lock = locked();
     let dir = tempdir("seal-writes");
+    let _cleanup = RemoveOnDrop(dir.clone());
     let before = machine(std::slice::from_ref(&dir));
     let plugin = hostile(
         &dir,
@@ -312,6 +323,7 @@ fn writes_to_etc_and_tmp_stay_in_the_lab_and_are_reported() {
 fn a_setsid_daemon_is_named_and_ends_with_the_lab() {
     let _lock = locked();
     let dir = tempdir("seal-daemon");
+    let _cleanup = RemoveOnDrop(dir.clone());
     let before = machine(std::slice::from_ref(&dir));
     let plugin = hostile(&dir, &format!("setsid -f sleep {MARKER} >/dev/null 2>&1 </dev/null"));
     let run = judge_plugin(&plugin);
@@ -333,6 +345,7 @@ fn stopping_or_killing_the_parent_leaves_the_suite_running() {
     let _lock = locked();
     for (signal, seen) in [("STOP", "stopped by signal 19"), ("KILL", "killed by signal 9")] {
         let dir = tempdir("seal-parent");
+        let _cleanup = RemoveOnDrop(dir.clone());
         let before = machine(std::slice::from_ref(&dir));
         let plugin = hostile(&dir, &format!("kill -{signal} $PPID"));
         let run = judge(
@@ -358,6 +371,7 @@ fn stopping_or_killing_the_parent_leaves_the_suite_running() {
 fn a_data_dir_under_tmp_works_in_parallel_labs() {
     let _lock = locked();
     let dir = tempdir("seal-datadir");
+    let _cleanup = RemoveOnDrop(dir.clone());
     let data = format!("/tmp/cniconf-datadir-{}", std::process::id());
     let conf = dir.join("bridge.conflist");
     std::fs::write(
@@ -395,6 +409,7 @@ fn a_data_dir_under_tmp_works_in_parallel_labs() {
 fn a_run_sigkilled_half_way_leaves_nothing() {
     let _lock = locked();
     let dir = tempdir("seal-sigkill");
+    let _cleanup = RemoveOnDrop(dir.clone());
     let before = machine(std::slice::from_ref(&dir));
     let plugin = hostile(
         &dir,
@@ -432,6 +447,7 @@ fn a_run_sigkilled_half_way_leaves_nothing() {
 fn rootless_runs_are_sealed_the_same_way() {
     let _lock = locked();
     let dir = tempdir("seal-rootless");
+    let _cleanup = RemoveOnDrop(dir.clone());
     let before = machine(std::slice::from_ref(&dir));
     let plugin = hostile(
         &dir,
@@ -460,6 +476,7 @@ fn rootless_runs_are_sealed_the_same_way() {
 fn a_runtime_that_forks_a_daemon_is_named_and_sigkill_leaves_nothing() {
     let _lock = locked();
     let dir = tempdir("seal-runtime");
+    let _cleanup = RemoveOnDrop(dir.clone());
     let control = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/runtimes/invoke-runtime.sh");
     let cmd = dir.join("daemon-runtime.sh");
     std::fs::write(
