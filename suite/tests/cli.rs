@@ -3,19 +3,18 @@
 mod common;
 mod harness;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use assert_cmd::Command as AssertCommand;
-use common::{fixture, host_state, statuses, suite, tempdir, upstream, upstream_plugin};
+use common::{fixture, host_state, kill_at_progress, statuses, suite, tempdir, upstream, upstream_plugin};
 use harness::Test;
 
 fn assert_cmd() -> AssertCommand {
     AssertCommand::cargo_bin("cni-conformance").unwrap()
 }
 
-fn list_prints_area_slug_ids() {
+/// What `--list` prints.
+fn list_text() -> String {
     let out = assert_cmd()
         .arg("--list")
         .assert()
@@ -23,7 +22,11 @@ fn list_prints_area_slug_ids() {
         .get_output()
         .stdout
         .clone();
-    let text = String::from_utf8(out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn list_prints_area_slug_ids() {
+    let text = list_text();
     let ids: Vec<&str> = text.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
     assert!(ids.len() >= 10, "only {} cases", ids.len());
     let re = regex::Regex::new(r"^[a-z0-9]+/[a-z0-9-]+$").unwrap();
@@ -34,15 +37,7 @@ fn list_prints_area_slug_ids() {
 /// `--list --format json` is the same catalogue as the text list, each case with its spec
 /// reference and links; JUnit has no list form and is refused.
 fn list_as_json_matches_the_text_list() {
-    let text = assert_cmd()
-        .arg("--list")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let ids: Vec<String> = String::from_utf8(text)
-        .unwrap()
+    let ids: Vec<String> = list_text()
         .lines()
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .collect();
@@ -247,22 +242,10 @@ fn host_is_unchanged_after_a_run_and_after_sigkill() {
     let dir = tempdir("sigkill");
     let linked = dir.join("bridge");
     std::os::unix::fs::symlink(&bridge, &linked).unwrap();
-    let mut child = suite()
-        .args([linked.to_str().unwrap(), "--cni-path", "/usr/lib/cni", "--jobs", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut cmd = suite();
+    cmd.args([linked.to_str().unwrap(), "--cni-path", "/usr/lib/cni", "--jobs", "2"]);
     // Kill it in the middle of the run, once a few cases have finished.
-    let start = Instant::now();
-    while let Some(Ok(line)) = lines.next() {
-        if line.starts_with("[  3/") || start.elapsed() > Duration::from_secs(20) {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    let _ = child.wait();
+    kill_at_progress(cmd, "[  3/", Duration::from_secs(20), || {});
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(before, host_state(), "a SIGKILLed run changed the host");
     let leftover = std::process::Command::new("pgrep")

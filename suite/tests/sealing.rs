@@ -13,14 +13,13 @@ mod common;
 mod harness;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{host_state, statuses, suite, tempdir, upstream_plugin};
+use common::{host_state, kill_at_progress, statuses, suite, tempdir, upstream_plugin};
 use harness::Test;
 use serde_json::Value;
 
@@ -279,11 +278,18 @@ fn locked() -> std::sync::MutexGuard<'static, ()> {
     MACHINE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn escape_through_the_parents_namespaces_reaches_only_the_lab() {
-    let _lock = locked();
-    let dir = tempdir("seal-escape");
-    let _cleanup = RemoveOnDrop(dir.clone());
+/// A test's hold on the machine, its scratch directory (removed when the test ends, however it
+/// ends) and the machine as it was before.
+fn bench(tag: &str) -> (std::sync::MutexGuard<'static, ()>, PathBuf, RemoveOnDrop, Machine) {
+    let lock = locked();
+    let dir = tempdir(tag);
+    let cleanup = RemoveOnDrop(dir.clone());
     let before = machine(std::slice::from_ref(&dir));
+    (lock, dir, cleanup, before)
+}
+
+fn escape_through_the_parents_namespaces_reaches_only_the_lab() {
+    let (_lock, dir, _cleanup, before) = bench("seal-escape");
     let plugin = hostile(
         &dir,
         "nsenter -t $PPID -a sh -c 'ip route add 203.0.113.0/24 dev lo; nft add table inet cniconfescape; touch /run/cniconf-escaped; hostname cniconf-escaped' >&2",
@@ -294,14 +300,10 @@ fn escape_through_the_parents_namespaces_reaches_only_the_lab() {
     assert_eq!(run.code, Some(0), "{}", run.report);
     let kept = finding(&run.report, "del/keeps-only-network-state");
     assert!(kept.contains("warn") && kept.contains("203.0.113.0/24"), "{kept}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn writes_to_etc_and_tmp_stay_in_the_lab_and_are_reported() {
-    let _lock = locked();
-    let dir = tempdir("seal-writes");
-    let _cleanup = RemoveOnDrop(dir.clone());
-    let before = machine(std::slice::from_ref(&dir));
+    let (_lock, dir, _cleanup, before) = bench("seal-writes");
     let plugin = hostile(
         &dir,
         "echo '10.9.9.9 hostile' >> /etc/hosts; echo x > /etc/cniconf-hostile; echo x > /tmp/cniconf-hostile",
@@ -317,14 +319,10 @@ fn writes_to_etc_and_tmp_stay_in_the_lab_and_are_reported() {
     }
     let trace = finding(&run.report, "del/leaves-no-trace");
     assert!(trace.contains("warn") && trace.contains("/etc/hosts"), "{trace}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn a_setsid_daemon_is_named_and_ends_with_the_lab() {
-    let _lock = locked();
-    let dir = tempdir("seal-daemon");
-    let _cleanup = RemoveOnDrop(dir.clone());
-    let before = machine(std::slice::from_ref(&dir));
+    let (_lock, dir, _cleanup, before) = bench("seal-daemon");
     let plugin = hostile(&dir, &format!("setsid -f sleep {MARKER} >/dev/null 2>&1 </dev/null"));
     let run = judge_plugin(&plugin);
     settle(&before);
@@ -338,7 +336,6 @@ fn a_setsid_daemon_is_named_and_ends_with_the_lab() {
         "a plugin that starts a daemon on every ADD: judged in {:.1} s",
         run.seconds
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn stopping_or_killing_the_parent_leaves_the_suite_running() {
@@ -403,52 +400,32 @@ fn a_data_dir_under_tmp_works_in_parallel_labs() {
         .map(|(id, _)| id)
         .collect();
     assert!(failed.is_empty(), "false findings with dataDir under /tmp: {failed:?}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn a_run_sigkilled_half_way_leaves_nothing() {
-    let _lock = locked();
-    let dir = tempdir("seal-sigkill");
-    let _cleanup = RemoveOnDrop(dir.clone());
-    let before = machine(std::slice::from_ref(&dir));
+    let (_lock, dir, _cleanup, before) = bench("seal-sigkill");
     let plugin = hostile(
         &dir,
         &format!(
             "echo x > /tmp/cniconf-hostile; echo x >> /etc/hosts; setsid -f sleep {MARKER} >/dev/null 2>&1 </dev/null"
         ),
     );
-    let mut child = suite()
-        .arg(&plugin)
-        .args(["--jobs", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let start = Instant::now();
-    while let Some(Ok(line)) = lines.next() {
-        if line.starts_with("[  4/") || start.elapsed() > Duration::from_secs(60) {
-            break;
-        }
-    }
-    // The leftover check finds labs by their init: it must see them while they run.
-    let seen = processes();
-    assert!(
-        seen.iter().any(|p| p.contains("[cni-conformance ")),
-        "no lab init seen while the run was going: {seen:?}"
-    );
-    child.kill().unwrap();
-    let _ = child.wait();
+    let mut cmd = suite();
+    cmd.arg(&plugin).args(["--jobs", "2"]);
+    kill_at_progress(cmd, "[  4/", Duration::from_secs(60), || {
+        // The leftover check finds labs by their init: it must see them while they run.
+        let seen = processes();
+        assert!(
+            seen.iter().any(|p| p.contains("[cni-conformance ")),
+            "no lab init seen while the run was going: {seen:?}"
+        );
+    });
     settle(&before);
     assert_same(&before, &machine(std::slice::from_ref(&dir)), "SIGKILL half way");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn rootless_runs_are_sealed_the_same_way() {
-    let _lock = locked();
-    let dir = tempdir("seal-rootless");
-    let _cleanup = RemoveOnDrop(dir.clone());
-    let before = machine(std::slice::from_ref(&dir));
+    let (_lock, dir, _cleanup, before) = bench("seal-rootless");
     let plugin = hostile(
         &dir,
         &format!("echo x > /tmp/cniconf-hostile; setsid -f sleep {MARKER} >/dev/null 2>&1 </dev/null; nsenter -t $PPID -n ip route add 203.0.113.0/24 dev lo"),
@@ -470,7 +447,6 @@ fn rootless_runs_are_sealed_the_same_way() {
     for seen in ["/tmp/cniconf-hostile", &format!("sleep {MARKER}"), "203.0.113.0/24"] {
         assert!(text.contains(seen), "rootless report does not name {seen}");
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn a_runtime_that_forks_a_daemon_is_named_and_sigkill_leaves_nothing() {
@@ -505,26 +481,11 @@ fn a_runtime_that_forks_a_daemon_is_named_and_sigkill_leaves_nothing() {
     );
 
     // The same command, SIGKILLed while it runs: nothing of it stays (no scratch directory either).
-    let mut child = suite()
-        .args(["runtime", "--"])
-        .arg("sh")
-        .arg(&cmd)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let start = Instant::now();
-    while let Some(Ok(line)) = lines.next() {
-        if line.starts_with("[ 3/") || start.elapsed() > Duration::from_secs(60) {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    let _ = child.wait();
+    let mut killed = suite();
+    killed.args(["runtime", "--"]).arg("sh").arg(&cmd);
+    kill_at_progress(killed, "[ 3/", Duration::from_secs(60), || {});
     settle(&before);
     assert_same(&before, &machine(std::slice::from_ref(&dir)), "runtime mode SIGKILLed");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn main() {

@@ -134,3 +134,25 @@ pub fn reference_plugins() -> PathBuf {
     assert!(status.success(), "building the reference plugins failed");
     target.join("release")
 }
+
+/// Starts `cmd` (the suite, progress on stderr), waits until a progress line starts with
+/// `progress` (or `limit` passed), runs `meanwhile` while the run still goes, then SIGKILLs it and
+/// reaps it: a run killed half way.
+pub fn kill_at_progress(mut cmd: Command, progress: &str, limit: std::time::Duration, meanwhile: impl FnOnce()) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let start = std::time::Instant::now();
+    while let Some(Ok(line)) = lines.next() {
+        if line.starts_with(progress) || start.elapsed() > limit {
+            break;
+        }
+    }
+    meanwhile();
+    child.kill().unwrap();
+    let _ = child.wait();
+}
